@@ -1,0 +1,134 @@
+"""The ``buildkit`` command line: the only module that imports click or exits.
+
+Each command parses its arguments, calls the library, and prints; every failure the library knows about is
+a :class:`~buildkit.errors.BuildkitError`, shown as one line on stderr with its exit code (2 bad input,
+1 problems found or a failed build). Heavy imports stay inside the commands so that
+``buildkit symvers check`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from buildkit import __version__
+from buildkit.errors import BuildkitError, InputError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(err: BuildkitError) -> NoReturn:
+    click.echo(f"buildkit: error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _kbuild_args(args: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments in kbuild's style (``M=drivers/foo KERNELDIR=...``)."""
+    found: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            raise InputError(
+                f"unexpected argument {arg!r}",
+                fix=f"use KEY=VALUE with KEY one of {', '.join(allowed)}",
+            )
+        found[key] = value
+    return found
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="buildkit")
+def cli() -> None:
+    """Build tooling for old or locked-down Linux hosts.
+
+    \b
+    buildkit symvers ...   kernel-module symbols: Module.symvers, .ko files, modpost errors, modules.dep
+    """
+
+
+@cli.group(context_settings=CONTEXT)
+def symvers() -> None:
+    """Kernel-module symbols: read Module.symvers and .ko files, explain modpost errors.
+
+    \b
+    Typical use, after 'make M=drivers/foo' failed with  modpost: "bar" [...] undefined!:
+      buildkit symvers check M=drivers/foo
+      make 2>&1 | buildkit symvers diagnose
+    """
+
+
+@symvers.command("show", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--format",
+    "layout",
+    type=click.Choice(["3col", "4col", "5.4", "5.6"]),
+    help="Write the entries back as a Module.symvers of this layout (3col <= 2.6.17, 4col <= 5.3, "
+    "5.4 namespace in the middle, 5.6 namespace last).",
+)
+def symvers_show(files: tuple[str, ...], as_json: bool, layout: str | None) -> None:
+    """Show the exports listed in Module.symvers FILES (any layout, gzip too).
+
+    \b
+    Examples:
+      buildkit symvers show /lib/modules/$(uname -r)/build/Module.symvers
+      buildkit symvers show /boot/symvers-$(uname -r).gz --json
+      buildkit symvers show old/Module.symvers --format 5.6 > Module.symvers
+    """
+    from buildkit.kmod.symvers import format_symvers, read_symvers
+
+    tables = [read_symvers(path) for path in files]
+    if layout:
+        for table in tables:
+            click.echo(format_symvers(table.entries, layout), nl=False)
+    elif as_json:
+        _print_json(
+            [
+                {
+                    "path": t.path,
+                    "layout": t.layout,
+                    "symbols": [
+                        {"crc": f"0x{e.crc:08x}", "symbol": e.symbol, "module": e.module, "type": e.type,
+                         "namespace": e.namespace}
+                        for e in t.entries
+                    ],
+                }
+                for t in tables
+            ]
+        )
+    else:
+        for t in tables:
+            click.echo(f"# {t.path}: {len(t.entries)} symbols, layout {t.layout}")
+            width = max((len(e.symbol) for e in t.entries), default=6)
+            for e in t.entries:
+                ns = f"  [{e.namespace}]" if e.namespace else ""
+                click.echo(f"0x{e.crc:08x}  {e.symbol:<{width}}  {e.type:<24}  {e.module}{ns}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, prog_name="buildkit")
+    except BuildkitError as err:
+        _fail(err)
+    except click.exceptions.Abort:
+        click.echo("buildkit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("buildkit: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `buildkit ... | head`: the reader went away; nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

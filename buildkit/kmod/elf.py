@@ -1,0 +1,207 @@
+"""A small read-only ELF reader: sections, their bytes, and the symbol table.
+
+Kernel modules are relocatable ELF files (``ET_REL``), so symbol values are offsets into their section.
+Only what module tooling needs is read; every offset is bounds-checked, so a truncated or garbage file
+raises :class:`ElfError` naming the file instead of an ``IndexError`` deep inside.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Iterator, NamedTuple, Sequence
+
+from buildkit.errors import InputError
+
+__all__ = ["ElfError", "ElfFile", "Section", "Symbol", "SHN_UNDEF", "SHN_ABS", "STB_WEAK"]
+
+SHN_UNDEF = 0
+SHN_ABS = 0xFFF1
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+SHT_SYMTAB = 2
+SHT_NOBITS = 8
+
+# (header, section header, symbol) layouts per (class, byte order); field order differs for symbols.
+_HEADER = {1: "16xHHIIIIIHHHHHH", 2: "16xHHIQQQIHHHHHH"}
+_SHDR = {1: "IIIIIIIIII", 2: "IIQQQQIIQQ"}
+_SYM = {1: "IIIBBH", 2: "IBBHQQ"}
+
+
+class ElfError(InputError):
+    """The file is not a usable ELF object; the message names the file and what is wrong."""
+
+
+class Section(NamedTuple):
+    name: str
+    type: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+
+
+class Symbol(NamedTuple):
+    name: str
+    value: int
+    size: int
+    bind: int
+    type: int
+    shndx: int
+
+
+class ElfFile:
+    """Parse ``data`` (the whole file) once; ``origin`` names it in errors."""
+
+    def __init__(self, data: bytes, origin: str) -> None:
+        self.data = data
+        self.origin = origin
+        if len(data) < 52 or data[:4] != b"\x7fELF":
+            raise ElfError(f"{origin}: not an ELF file", fix="rebuild the module or pass a .ko/.o file")
+        self.elfclass = data[4]
+        order = {1: "<", 2: ">"}.get(data[5])
+        if self.elfclass not in _HEADER or order is None:
+            raise ElfError(f"{origin}: unknown ELF class {data[4]} or byte order {data[5]}")
+        self.order = order
+        self.is64 = self.elfclass == 2
+        hdr = self._unpack(order + _HEADER[self.elfclass], 0, "ELF header")
+        self.type, self.machine = hdr[0], hdr[1]
+        shoff, shentsize, shnum, shstrndx = hdr[5], hdr[10], hdr[11], hdr[12]
+        if shnum == 0 or shoff == 0:
+            raise ElfError(f"{origin}: ELF file has no section headers", fix="is it stripped or truncated?")
+        shfmt = order + _SHDR[self.elfclass]
+        if shentsize != struct.calcsize(shfmt):
+            raise ElfError(f"{origin}: section header size {shentsize} is not {struct.calcsize(shfmt)}")
+        end = shoff + shnum * shentsize
+        if end > len(data):
+            raise ElfError(
+                f"{origin}: truncated ELF file ({len(data)} bytes, section headers end at {end})",
+                fix="rebuild the module or copy it again",
+            )
+        self._raw = list(struct.iter_unpack(shfmt, data[shoff:end]))
+        if shstrndx >= shnum:
+            raise ElfError(f"{origin}: section-name table index {shstrndx} out of range")
+        self._names = self._slice(self._raw[shstrndx][4], self._raw[shstrndx][5], "section-name table")
+        self._by_name_offset = {sh[0]: i for i, sh in enumerate(self._raw)}
+        self._sections: list[Section] | None = None
+        self._symtab: list[tuple[int, int, int, int, int]] | None = None
+
+    @property
+    def sections(self) -> list[Section]:
+        """Every section header, decoded and checked against the file size (made on first use)."""
+        if self._sections is None:
+            self._sections = [self._section(i) for i in range(len(self._raw))]
+        return self._sections
+
+    def _section(self, index: int) -> Section:
+        sh = self._raw[index]
+        name_end = self._names.find(b"\0", sh[0])
+        name = self._names[sh[0] : name_end].decode("latin-1") if name_end >= 0 else ""
+        if sh[1] != SHT_NOBITS and sh[4] + sh[5] > len(self.data):
+            raise ElfError(
+                f"{self.origin}: truncated ELF file (section {name} ends at {sh[4] + sh[5]},"
+                f" file has {len(self.data)} bytes)",
+                fix="rebuild the module or copy it again",
+            )
+        return Section(name, sh[1], sh[4], sh[5], sh[6], sh[7], sh[9])
+
+    def find(self, name: str) -> Section | None:
+        """The section called ``name``, found without decoding the others."""
+        needle = name.encode("latin-1") + b"\0"
+        pos = self._names.find(needle)
+        while pos >= 0:
+            index = self._by_name_offset.get(pos)
+            if index is not None:
+                return self._sections[index] if self._sections is not None else self._section(index)
+            pos = self._names.find(needle, pos + 1)
+        return None
+
+    def _find_type(self, sh_type: int) -> Section | None:
+        for index, sh in enumerate(self._raw):
+            if sh[1] == sh_type:
+                return self._section(index)
+        return None
+
+    def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
+        try:
+            return struct.unpack_from(fmt, self.data, offset)
+        except struct.error:
+            raise ElfError(f"{self.origin}: truncated ELF file ({what})") from None
+
+    def _slice(self, offset: int, size: int, what: str) -> bytes:
+        if offset + size > len(self.data):
+            raise ElfError(f"{self.origin}: truncated ELF file ({what})")
+        return self.data[offset : offset + size]
+
+    def section_data(self, section: Section | str) -> bytes:
+        """The bytes of a section (given or by name); empty for a missing or NOBITS section."""
+        if isinstance(section, str):
+            found = self.find(section)
+            if found is None:
+                return b""
+            section = found
+        if section.type == SHT_NOBITS:
+            return b""
+        return self.data[section.offset : section.offset + section.size]
+
+    def raw_symbols(self) -> tuple[bytes, list[tuple[int, int, int, int, int]]]:
+        """The string table and ``(name_offset, info, shndx, value, size)`` for each symbol.
+
+        This is the fast path for scanning thousands of modules: names are decoded only by the caller,
+        and only for the symbols it keeps.
+        """
+        symtab = self._find_type(SHT_SYMTAB)
+        if symtab is None:
+            return b"", []
+        if symtab.link >= len(self._raw):
+            raise ElfError(f"{self.origin}: symbol table links to missing section {symtab.link}")
+        strtab = self.section_data(self._section(symtab.link))
+        fmt = self.order + _SYM[self.elfclass]
+        entsize = struct.calcsize(fmt)
+        body = self.section_data(symtab)
+        if len(body) % entsize:
+            raise ElfError(f"{self.origin}: symbol table size {len(body)} is not a multiple of {entsize}")
+        if self._symtab is None:
+            if self.is64:
+                self._symtab = [(n, i, sh, v, sz) for n, i, _o, sh, v, sz in struct.iter_unpack(fmt, body)]
+            else:
+                self._symtab = [(n, i, sh, v, sz) for n, v, sz, i, _o, sh in struct.iter_unpack(fmt, body)]
+        return strtab, self._symtab
+
+    def global_symbols(self) -> tuple[bytes, Sequence[int], Sequence[int]]:
+        """The string table, and for each non-local symbol its name offset and ``info | other << 8 |
+        shndx << 16``: two flat integer sequences sliced in C, for scanning thousands of modules fast.
+
+        Local symbols come first in an ELF symbol table; the table's ``sh_info`` says where they end.
+        """
+        symtab = self._find_type(SHT_SYMTAB)
+        if symtab is None:
+            return b"", (), ()
+        if not (self.is64 and self.order == "<" and sys.byteorder == "little"):
+            strtab, raw = self.raw_symbols()
+            rest = raw[symtab.info :]
+            return strtab, [r[0] for r in rest], [r[1] | r[2] << 16 for r in rest]
+        if symtab.link >= len(self._raw) or symtab.size % 24:
+            self.raw_symbols()  # raises the precise error
+        strtab = self.section_data(self._section(symtab.link))
+        start = symtab.offset + 24 * symtab.info
+        words = memoryview(self.data)[start : symtab.offset + symtab.size].cast("I")
+        return strtab, words[0::6], words[1::6]
+
+    def symbols(self) -> Iterator[Symbol]:
+        """Every symbol but the null one, with its name decoded."""
+        strtab, raw = self.raw_symbols()
+        for name_off, info, shndx, value, size in raw[1:]:
+            yield Symbol(cstring(strtab, name_off, self.origin), value, size, info >> 4, info & 0xF, shndx)
+
+    def uint(self, data: bytes, offset: int, size: int) -> int:
+        """An unsigned integer of ``size`` bytes at ``offset`` of ``data``, in the file's byte order."""
+        return int.from_bytes(data[offset : offset + size], "little" if self.order == "<" else "big")
+
+
+def cstring(table: bytes, offset: int, origin: str = "?") -> str:
+    """The NUL-terminated string at ``offset`` of ``table``."""
+    if offset >= len(table) and offset:
+        raise ElfError(f"{origin}: string offset {offset} is outside its table of {len(table)} bytes")
+    end = table.find(b"\0", offset)
+    return table[offset : end if end >= 0 else None].decode("latin-1")

@@ -1,0 +1,304 @@
+"""Read what a kernel module declares: exports, undefined symbols, ``.modinfo`` and ``__versions``.
+
+Works on final modules (``.ko`` and ``.ko.gz``/``.ko.xz``/``.ko.zst``, detected by magic, not by name) and on
+the ``<mod>.o`` objects kbuild leaves behind when modpost fails and no ``.ko`` is written. Exports are
+found the way the kernel lays them out in each era:
+
+* ``__ksymtab*`` sections: in a ``.o`` one section per export (``___ksymtab_gpl+sym``) holding a
+  ``__ksymtab_sym`` label; in a ``.ko`` merged sections whose relocations point at ``__kstrtab_sym``;
+* ``__kstrtabns_sym`` (5.5+) or the namespace string of a 6.5+ ``.export_symbol`` entry;
+* ``__crc_sym`` for the symbol's CRC (an absolute value, or a 32-bit word in its section).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from itertools import compress
+from typing import Iterable
+
+from buildkit.errors import InputError
+from buildkit.kmod.elf import SHN_ABS, SHN_UNDEF, STB_WEAK, ElfError, ElfFile, cstring
+
+__all__ = [
+    "Export",
+    "ModuleInfo",
+    "QuickSymbols",
+    "EXPORT_TYPES",
+    "GPL_ONLY_TYPES",
+    "MODULE_SUFFIXES",
+    "is_module_file",
+    "module_name",
+    "read_module",
+    "read_module_bytes",
+    "quick_symbols",
+]
+
+# Section stem (without leading underscores or the ``+sym`` suffix) -> the EXPORT_* macro that made it.
+_SECTION_TYPES = {
+    "ksymtab": "EXPORT_SYMBOL",
+    "ksymtab_gpl": "EXPORT_SYMBOL_GPL",
+    "ksymtab_gpl_future": "EXPORT_SYMBOL_GPL_FUTURE",
+    "ksymtab_unused": "EXPORT_UNUSED_SYMBOL",
+    "ksymtab_unused_gpl": "EXPORT_UNUSED_SYMBOL_GPL",
+}
+EXPORT_TYPES = tuple(_SECTION_TYPES.values())
+GPL_ONLY_TYPES = frozenset({"EXPORT_SYMBOL_GPL", "EXPORT_UNUSED_SYMBOL_GPL"})
+MODULE_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst", ".ko.bz2")
+_STT_SECTION = 3
+_SHT_RELA, _SHT_REL = 4, 9
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    type: str = "EXPORT_SYMBOL"
+    namespace: str = ""
+    crc: int | None = None
+
+    @property
+    def gpl_only(self) -> bool:
+        return self.type in GPL_ONLY_TYPES
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    path: str
+    name: str
+    is_object: bool
+    exports: tuple[Export, ...]
+    undefined: tuple[str, ...]
+    weak: frozenset[str]
+    modinfo: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    machine: int = 0
+
+    def info(self, key: str) -> str | None:
+        values = self.modinfo.get(key)
+        return values[0] if values else None
+
+    @property
+    def license(self) -> str | None:
+        return self.info("license")
+
+    @property
+    def import_ns(self) -> tuple[str, ...]:
+        return self.modinfo.get("import_ns", ())
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        value = self.info("depends")
+        return tuple(d for d in value.split(",") if d) if value else ()
+
+    @property
+    def vermagic(self) -> str | None:
+        return self.info("vermagic")
+
+
+def is_module_file(filename: str) -> bool:
+    return filename.endswith(MODULE_SUFFIXES)
+
+
+def module_name(path: str) -> str:
+    """The kernel's name for a module file: basename, no suffix, ``-`` turned into ``_``."""
+    base = os.path.basename(path)
+    for suffix in MODULE_SUFFIXES + (".o",):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return base.replace("-", "_")
+
+
+def read_module_bytes(path: str) -> bytes:
+    """The uncompressed ELF image of ``path``, whatever compression its magic says it has."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read module: {e.strerror}", fix="check the path and its permissions") from None
+    try:
+        if data[:2] == b"\x1f\x8b":
+            return gzip.decompress(data)
+        if data[:6] == b"\xfd7zXZ\x00":
+            return lzma.decompress(data)
+        if data[:4] == b"\x28\xb5\x2f\xfd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if data[:3] == b"BZh":
+            return bz2.decompress(data)
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
+        raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
+    except Exception as e:  # zstandard.ZstdError is not an OSError
+        if type(e).__name__ == "ZstdError":
+            raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
+        raise
+    return data
+
+
+def _section_type(section_name: str) -> str | None:
+    stem = section_name.lstrip("_").split("+", 1)[0]
+    return _SECTION_TYPES.get(stem)
+
+
+def _parse_modinfo(blob: bytes) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for entry in blob.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep:
+            found.setdefault(key.decode("latin-1"), []).append(value.decode("utf-8", "replace"))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _parse_versions(elf: ElfFile) -> dict[str, int]:
+    blob = elf.section_data("__versions")
+    crc_size = 8 if elf.is64 else 4
+    versions: dict[str, int] = {}
+    for off in range(0, len(blob) - 63, 64):
+        name = cstring(blob[off + crc_size : off + 64], 0)
+        if name:
+            versions[name] = elf.uint(blob, off, crc_size) & 0xFFFFFFFF
+    return versions
+
+
+def _relocations(elf: ElfFile, section_index: int) -> Iterable[tuple[int, int, int]]:
+    """(offset, symbol index, addend) of every relocation that applies to ``section_index``."""
+    for sec in elf.sections:
+        if sec.info != section_index or sec.type not in (_SHT_RELA, _SHT_REL):
+            continue
+        if elf.is64:
+            fmt, shift = ("QQq" if sec.type == _SHT_RELA else "QQ"), 32
+        else:
+            fmt, shift = ("IIi" if sec.type == _SHT_RELA else "II"), 8
+        for rel in struct.iter_unpack(elf.order + fmt, elf.section_data(sec)):
+            yield rel[0], rel[1] >> shift, rel[2] if len(rel) == 3 else 0
+
+
+def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
+    """Everything modpost and depmod read from one module file."""
+    elf = ElfFile(read_module_bytes(path) if data is None else data, path)
+    symbols = list(elf.symbols())
+    sections = elf.sections
+
+    def string_at(shndx: int, offset: int) -> str:
+        if shndx >= len(sections):
+            raise ElfError(f"{path}: symbol points at missing section {shndx}")
+        return cstring(elf.section_data(sections[shndx]), offset, path)
+
+    types: dict[str, str] = {}
+    namespaces: dict[str, str] = {}
+    crcs: dict[str, int] = {}
+    strtab_names: dict[tuple[int, int], str] = {}
+    undefined: list[str] = []
+    weak: set[str] = set()
+    for sym in symbols:
+        name = sym.name
+        if sym.shndx == SHN_UNDEF:
+            if name:
+                undefined.append(name)
+                if sym.bind == STB_WEAK:
+                    weak.add(name)
+        elif name.startswith("__ksymtab_") and sym.shndx < len(sections):
+            kind = _section_type(sections[sym.shndx].name)
+            if kind:
+                types[name[10:]] = kind
+        elif name.startswith("__kstrtabns_"):
+            namespaces[name[12:]] = string_at(sym.shndx, sym.value)
+        elif name.startswith("__kstrtab_"):
+            strtab_names[(sym.shndx, sym.value)] = name[10:]
+            types.setdefault(name[10:], "")
+        elif name.startswith("__crc_"):
+            if sym.shndx == SHN_ABS:
+                crcs[name[6:]] = sym.value & 0xFFFFFFFF
+            elif sym.shndx < len(sections):
+                crcs[name[6:]] = elf.uint(elf.section_data(sections[sym.shndx]), sym.value, 4)
+        elif name.startswith("__export_symbol_"):  # 6.5+ objects: license string, then namespace
+            blob = elf.section_data(sections[sym.shndx]) if sym.shndx < len(sections) else b""
+            licence = cstring(blob, sym.value, path)
+            ns = cstring(blob, sym.value + len(licence) + 1, path)
+            types[name[16:]] = "EXPORT_SYMBOL_GPL" if licence == "GPL" else "EXPORT_SYMBOL"
+            namespaces[name[16:]] = ns
+    # Final .ko files keep no __ksymtab_<sym> labels: the merged __ksymtab* sections' relocations say
+    # which __kstrtab_<sym> string each entry names.
+    if any(not t for t in types.values()):
+        for index, sec in enumerate(sections):
+            kind = _section_type(sec.name)
+            if kind is None or sec.name.startswith(".rel"):
+                continue
+            for _off, symindex, addend in _relocations(elf, index):
+                if symindex == 0 or symindex > len(symbols):
+                    continue
+                target = symbols[symindex - 1]
+                exported = strtab_names.get((target.shndx, target.value + addend))
+                if exported and not types.get(exported):
+                    types[exported] = kind
+    for name, ns in list(namespaces.items()):  # 5.4 wrote "ns.sym" labels; normalise both eras
+        if not ns:
+            namespaces[name] = ""
+    exports = tuple(
+        Export(name, kind or "EXPORT_SYMBOL", namespaces.get(name, ""), crcs.get(name))
+        for name, kind in sorted(types.items())
+    )
+    modinfo = _parse_modinfo(elf.section_data(".modinfo"))
+    name = modinfo.get("name", (module_name(path),))[0]
+    return ModuleInfo(
+        path=path,
+        name=name,
+        is_object=path.endswith(".o"),
+        exports=exports,
+        undefined=tuple(undefined),
+        weak=frozenset(weak),
+        modinfo=modinfo,
+        versions=_parse_versions(elf),
+        machine=elf.machine,
+    )
+
+
+@dataclass(frozen=True)
+class QuickSymbols:
+    """The names depmod needs, read without decoding the whole symbol table."""
+
+    exports: list[str]
+    undefined: list[str]
+    weak: set[str]
+
+
+_CRC_NAMES = re.compile(rb"\0__crc_([^\0]+)")
+_KSTRTAB_NAMES = re.compile(rb"\0__kstrtab_([^\0]+)")
+
+
+def quick_symbols(path: str, data: bytes | None = None) -> QuickSymbols:
+    """Exports and undefined symbols as depmod reads them.
+
+    Exports are the ``__crc_*`` names (``__kstrtab_*`` without MODVERSIONS); undefined symbols are the
+    global symbols with no section, plus ``__versions`` entries no symbol named (``module_layout``).
+    """
+    elf = ElfFile(read_module_bytes(path) if data is None else data, path)
+    strtab, names, infos = elf.global_symbols()
+    exports = [m.decode("latin-1") for m in _CRC_NAMES.findall(strtab)]
+    if not exports:
+        exports = [m.decode("latin-1") for m in _KSTRTAB_NAMES.findall(strtab)]
+    # Keep the symbols whose st_shndx (the high half of ``infos``) is SHN_UNDEF; filtered in C.
+    undefined_mask = list(map((0x10000).__gt__, infos))
+    undefined: list[str] = []
+    weak: set[str] = set()
+    for name_off, info in zip(compress(names, undefined_mask), compress(infos, undefined_mask)):
+        if name_off:
+            name = strtab[name_off : strtab.find(b"\0", name_off)].decode("latin-1")
+            undefined.append(name)
+            if info & 0xF0 == STB_WEAK << 4:
+                weak.add(name)
+    blob = elf.section_data("__versions")
+    if blob:
+        seen = set(undefined)
+        start = 8 if elf.is64 else 4
+        for off in range(start, len(blob), 64):
+            name = blob[off : blob.find(b"\0", off, off + 64 - start)].decode("latin-1")
+            if name and name not in seen:
+                undefined.append(name)
+    return QuickSymbols(exports, undefined, weak)

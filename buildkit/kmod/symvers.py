@@ -1,0 +1,149 @@
+"""``Module.symvers`` in every layout kbuild has written, read and written back.
+
+==========  ==================================================  =========================
+layout      columns (tab-separated)                             kernels
+==========  ==================================================  =========================
+``3col``    crc, symbol, module                                 <= 2.6.17
+``4col``    crc, symbol, module, export type                    2.6.18 - 5.3
+``5.4``     crc, symbol, namespace, module, export type         5.4 - 5.5
+``5.6``     crc, symbol, module, export type, namespace         5.6+ (ends in a tab when no
+                                                                namespace)
+==========  ==================================================  =========================
+
+Gzip files (``/boot/symvers-*.gz``) are read transparently. Writing a file back in its own layout gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from buildkit.errors import InputError
+from buildkit.kmod.modfile import EXPORT_TYPES, GPL_ONLY_TYPES
+
+__all__ = ["LAYOUTS", "Symvers", "SymversEntry", "SymversError", "format_symvers", "parse_symvers", "read_symvers"]
+
+LAYOUTS = ("3col", "4col", "5.4", "5.6")
+_TYPES = frozenset(EXPORT_TYPES)
+
+
+class SymversError(InputError):
+    """A line of a ``Module.symvers`` file that no kbuild layout explains."""
+
+
+@dataclass(frozen=True)
+class SymversEntry:
+    crc: int
+    symbol: str
+    module: str
+    type: str = "EXPORT_SYMBOL"
+    namespace: str = ""
+
+    @property
+    def gpl_only(self) -> bool:
+        return self.type in GPL_ONLY_TYPES
+
+    @property
+    def in_vmlinux(self) -> bool:
+        return self.module == "vmlinux"
+
+
+@dataclass(frozen=True)
+class Symvers:
+    path: str
+    layout: str
+    entries: tuple[SymversEntry, ...]
+
+    def by_symbol(self) -> dict[str, SymversEntry]:
+        """Symbol -> entry; the first entry wins, as it does for modpost."""
+        table: dict[str, SymversEntry] = {}
+        for entry in self.entries:
+            table.setdefault(entry.symbol, entry)
+        return table
+
+
+def _bad(path: str, lineno: int, why: str) -> SymversError:
+    return SymversError(
+        f"{path}:{lineno}: {why}",
+        fix="regenerate it with 'make modules' or fix that line (crc<TAB>symbol<TAB>module<TAB>EXPORT_...)",
+    )
+
+
+def parse_symvers(text: str, path: str = "Module.symvers") -> Symvers:
+    """Parse the text of a ``Module.symvers``; the layout is detected from its lines."""
+    entries: list[SymversEntry] = []
+    layout = ""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        n = len(fields)
+        if n == 5 and fields[3] in _TYPES:
+            kind, (crc, sym, mod, typ, ns) = "5.6", fields
+        elif n == 5 and fields[4] in _TYPES:
+            kind, (crc, sym, ns, mod, typ) = "5.4", fields
+        elif n == 4 and fields[3] in _TYPES:
+            kind, (crc, sym, mod, typ), ns = "4col", fields, ""
+        elif n == 3:
+            kind, (crc, sym, mod), typ, ns = "3col", fields, "EXPORT_SYMBOL", ""
+        elif n in (4, 5):
+            bad = fields[3] if n == 4 else f"{fields[3]!r} / {fields[4]!r}"
+            raise _bad(path, lineno, f"unknown export type {bad}; expected one of {', '.join(EXPORT_TYPES)}")
+        else:
+            raise _bad(path, lineno, f"{n} tab-separated fields; a Module.symvers line has 3, 4 or 5")
+        if layout and kind != layout:
+            raise _bad(path, lineno, f"line in the {kind} layout, but the lines before are {layout}")
+        layout = kind
+        try:
+            value = int(crc, 16)
+        except ValueError:
+            raise _bad(path, lineno, f"CRC {crc!r} is not a hex number") from None
+        if not sym or not mod:
+            raise _bad(path, lineno, "empty symbol or module name")
+        entries.append(SymversEntry(value, sym, mod, typ, ns))
+    return Symvers(path, layout or "5.6", tuple(entries))
+
+
+def read_symvers(path: str) -> Symvers:
+    """Read a ``Module.symvers`` (or a gzip of one, e.g. ``/boot/symvers-$(uname -r).gz``)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise InputError(f"{path}: no such file", fix="build the module first ('make modules') or fix the path") from None
+        why = e.strerror or str(e)
+        raise InputError(f"{path}: cannot read: {why}", fix="check the file and its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SymversError(f"{path}: byte {e.start} is not UTF-8 text", fix="is this really a Module.symvers?") from None
+    return parse_symvers(text, path)
+
+
+def format_symvers(entries: Iterable[SymversEntry], layout: str = "5.6") -> str:
+    """Write entries in ``layout`` exactly as that era's modpost did."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown Module.symvers layout {layout!r}", fix=f"use one of {', '.join(LAYOUTS)}")
+    lines = []
+    for e in entries:
+        crc = f"0x{e.crc:08x}"
+        if layout == "5.6":
+            lines.append(f"{crc}\t{e.symbol}\t{e.module}\t{e.type}\t{e.namespace}\n")
+        elif layout == "5.4":
+            lines.append(f"{crc}\t{e.symbol}\t{e.namespace}\t{e.module}\t{e.type}\n")
+        elif layout == "4col":
+            lines.append(f"{crc}\t{e.symbol}\t{e.module}\t{e.type}\n")
+        else:
+            lines.append(f"{crc}\t{e.symbol}\t{e.module}\n")
+    return "".join(lines)
+
+
+def entries_for_module(exports: Sequence, module: str) -> list[SymversEntry]:
+    """``Module.symvers`` entries for a module's exports, as modpost writes them."""
+    return [SymversEntry(e.crc or 0, e.name, module, e.type, e.namespace) for e in exports]
+
