@@ -114,6 +114,67 @@ def symvers_show(files: tuple[str, ...], as_json: bool, layout: str | None) -> N
                 click.echo(f"0x{e.crc:08x}  {e.symbol:<{width}}  {e.type:<24}  {e.module}{ns}")
 
 
+@symvers.command("check", context_settings=CONTEXT)
+@click.argument("kbuild_args", nargs=-1, metavar="M=DIR [KERNELDIR=DIR] [KBUILD_EXTRA_SYMBOLS=\"F ...\"]")
+@click.option("--search", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Also look for the providers of unresolved symbols under DIR (repeatable).")
+@click.option("--no-default-search", is_flag=True,
+              help="Do not search M='s sibling directories and the kernel's module tree.")
+@click.option("--system-map", type=click.Path(dir_okay=False), metavar="FILE",
+              help="System.map (or /proc/kallsyms) to tell 'defined but not exported' apart from 'unknown'.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"modules\": [...]} as JSON.")
+def symvers_check(kbuild_args: tuple[str, ...], search: tuple[str, ...], no_default_search: bool,
+                  system_map: str | None, as_json: bool) -> None:
+    """Check the modules built in M=DIR the way modpost does, and say how to fix each problem.
+
+    Every undefined symbol is resolved against KERNELDIR/Module.symvers, the KBUILD_EXTRA_SYMBOLS files
+    and the other modules of DIR; problems are those modpost reports (undefined, GPL-only symbol in a
+    non-GPL module, namespace not imported, missing MODULE_LICENSE, exported twice) plus CRCs that
+    disagree. Works on a failed build too: kbuild then leaves <mod>.o and no .ko.
+
+    \b
+    KERNELDIR defaults to /lib/modules/$(uname -r)/build. For an unresolved symbol buildkit looks in
+    M's sibling directories, the kernel's module tree and --search DIRs for a Module.symvers, a built
+    module or a source file that exports it, then in System.map, then for a near-miss name.
+
+    \b
+    Exit status: 0 clean, 1 problems found, 2 bad input.
+
+    \b
+    Examples:
+      buildkit symvers check M=$PWD
+      buildkit symvers check M=drivers/cons KERNELDIR=/usr/src/linux-headers-6.1.0-50-amd64
+      buildkit symvers check M=cons KBUILD_EXTRA_SYMBOLS="$PWD/prov/Module.symvers" --json
+    """
+    from buildkit.kmod.resolve import CheckOptions, check, default_kerneldir
+
+    args = _kbuild_args(kbuild_args, ("M", "KERNELDIR", "KDIR", "KBUILD_EXTRA_SYMBOLS"))
+    if "M" not in args:
+        raise InputError("M=DIR is required", fix="pass the directory of the external module, e.g. M=$PWD")
+    kerneldir = args.get("KERNELDIR") or args.get("KDIR") or default_kerneldir()
+    opts = CheckOptions(
+        m_dir=os.path.abspath(args["M"]),
+        kerneldir=kerneldir,
+        extra_symbols=tuple(args.get("KBUILD_EXTRA_SYMBOLS", "").split()),
+        search=search,
+        system_map=system_map,
+        default_search=not no_default_search,
+    )
+    reports = check(opts)
+    if as_json:
+        _print_json({"modules": [r.to_json() for r in reports]})
+    else:
+        for r in reports:
+            status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
+            deps = ", ".join(r.depends) or "-"
+            click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
+            for p in r.problems:
+                click.echo(f"  {p.kind}: {p.message}")
+                click.echo(f"    fix: {p.fix}")
+    if any(r.problems for r in reports):
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="buildkit")

@@ -1,0 +1,461 @@
+"""Resolve an external module build the way modpost does, and say how to fix what it would reject.
+
+Stages, as in kbuild's ``scripts/mod/modpost.c`` (6.x):
+
+1. exports: the kernel's ``Module.symvers``, then each ``KBUILD_EXTRA_SYMBOLS`` file, then the modules of
+   ``M=`` themselves (an export of a ``M=`` module that vmlinux, or the same module, already exports is
+   "exported twice");
+2. for each module, each undefined, non-weak symbol: undefined, namespace not imported, GPL-only symbol in
+   a GPL-incompatible module; a ``__versions`` CRC that disagrees with the exporter's; no ``MODULE_LICENSE``;
+3. for each problem a fix, found by :class:`FixFinder`, which searches only when something is unresolved.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+
+from buildkit.errors import InputError
+from buildkit.kmod.modfile import ModuleInfo, is_module_file, module_name, quick_symbols, read_module
+from buildkit.kmod.symvers import Symvers, read_symvers
+
+__all__ = [
+    "GPL_COMPATIBLE",
+    "CheckOptions",
+    "FixFinder",
+    "ModuleReport",
+    "Problem",
+    "check",
+    "default_kerneldir",
+    "find_modules",
+    "kernel_release",
+]
+
+# modpost's license_is_gpl_compatible().
+GPL_COMPATIBLE = ("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL")
+# Undefined in every module object until modpost's generated <mod>.mod.c is linked in.
+_IGNORED = frozenset({"__this_module", "_GLOBAL_OFFSET_TABLE_", ".TOC."})
+_EXPORT_IN_SOURCE = re.compile(
+    rb"^\s*EXPORT_(?:UNUSED_)?SYMBOL(?:_NS)?(_GPL(?:_FUTURE)?)?(?:_NS)?(?:_GPL)?\s*\(\s*(\w+)", re.M
+)
+_SKIP_DIRS = frozenset({".git", ".svn", ".hg", "build", "source", "__pycache__", ".tmp_versions"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # undefined | gpl-only | namespace | license | duplicate | crc
+    symbol: str | None
+    message: str  # what modpost (or the module loader, for crc) says
+    fix: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "symbol": self.symbol, "message": self.message, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class ModuleReport:
+    name: str
+    path: str
+    depends: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "depends": list(self.depends),
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    m_dir: str
+    kerneldir: str
+    extra_symbols: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    system_map: str | None = None
+    default_search: bool = True
+
+
+@dataclass(frozen=True)
+class _Export:
+    """An export as modpost's symbol table holds it: from a Module.symvers line or a module of M=."""
+
+    symbol: str
+    module: str  # 'vmlinux', an in-tree path such as 'drivers/net/mii', or a path of M=
+    type: str
+    namespace: str
+    crc: int | None
+    origin: str  # the file it was read from
+
+    @property
+    def gpl_only(self) -> bool:
+        return self.type in ("EXPORT_SYMBOL_GPL", "EXPORT_UNUSED_SYMBOL_GPL")
+
+
+def default_kerneldir() -> str:
+    return f"/lib/modules/{os.uname().release}/build"
+
+
+def kernel_release(kerneldir: str) -> tuple[int, int] | None:
+    """(major, minor) of the kernel whose headers are in ``kerneldir``."""
+    for rel in ("include/config/kernel.release", "include/generated/utsrelease.h"):
+        try:
+            with open(os.path.join(kerneldir, rel), encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        found = re.search(r"(\d+)\.(\d+)", text)
+        if found:
+            return int(found[1]), int(found[2])
+    return None
+
+
+def import_ns_line(namespace: str, release: tuple[int, int] | None) -> str:
+    """The ``MODULE_IMPORT_NS`` line for this kernel: a string literal from 6.13 on."""
+    if release is not None and release >= (6, 13):
+        return f'MODULE_IMPORT_NS("{namespace}");'
+    return f"MODULE_IMPORT_NS({namespace});"
+
+
+def find_modules(m_dir: str) -> list[str]:
+    """The module files of a build directory, in ``modules.order`` order.
+
+    A ``.ko`` where one was linked; where modpost failed there is none, and the ``<mod>.o`` that
+    ``<mod>.mod`` describes stands in for it.
+    """
+    if not os.path.isdir(m_dir):
+        raise InputError(f"M={m_dir}: no such directory", fix="pass the directory you built with 'make M=...'")
+    listed: list[str] = []
+    order = os.path.join(m_dir, "modules.order")
+    if os.path.isfile(order):
+        with open(order, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                entry = line.strip()
+                if entry:
+                    entry = entry[len("kernel/") :] if entry.startswith("kernel/") else entry
+                    listed.append(entry if os.path.isabs(entry) else os.path.join(m_dir, entry))
+    else:
+        for root, dirs, files in os.walk(m_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if is_module_file(name) or name.endswith(".mod"):
+                    listed.append(os.path.join(root, name))
+    found: list[str] = []
+    seen: set[str] = set()
+    for entry in listed:
+        stem = re.sub(r"\.(ko(\.(gz|xz|zst|bz2))?|o|mod)$", "", entry)
+        if stem in seen:
+            continue
+        seen.add(stem)
+        for candidate in (stem + ".ko", stem + ".ko.xz", stem + ".ko.zst", stem + ".ko.gz", stem + ".o"):
+            if os.path.isfile(candidate):
+                found.append(candidate)
+                break
+    if not found:
+        raise InputError(
+            f"M={m_dir}: no modules built there (no .ko, and no .o named by modules.order or a .mod file)",
+            fix=f"build first: make -C <KERNELDIR> M={m_dir} modules",
+        )
+    return found
+
+
+def _load_kernel_symvers(kerneldir: str) -> Symvers:
+    if not os.path.isdir(kerneldir):
+        raise InputError(
+            f"KERNELDIR={kerneldir}: no such directory",
+            fix="install the kernel headers (Debian: linux-headers-<release>, RHEL: kernel-devel-<release>)"
+            " or pass KERNELDIR=<headers dir>",
+        )
+    path = os.path.join(kerneldir, "Module.symvers")
+    if not os.path.isfile(path):
+        raise InputError(
+            f"{path}: missing, so no kernel export is known",
+            fix="use a distro headers package (it ships Module.symvers) or run 'make modules' in that tree",
+        )
+    return read_symvers(path)
+
+
+def _license_ok(info: ModuleInfo) -> bool:
+    return info.license in GPL_COMPATIBLE
+
+
+def check(opts: CheckOptions) -> list[ModuleReport]:
+    """Resolve every module of ``opts.m_dir``; one report per module, problems with their fixes."""
+    module_paths = find_modules(opts.m_dir)
+    kernel = _load_kernel_symvers(opts.kerneldir)
+    release = kernel_release(opts.kerneldir)
+    exports: dict[str, _Export] = {}
+    for table in [kernel] + [read_symvers(p) for p in opts.extra_symbols]:
+        for e in table.entries:
+            if e.symbol not in exports:
+                exports[e.symbol] = _Export(e.symbol, e.module, e.type, e.namespace, e.crc, table.path)
+    modules = [read_module(p) for p in module_paths]
+    problems: dict[str, list[Problem]] = {m.path: [] for m in modules}
+    for mod in modules:
+        stem = _stem(mod.path)
+        for e in mod.exports:
+            previous = exports.get(e.name)
+            if previous is not None and (previous.module == "vmlinux" or previous.module == stem):
+                where = previous.module + ("" if previous.module == "vmlinux" else ".ko")
+                problems[mod.path].append(
+                    Problem(
+                        "duplicate",
+                        e.name,
+                        f"{stem}: '{e.name}' exported twice. Previous export was in {where}",
+                        f"rename {e.name} in {mod.name} (or make it static): {where} already exports it,"
+                        " and a symbol can have one exporter",
+                    )
+                )
+                continue
+            exports[e.name] = _Export(e.name, stem, e.type, e.namespace, e.crc, mod.path)
+    finder = FixFinder(opts, release, exports)
+    reports = []
+    for mod in modules:
+        found = problems[mod.path]
+        depends: list[str] = []
+        stem = _stem(mod.path)
+        basename = os.path.basename(stem)
+        for sym in mod.undefined:
+            if sym in _IGNORED or sym.startswith("__crc_"):
+                continue
+            exp = exports.get(sym)
+            if exp is None:
+                if sym not in mod.weak:
+                    found.append(
+                        Problem("undefined", sym, f'"{sym}" [{stem}.ko] undefined!', finder.undefined_fix(sym))
+                    )
+                continue
+            if exp.module != "vmlinux":
+                dep = module_name(exp.module)
+                if dep != mod.name and dep not in depends:
+                    depends.append(dep)
+            if exp.namespace and exp.namespace not in mod.import_ns:
+                line = import_ns_line(exp.namespace, release)
+                found.append(
+                    Problem(
+                        "namespace",
+                        sym,
+                        f"module {basename} uses symbol {sym} from namespace {exp.namespace}, but does not import it.",
+                        f"add {line} to {mod.name}'s source (next to MODULE_LICENSE)",
+                    )
+                )
+            if exp.gpl_only and not _license_ok(mod):
+                allowed = ", ".join(f'"{x}"' for x in GPL_COMPATIBLE)
+                says = f'"{mod.license}"' if mod.license else "nothing"
+                found.append(
+                    Problem(
+                        "gpl-only",
+                        sym,
+                        f"GPL-incompatible module {basename}.ko uses GPL-only symbol '{sym}'",
+                        f"{sym} is {exp.type} (from {_owner(exp)}): only modules whose MODULE_LICENSE is one of"
+                        f" {allowed} may use it; {mod.name} says {says}",
+                    )
+                )
+            want = mod.versions.get(sym)
+            if want is not None and exp.crc is not None and want != exp.crc:
+                found.append(
+                    Problem(
+                        "crc",
+                        sym,
+                        f"{mod.name}: disagrees about version of symbol {sym}",
+                        f"{mod.path} was built against another {sym} (CRC 0x{want:08x}, {exp.origin} has"
+                        f" 0x{exp.crc:08x}): rebuild it against {opts.kerneldir} and the current extra symbols",
+                    )
+                )
+        if mod.license is None:
+            found.append(
+                Problem(
+                    "license",
+                    None,
+                    f"missing MODULE_LICENSE() in {stem}.o",
+                    f'add MODULE_LICENSE("GPL"); (or another licence string) to {mod.name}\'s source',
+                )
+            )
+        reports.append(ModuleReport(mod.name, mod.path, tuple(depends), tuple(found)))
+    return reports
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"\.(ko(\.(gz|xz|zst|bz2))?|o)$", "", path)
+
+
+def _owner(exp: _Export) -> str:
+    return "vmlinux" if exp.module == "vmlinux" else f"{exp.module}.ko"
+
+
+@dataclass
+class _Found:
+    """Where an export that kbuild did not see was found."""
+
+    how: str  # symvers | module | source
+    path: str
+    module: str = ""
+    line: int = 0
+
+
+@dataclass
+class FixFinder:
+    """Finds who exports a symbol modpost could not resolve. Searches once, on first need."""
+
+    opts: CheckOptions
+    release: tuple[int, int] | None
+    exports: dict[str, _Export]
+    _index: dict[str, _Found] | None = None
+    _system_map: dict[str, str] | None = None
+    _searched: list[str] = field(default_factory=list)
+
+    def roots(self) -> list[str]:
+        roots = [os.path.abspath(r) for r in self.opts.search]
+        if self.opts.default_search:
+            parent = os.path.dirname(os.path.abspath(self.opts.m_dir))
+            roots.append(parent)
+            tree = os.path.dirname(self.opts.kerneldir.rstrip("/"))
+            if os.path.isdir(os.path.join(tree, "kernel")):
+                roots.append(tree)
+        return roots
+
+    def _scan(self) -> dict[str, _Found]:
+        if self._index is not None:
+            return self._index
+        index: dict[str, _Found] = {}
+        kernel_tree = os.path.dirname(self.opts.kerneldir.rstrip("/"))
+        own = os.path.abspath(self.opts.m_dir)
+        for root in self.roots():
+            self._searched.append(root)
+            deep = root == kernel_tree or root in self.opts.search
+            for dirpath, dirs, files in os.walk(root):
+                depth = dirpath[len(root) :].count(os.sep)
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS and (deep or depth < 3)
+                )
+                if os.path.abspath(dirpath) == own:
+                    dirs[:] = []
+                    continue
+                self._scan_dir(dirpath, files, index)
+        self._index = index
+        return index
+
+    def _scan_dir(self, dirpath: str, files: list[str], index: dict[str, _Found]) -> None:
+        names = set(files)
+        if "Module.symvers" in names:
+            path = os.path.join(dirpath, "Module.symvers")
+            try:
+                table = read_symvers(path)
+            except InputError:
+                table = None
+            for e in table.entries if table else ():
+                if e.module != "vmlinux":
+                    index.setdefault(e.symbol, _Found("symvers", path, e.module))
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            if is_module_file(name) or (name.endswith(".o") and name[:-2] + ".mod" in names):
+                try:
+                    syms = quick_symbols(path)
+                except InputError:
+                    continue
+                for sym in syms.exports:
+                    index.setdefault(sym, _Found("module", path, module_name(name)))
+            elif name.endswith(".c"):
+                try:
+                    with open(path, "rb") as f:
+                        text = f.read(4 << 20)
+                except OSError:
+                    continue
+                if b"EXPORT_" not in text:
+                    continue
+                for m in _EXPORT_IN_SOURCE.finditer(text):
+                    sym = m[2].decode("latin-1")
+                    line = text.count(b"\n", 0, m.start()) + 1
+                    index.setdefault(sym, _Found("source", path, line=line))
+
+    def system_map(self) -> dict[str, str]:
+        """Symbol -> type letter from System.map (given, next to KERNELDIR, or /boot of its root)."""
+        if self._system_map is not None:
+            return self._system_map
+        table: dict[str, str] = {}
+        for path in self._system_map_candidates():
+            try:
+                with open(path, encoding="latin-1") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) >= 3 and len(parts[1]) == 1:
+                            table.setdefault(parts[2], parts[1])
+            except OSError as e:
+                if self.opts.system_map:
+                    raise InputError(f"{path}: cannot read System.map: {e.strerror}", fix="check --system-map") from None
+                continue
+            if table and not (len(table) == 1 and "The" in table):  # Debian ships a one-line placeholder
+                break
+            table = {}
+        self._system_map = table
+        return table
+
+    def _system_map_candidates(self) -> list[str]:
+        if self.opts.system_map:
+            return [self.opts.system_map]
+        kdir = self.opts.kerneldir.rstrip("/")
+        release = os.path.basename(os.path.dirname(kdir))
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(kdir))))  # <root>/lib/modules/V/build
+        found = [os.path.join(kdir, "System.map"), os.path.join(root, "boot", f"System.map-{release}")]
+        return [p for p in found if os.path.isfile(p)]
+
+    def undefined_fix(self, symbol: str) -> str:
+        kdir = self.opts.kerneldir
+        m_dir = self.opts.m_dir
+        found = self._scan().get(symbol)
+        if found is not None:
+            where = os.path.dirname(found.path)
+            extra = " ".join(list(self.opts.extra_symbols) + [os.path.join(where, "Module.symvers")])
+            quoted = f'"{extra}"' if " " in extra else extra
+            make = f"make -C {kdir} M={m_dir} KBUILD_EXTRA_SYMBOLS={quoted} modules"
+            if found.how == "symvers":
+                return f"exported by {found.module} ({found.path}): {make}"
+            if _under(found.path, os.path.dirname(kdir.rstrip("/"))):
+                rel = os.path.relpath(found.path, os.path.dirname(kdir.rstrip("/")))
+                return (
+                    f"exported by in-tree module {found.module} ({rel}), which {kdir}/Module.symvers does not"
+                    f" list: this kernel was not built with it; use headers of a kernel that builds {found.module}"
+                    " (enable its CONFIG_ option) or do not depend on it"
+                )
+            if found.how == "module":
+                return (
+                    f"exported by {found.path}, but {where} has no Module.symvers: build {where} first"
+                    f" (make -C {kdir} M={where} modules), then {make}"
+                )
+            return (
+                f"exported in {found.path}:{found.line}, which is not built: build {where} first"
+                f" (make -C {kdir} M={where} modules), then {make}"
+            )
+        kind = self.system_map().get(symbol)
+        if kind is not None:
+            return (
+                f"defined in the kernel (System.map: {kind} {symbol}) but not exported to modules: no build"
+                " setting fixes this; use an exported interface instead"
+            )
+        near = self.near_miss(symbol)
+        if near:
+            return f"did you mean `{near}`? (exported by {_owner(self.exports[near])})"
+        searched = ", ".join(self._searched) or "nowhere"
+        return (
+            f"no exporter found in {kdir}/Module.symvers, KBUILD_EXTRA_SYMBOLS, System.map or the search roots"
+            f" ({searched}): check the spelling, or pass --search DIR where the providing module lives"
+        )
+
+    def near_miss(self, symbol: str) -> str | None:
+        names = self.exports
+        for guess in ("_" + symbol, symbol.lstrip("_"), "__" + symbol):
+            if guess != symbol and guess in names:
+                return guess
+        close = difflib.get_close_matches(symbol, list(names), n=1, cutoff=0.84)
+        return close[0] if close else None
+
+
+def _under(path: str, root: str) -> bool:
+    return os.path.isdir(os.path.join(root, "kernel")) and os.path.abspath(path).startswith(
+        os.path.abspath(root) + os.sep
+    )
+
