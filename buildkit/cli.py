@@ -175,6 +175,55 @@ def symvers_check(kbuild_args: tuple[str, ...], search: tuple[str, ...], no_defa
         sys.exit(1)
 
 
+@symvers.command("diagnose", context_settings=CONTEXT)
+@click.argument("log", required=False, default="-", metavar="[LOG]")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"messages\": [...]} as JSON.")
+def symvers_diagnose(log: str, as_json: bool) -> None:
+    """Explain the modpost messages of a kbuild log (LOG, or stdin when LOG is omitted or -).
+
+    Finds each modpost problem of kernels 5.x-6.x (undefined symbol, GPL-only symbol, namespace not
+    imported, missing MODULE_LICENSE, exported twice, missing CRC, missing Module.symvers, suppressed
+    warnings), prints it with a one-line fix, and ignores the rest of the log. KERNELDIR, M= and the
+    kernel version are read from the log ('make -C', 'Entering directory', 'MODPOST').
+
+    \b
+    Exit status: 0 no modpost problem in the log, 1 problems explained, 2 bad input.
+
+    \b
+    Examples:
+      make -C /lib/modules/$(uname -r)/build M=$PWD modules 2>&1 | buildkit symvers diagnose
+      buildkit symvers diagnose build.log
+      buildkit symvers diagnose build.log --json
+    """
+    from buildkit.kmod.diagnose import explain, index_reports, log_context, parse_log, read_log
+    from buildkit.kmod.resolve import CheckOptions, check, default_kerneldir
+
+    def resolver(m_dir: str, kerneldir: str | None) -> dict:
+        """The exact fixes of ``symvers check`` for the module directory the log names."""
+        return index_reports(check(CheckOptions(m_dir=m_dir, kerneldir=kerneldir or default_kerneldir())))
+
+    if log == "-":
+        stdin = click.get_binary_stream("stdin")
+        if stdin.isatty():
+            raise InputError("no log given and stdin is a terminal",
+                             fix="pipe a build log in (make ... 2>&1 | buildkit symvers diagnose) or name the file")
+        lines = stdin.read().decode("utf-8", errors="replace").splitlines()
+    else:
+        lines = read_log(log)
+    messages = parse_log(lines)
+    explained = explain(messages, log_context(lines, messages), resolver=resolver)
+    if as_json:
+        _print_json({"messages": [e.to_json() for e in explained]})
+    else:
+        for e in explained:
+            click.echo(f"line {e.message.line}: {e.message.text}")
+            click.echo(f"  fix: {e.fix}")
+        if not explained:
+            click.echo("no modpost problems in the log")
+    if explained:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="buildkit")

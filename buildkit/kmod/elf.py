@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from operator import itemgetter
 from typing import Iterator, NamedTuple, Sequence
 
 from buildkit.errors import InputError
@@ -25,6 +26,7 @@ SHT_NOBITS = 8
 _HEADER = {1: "16xHHIIIIIHHHHHH", 2: "16xHHIQQQIHHHHHH"}
 _SHDR = {1: "IIIIIIIIII", 2: "IIQQQQIIQQ"}
 _SYM = {1: "IIIBBH", 2: "IBBHQQ"}
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 class ElfError(InputError):
@@ -82,7 +84,8 @@ class ElfFile:
         if shstrndx >= shnum:
             raise ElfError(f"{origin}: section-name table index {shstrndx} out of range")
         self._names = self._slice(self._raw[shstrndx][4], self._raw[shstrndx][5], "section-name table")
-        self._by_name_offset = {sh[0]: i for i, sh in enumerate(self._raw)}
+        # name offset -> index (the last section wins, as a dict comprehension would); built in C.
+        self._by_name_offset = dict(zip(map(_FIRST, self._raw), range(len(self._raw))))
         self._sections: list[Section] | None = None
         self._symtab: list[tuple[int, int, int, int, int]] | None = None
 
@@ -117,10 +120,11 @@ class ElfFile:
         return None
 
     def _find_type(self, sh_type: int) -> Section | None:
-        for index, sh in enumerate(self._raw):
-            if sh[1] == sh_type:
-                return self._section(index)
-        return None
+        try:
+            index = list(map(_SECOND, self._raw)).index(sh_type)  # the first one, found in C
+        except ValueError:
+            return None
+        return self._section(index)
 
     def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
         try:
@@ -187,6 +191,23 @@ class ElfFile:
         start = symtab.offset + 24 * symtab.info
         words = memoryview(self.data)[start : symtab.offset + symtab.size].cast("I")
         return strtab, words[0::6], words[1::6]
+
+    def global_symbol_words(self) -> tuple[bytes, Sequence[int]]:
+        """The string table, and for each non-local symbol the first 8 bytes of its ``Elf64_Sym`` as one
+        integer, ``name_offset | info << 32 | other << 40 | shndx << 48``: one value per symbol, read in
+        C (``other`` is 0 for 32-bit and big-endian files, whose values are built from the decoded table).
+        """
+        symtab = self._find_type(SHT_SYMTAB)
+        if symtab is None:
+            return b"", ()
+        if not (self.is64 and self.order == "<" and sys.byteorder == "little"):
+            strtab, raw = self.raw_symbols()
+            return strtab, [r[0] | r[1] << 32 | r[2] << 48 for r in raw[symtab.info :]]
+        if symtab.link >= len(self._raw) or symtab.size % 24:
+            self.raw_symbols()  # raises the precise error
+        strtab = self.section_data(self._section(symtab.link))
+        start = symtab.offset + 24 * symtab.info
+        return strtab, memoryview(self.data)[start : symtab.offset + symtab.size].cast("Q")[0::3]
 
     def symbols(self) -> Iterator[Symbol]:
         """Every symbol but the null one, with its name decoded."""

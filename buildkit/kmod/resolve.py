@@ -15,9 +15,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from buildkit.errors import InputError
+from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line, kernel_version_from_tree, module_tree
 from buildkit.kmod.modfile import ModuleInfo, is_module_file, module_name, quick_symbols, read_module
 from buildkit.kmod.symvers import Symvers, read_symvers
 
@@ -30,11 +31,8 @@ __all__ = [
     "check",
     "default_kerneldir",
     "find_modules",
-    "kernel_release",
 ]
 
-# modpost's license_is_gpl_compatible().
-GPL_COMPATIBLE = ("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL")
 # Undefined in every module object until modpost's generated <mod>.mod.c is linked in.
 _IGNORED = frozenset({"__this_module", "_GLOBAL_OFFSET_TABLE_", ".TOC."})
 _EXPORT_IN_SOURCE = re.compile(
@@ -43,8 +41,7 @@ _EXPORT_IN_SOURCE = re.compile(
 _SKIP_DIRS = frozenset({".git", ".svn", ".hg", "build", "source", "__pycache__", ".tmp_versions"})
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     kind: str  # undefined | gpl-only | namespace | license | duplicate | crc
     symbol: str | None
     message: str  # what modpost (or the module loader, for crc) says
@@ -54,8 +51,7 @@ class Problem:
         return {"kind": self.kind, "symbol": self.symbol, "message": self.message, "fix": self.fix}
 
 
-@dataclass(frozen=True)
-class ModuleReport:
+class ModuleReport(NamedTuple):
     name: str
     path: str
     depends: tuple[str, ...]
@@ -70,8 +66,7 @@ class ModuleReport:
         }
 
 
-@dataclass(frozen=True)
-class CheckOptions:
+class CheckOptions(NamedTuple):
     m_dir: str
     kerneldir: str
     extra_symbols: tuple[str, ...] = ()
@@ -80,8 +75,7 @@ class CheckOptions:
     default_search: bool = True
 
 
-@dataclass(frozen=True)
-class _Export:
+class _Export(NamedTuple):
     """An export as modpost's symbol table holds it: from a Module.symvers line or a module of M=."""
 
     symbol: str
@@ -96,29 +90,33 @@ class _Export:
         return self.type in ("EXPORT_SYMBOL_GPL", "EXPORT_UNUSED_SYMBOL_GPL")
 
 
+class _ExportTable:
+    """modpost's symbol table: Module.symvers files first (the first line for a symbol wins), then the
+    exports of the modules being built. Entries are made only for the symbols looked up."""
+
+    def __init__(self, tables: list[Symvers]) -> None:
+        self.tables = tables
+        self.added: dict[str, _Export] = {}
+
+    def get(self, symbol: str) -> _Export | None:
+        for table in self.tables:
+            e = table.get(symbol)
+            if e is not None:
+                return _Export(e.symbol, e.module, e.type, e.namespace, e.crc, table.path)
+        return self.added.get(symbol)
+
+    def add(self, export: _Export) -> None:
+        self.added.setdefault(export.symbol, export)
+
+    def names(self) -> list[str]:
+        found = set(self.added)
+        for table in self.tables:
+            found.update(table.symbols())
+        return sorted(found)
+
+
 def default_kerneldir() -> str:
     return f"/lib/modules/{os.uname().release}/build"
-
-
-def kernel_release(kerneldir: str) -> tuple[int, int] | None:
-    """(major, minor) of the kernel whose headers are in ``kerneldir``."""
-    for rel in ("include/config/kernel.release", "include/generated/utsrelease.h"):
-        try:
-            with open(os.path.join(kerneldir, rel), encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        found = re.search(r"(\d+)\.(\d+)", text)
-        if found:
-            return int(found[1]), int(found[2])
-    return None
-
-
-def import_ns_line(namespace: str, release: tuple[int, int] | None) -> str:
-    """The ``MODULE_IMPORT_NS`` line for this kernel: a string literal from 6.13 on."""
-    if release is not None and release >= (6, 13):
-        return f'MODULE_IMPORT_NS("{namespace}");'
-    return f"MODULE_IMPORT_NS({namespace});"
 
 
 def find_modules(m_dir: str) -> list[str]:
@@ -187,12 +185,8 @@ def check(opts: CheckOptions) -> list[ModuleReport]:
     """Resolve every module of ``opts.m_dir``; one report per module, problems with their fixes."""
     module_paths = find_modules(opts.m_dir)
     kernel = _load_kernel_symvers(opts.kerneldir)
-    release = kernel_release(opts.kerneldir)
-    exports: dict[str, _Export] = {}
-    for table in [kernel] + [read_symvers(p) for p in opts.extra_symbols]:
-        for e in table.entries:
-            if e.symbol not in exports:
-                exports[e.symbol] = _Export(e.symbol, e.module, e.type, e.namespace, e.crc, table.path)
+    release = kernel_version_from_tree(opts.kerneldir)
+    exports = _ExportTable([kernel] + [read_symvers(p) for p in opts.extra_symbols])
     modules = [read_module(p) for p in module_paths]
     problems: dict[str, list[Problem]] = {m.path: [] for m in modules}
     for mod in modules:
@@ -211,7 +205,7 @@ def check(opts: CheckOptions) -> list[ModuleReport]:
                     )
                 )
                 continue
-            exports[e.name] = _Export(e.name, stem, e.type, e.namespace, e.crc, mod.path)
+            exports.add(_Export(e.name, stem, e.type, e.namespace, e.crc, mod.path))
     finder = FixFinder(opts, release, exports)
     reports = []
     for mod in modules:
@@ -287,8 +281,7 @@ def _owner(exp: _Export) -> str:
     return "vmlinux" if exp.module == "vmlinux" else f"{exp.module}.ko"
 
 
-@dataclass
-class _Found:
+class _Found(NamedTuple):
     """Where an export that kbuild did not see was found."""
 
     how: str  # symvers | module | source
@@ -297,24 +290,24 @@ class _Found:
     line: int = 0
 
 
-@dataclass
 class FixFinder:
     """Finds who exports a symbol modpost could not resolve. Searches once, on first need."""
 
-    opts: CheckOptions
-    release: tuple[int, int] | None
-    exports: dict[str, _Export]
-    _index: dict[str, _Found] | None = None
-    _system_map: dict[str, str] | None = None
-    _searched: list[str] = field(default_factory=list)
+    def __init__(self, opts: CheckOptions, release: tuple[int, int] | None, exports: _ExportTable) -> None:
+        self.opts = opts
+        self.release = release
+        self.exports = exports
+        self._index: dict[str, _Found] | None = None
+        self._system_map: dict[str, str] | None = None
+        self._searched: list[str] = []
 
     def roots(self) -> list[str]:
         roots = [os.path.abspath(r) for r in self.opts.search]
         if self.opts.default_search:
             parent = os.path.dirname(os.path.abspath(self.opts.m_dir))
             roots.append(parent)
-            tree = os.path.dirname(self.opts.kerneldir.rstrip("/"))
-            if os.path.isdir(os.path.join(tree, "kernel")):
+            tree = module_tree(self.opts.kerneldir)
+            if tree:
                 roots.append(tree)
         return roots
 
@@ -322,7 +315,7 @@ class FixFinder:
         if self._index is not None:
             return self._index
         index: dict[str, _Found] = {}
-        kernel_tree = os.path.dirname(self.opts.kerneldir.rstrip("/"))
+        kernel_tree = module_tree(self.opts.kerneldir)
         own = os.path.abspath(self.opts.m_dir)
         for root in self.roots():
             self._searched.append(root)
@@ -398,9 +391,11 @@ class FixFinder:
         if self.opts.system_map:
             return [self.opts.system_map]
         kdir = self.opts.kerneldir.rstrip("/")
-        release = os.path.basename(os.path.dirname(kdir))
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(kdir))))  # <root>/lib/modules/V/build
-        found = [os.path.join(kdir, "System.map"), os.path.join(root, "boot", f"System.map-{release}")]
+        found = [os.path.join(kdir, "System.map")]
+        tree = module_tree(kdir)
+        if tree:  # <root>/lib/modules/<release> -> <root>/boot/System.map-<release>
+            root = os.path.dirname(os.path.dirname(os.path.dirname(tree)))
+            found.append(os.path.join(root, "boot", f"System.map-{os.path.basename(tree)}"))
         return [p for p in found if os.path.isfile(p)]
 
     def undefined_fix(self, symbol: str) -> str:
@@ -414,8 +409,9 @@ class FixFinder:
             make = f"make -C {kdir} M={m_dir} KBUILD_EXTRA_SYMBOLS={quoted} modules"
             if found.how == "symvers":
                 return f"exported by {found.module} ({found.path}): {make}"
-            if _under(found.path, os.path.dirname(kdir.rstrip("/"))):
-                rel = os.path.relpath(found.path, os.path.dirname(kdir.rstrip("/")))
+            tree = module_tree(kdir)
+            if tree and _under(found.path, tree):
+                rel = os.path.relpath(found.path, tree)
                 return (
                     f"exported by in-tree module {found.module} ({rel}), which {kdir}/Module.symvers does not"
                     f" list: this kernel was not built with it; use headers of a kernel that builds {found.module}"
@@ -438,7 +434,7 @@ class FixFinder:
             )
         near = self.near_miss(symbol)
         if near:
-            return f"did you mean `{near}`? (exported by {_owner(self.exports[near])})"
+            return f"did you mean `{near}`? (exported by {_owner(self.exports.get(near))})"
         searched = ", ".join(self._searched) or "nowhere"
         return (
             f"no exporter found in {kdir}/Module.symvers, KBUILD_EXTRA_SYMBOLS, System.map or the search roots"
@@ -446,16 +442,13 @@ class FixFinder:
         )
 
     def near_miss(self, symbol: str) -> str | None:
-        names = self.exports
         for guess in ("_" + symbol, symbol.lstrip("_"), "__" + symbol):
-            if guess != symbol and guess in names:
+            if guess != symbol and self.exports.get(guess):
                 return guess
-        close = difflib.get_close_matches(symbol, list(names), n=1, cutoff=0.84)
+        close = difflib.get_close_matches(symbol, self.exports.names(), n=1, cutoff=0.84)
         return close[0] if close else None
 
 
 def _under(path: str, root: str) -> bool:
-    return os.path.isdir(os.path.join(root, "kernel")) and os.path.abspath(path).startswith(
-        os.path.abspath(root) + os.sep
-    )
+    return os.path.abspath(path).startswith(os.path.abspath(root) + os.sep)
 

@@ -183,3 +183,27 @@ def test_in_tree_module_the_headers_did_not_build(kernel_tree, built, tmp_path):
     )
     fix = problems(json.loads(run.stdout))[("undefined", "mii_link_ok")]["fix"]
     assert "in-tree module mii" in fix and "kernel/mii.ko" in fix
+
+
+@pytest.mark.parametrize("name", ["cons_undef", "cons_typo", "cons_nolicense", "cons_dup", "cons_late"])
+def test_diagnose_explains_the_real_log_with_checks_fixes(kernel_tree, built, name):
+    b = built[name]
+    run = subprocess.run(
+        [sys.executable, "-m", "buildkit", "symvers", "diagnose", "--json"], input=b.log, capture_output=True, text=True
+    )
+    assert run.returncode == 1, run.stderr
+    messages = json.loads(run.stdout)["messages"]
+    assert {(m["kind"], None if m["kind"] == "license" else m["symbol"]) for m in messages} == b.modpost_problems()
+    _, data, _ = run_check(kernel_tree, b)
+    fixes = {(p["kind"], p["symbol"]): p["fix"] for m in data["modules"] for p in m["problems"]}
+    for m in messages:
+        if m["kind"] == "undefined":  # the log names KERNELDIR by its real path; the rest is the same
+            assert m["fix"].split(" M=")[-1] == fixes[("undefined", m["symbol"])].split(" M=")[-1]
+
+
+def test_diagnose_clean_log_exits_zero(built):
+    run = subprocess.run(
+        [sys.executable, "-m", "buildkit", "symvers", "diagnose"], input=built["prov"].log, capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0 and "no modpost problems" in run.stdout

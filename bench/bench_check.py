@@ -1,0 +1,50 @@
+"""``buildkit symvers check`` of one module vs kbuild's own modpost on the same inputs.
+
+Builds the test provider and a consumer with Debian's 6.1 headers, then times, in this process tree:
+  modpost  scripts/mod/modpost -i Module.symvers -i prov/Module.symvers on the consumer (what kbuild runs)
+  check    buildkit symvers check M=cons KBUILD_EXTRA_SYMBOLS=prov/Module.symvers (interpreter start included)
+The target: check <= 0.2 s wall. Exit status 1 when missed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import ROOT, buildkit_cmd, kernel, need, peak_rss_mb, timed
+
+REPEAT = 15
+
+
+def main() -> int:
+    need("make")
+    root, release = kernel()
+    kdir = root / "lib" / "modules" / release / "build"
+    work = Path(tempfile.mkdtemp(prefix="bk-bench-check-"))
+    for name in ("prov", "cons_ns_fixed"):
+        shutil.copytree(ROOT / "tests" / "integration" / "kmods" / name, work / name)
+    extra = work / "prov" / "Module.symvers"
+    subprocess.run(["make", "-s", "-C", str(kdir), f"M={work / 'prov'}", "modules"], check=True)
+    cons = work / "cons_ns_fixed"
+    subprocess.run(["make", "-s", "-C", str(kdir), f"M={cons}", f"KBUILD_EXTRA_SYMBOLS={extra}", "modules"], check=True)
+
+    modpost = [str(kdir / "scripts" / "mod" / "modpost"), "-m", "-o", str(work / "out.symvers"), "-e",
+               "-i", "Module.symvers", "-i", str(extra), str(cons / "cons_ns_fixed.o")]
+    check = buildkit_cmd() + ["symvers", "check", f"M={cons}", f"KERNELDIR={kdir}", f"KBUILD_EXTRA_SYMBOLS={extra}"]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    t_modpost = timed(modpost, REPEAT, cwd=kdir)
+    t_check = timed(check, REPEAT)
+    rss = peak_rss_mb(check)
+    print(f"kernel Module.symvers: {sum(1 for _ in open(kdir / 'Module.symvers'))} lines; median of {REPEAT} runs")
+    print(f"{'modpost (peer)':<22} {t_modpost * 1000:8.1f} ms")
+    print(f"{'buildkit symvers check':<22} {t_check * 1000:8.1f} ms   ratio {t_check / t_modpost:5.2f}x   "
+          f"peak RSS {rss:.0f} MB   target <= 200 ms: {'ok' if t_check <= 0.2 else 'MISSED'}")
+    shutil.rmtree(work)
+    return 0 if t_check <= 0.2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

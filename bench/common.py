@@ -1,0 +1,60 @@
+"""Helpers shared by the benchmarks: the real inputs, timing of whole commands, peak RSS of children."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("BUILDKIT_FIXTURES", "/var/tmp/bk-fixtures"))
+
+
+def kernel() -> tuple[Path, str]:
+    """(dpkg root, release) of the unpacked Debian kernel packages; fetched if missing."""
+    dest = FIXTURES / "kernel"
+    if not (dest / ".done").exists():
+        subprocess.run(["sh", str(ROOT / "tests" / "fixtures" / "kernel.sh"), str(dest)], check=True)
+    return dest / "root", (dest / "abi").read_text().strip()
+
+
+def buildkit_cmd() -> list[str]:
+    """The installed console script next to this interpreter (what users run), else ``python -m``."""
+    script = Path(sys.executable).parent / "buildkit"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "buildkit"]
+
+
+def timed(cmd: list[str], repeat: int, **kw) -> float:
+    """Median wall seconds of ``repeat`` runs of ``cmd`` (output discarded)."""
+    walls = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
+def peak_rss_mb(cmd: list[str], **kw) -> float:
+    """Peak RSS of one run of ``cmd``, in MB, measured by a fresh child's rusage."""
+    probe = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True, **kw)
+    return int(out.stdout) / 1024
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"bench: {tool} is not installed (see ./quickstart)")
+    return path
+
+
+__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "timed", "peak_rss_mb", "need", "resource"]
