@@ -232,8 +232,12 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("buildkit: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+        click.echo(f"buildkit: error: {err.format_message()}{hint}", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
-        err.show()
+        click.echo(f"buildkit: error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("buildkit: interrupted", err=True)
