@@ -1,0 +1,293 @@
+"""``buildkit python``: fetch, build in a work tree, verify in place, then switch the prefix atomically.
+
+The prefix is a symlink to ``PREFIX.buildkit/builds/<id>``; a build happens beside the current one and
+the link moves only after verification passed, so a failed, interrupted or full-disk run leaves the
+previous install exactly as it was. Private OpenSSL and SQLite builds are kept under ``deps/`` and reused
+while their sources, arguments and compiler are the same.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from buildkit import __version__, catalog
+from buildkit.errors import BuildFailed, CheckFailed, InputError
+from buildkit.pybuild.host import HostInfo, probe_host, require_tools
+from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
+from buildkit.pybuild.runner import LocalRunner, tail
+
+__all__ = ["BuildResult", "FetchOptions", "build_python", "plan_for", "current_install"]
+
+MARKER = ".buildkit-complete"
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    cache_dir: Path
+    source_dirs: tuple[Path, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    debian: bool = True
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: Plan
+    noop: bool
+    verification: object | None  # buildkit.pybuild.verify.VerifyReport
+    record: dict
+    seconds: float
+    summary: dict
+
+
+def current_install(prefix: str) -> str | None:
+    """The build directory the prefix links to, if buildkit made it."""
+    prefix = os.path.abspath(prefix)
+    if os.path.islink(prefix):
+        target = os.path.realpath(prefix)
+        if target.startswith(os.path.realpath(prefix + ".buildkit") + os.sep):
+            return target
+    return None
+
+
+def _check_prefix(prefix: str) -> None:
+    prefix = os.path.abspath(prefix)
+    if os.path.islink(prefix):
+        if current_install(prefix) is None:
+            raise InputError(f"--prefix {prefix} is a symlink buildkit did not make", fix="choose another --prefix")
+    elif os.path.isdir(prefix):
+        if os.listdir(prefix):
+            raise InputError(
+                f"--prefix {prefix} exists and was not made by buildkit",
+                fix="choose a new --prefix (buildkit makes it a symlink to a verified build) or remove it",
+            )
+    elif os.path.exists(prefix):
+        raise InputError(f"--prefix {prefix} exists and is not a directory", fix="choose another --prefix")
+    parent = os.path.dirname(prefix)
+    if not os.path.isdir(parent):
+        raise InputError(f"--prefix {prefix}: {parent} does not exist", fix=f"mkdir -p {parent}")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--prefix {prefix}: {parent} is not writable", fix="choose a prefix you can write to")
+
+
+def _resolve_prefix_choice(value: str | None, package: str) -> str | None:
+    if value and "/" in value:
+        marker = "include/openssl/opensslv.h" if package == "openssl" else "include/sqlite3.h"
+        if not os.path.isfile(os.path.join(value, marker)):
+            raise InputError(f"--with-{package}={value}: no {marker} there", fix=f"pass the prefix a {package} was installed to")
+    return value
+
+
+def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | None = None,
+             say: Callable[[str], None] = lambda s: None) -> tuple[Plan, dict[str, Path]]:
+    """The plan, and (when ``fetch`` is given) the verified tarball of every component it builds."""
+    host = host or probe_host()
+    _resolve_prefix_choice(req.with_openssl, "openssl")
+    _resolve_prefix_choice(req.with_sqlite, "sqlite")
+    plan = make_plan(req, host)
+    if fetch is None:
+        return plan, {}
+    from buildkit.fetch import fetch_first
+
+    files: dict[str, Path] = {}
+    chosen = {}
+    for comp in plan.components:
+        got = fetch_first(catalog.candidates(comp.package, comp.version), cache_dir=fetch.cache_dir,
+                          mirrors=fetch.mirrors, source_dirs=fetch.source_dirs, debian=fetch.debian, warn=say)
+        files[comp.package], chosen[comp.package] = got.path, got.source
+        say(f"    source: {got.source.filename} ({got.source.sha256[:12]}..., {got.origin}) checked")
+    if any(chosen[c.package] != c.source for c in plan.components):
+        plan = make_plan(req, host, chosen)
+    return plan, files
+
+
+def _record(plan: Plan, verification, summary: dict, seconds: float) -> dict:
+    return {
+        "buildkit": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "build_id": plan.build_id,
+        "prefix": plan.request.prefix,
+        "python": plan.python,
+        "host": {"os": plan.host.os, "compiler": plan.host.compiler, "glibc": plan.host.glibc,
+                 "ca_file": plan.host.ca_file, "ca_dir": plan.host.ca_dir},
+        "openssl": {"how": plan.openssl.how, "version": plan.openssl.version, "prefix": plan.openssl.prefix,
+                    "reason": plan.openssl.reason},
+        "sqlite": {"how": plan.sqlite.how, "version": plan.sqlite.version, "prefix": plan.sqlite.prefix,
+                   "reason": plan.sqlite.reason},
+        "sources": [
+            {"package": c.package, "version": c.version, "file": c.source.filename, "url": c.source.url,
+             "sha256": c.source.sha256, "license": c.source.license, "checksum_from": c.source.checksum_from}
+            for c in plan.components
+        ],
+        "steps": plan.to_json()["components"],
+        "modules": summary,
+        "verification": verification.to_json() if verification is not None else None,
+        "verified": bool(verification is not None and verification.ok),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _read_record(install_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(install_dir, "BUILDKIT.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class _Actions:
+    """The runner's implementation of the plan's non-command steps."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.summary: dict = {}
+
+    def link_ca_store(self, step: Step, comp: Component, runner: LocalRunner) -> None:
+        ssl_dir, ca_file, ca_dir = step.run.args
+        if not ca_file and not ca_dir:
+            raise BuildFailed("this host has no CA certificates for the private OpenSSL to use",
+                              fix="install ca-certificates (Debian and RHEL)")
+        os.makedirs(ssl_dir, exist_ok=True)
+        for name, target in (("cert.pem", ca_file), ("certs", ca_dir)):
+            link = os.path.join(ssl_dir, name)
+            if target and not os.path.lexists(link):
+                os.symlink(target, link)
+
+    def check_modules(self, step: Step, comp: Component, runner: LocalRunner) -> None:
+        from buildkit.pybuild.doctor import parse_make_summary
+
+        text = "".join(tail(runner.log_path(s), 400) for s in comp.steps if s.phase in ("build", "install"))
+        summary = parse_make_summary(text)
+        self.summary = {"missing": list(summary.missing), "failed": list(summary.failed),
+                        "removed": list(summary.removed)}
+        if "Could not build the ssl module!" in text:
+            why = next(line.strip() for line in text.splitlines() if "Could not build the ssl module!" in line)
+            raise BuildFailed(f"_ssl was not built: {why}", fix=f"see {runner.log_path(comp.steps[1])}")
+        for module in step.run.args:
+            for label, names in (("not found", summary.missing), ("failed to build", summary.failed),
+                                 ("built but removed because it could not be imported", summary.removed)):
+                if module in names:
+                    raise BuildFailed(f"required module {module} {label}",
+                                      fix="run 'buildkit doctor' on the work tree kept under " + comp.srcdir)
+
+    def table(self) -> dict:
+        return {"link-ca-store": self.link_ca_store, "check-modules": self.check_modules}
+
+
+def _extract(archive: Path, dest: str) -> None:
+    from buildkit.fetch import safe_extract
+
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    top = safe_extract(archive, Path(parent) / (os.path.basename(dest) + ".extract"))
+    os.rename(top, dest)
+    shutil.rmtree(Path(parent) / (os.path.basename(dest) + ".extract"), ignore_errors=True)
+
+
+def _switch(prefix: str, target: str) -> None:
+    """Point ``prefix`` at ``target`` in one rename."""
+    prefix = os.path.abspath(prefix)
+    tmp = f"{prefix}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    if os.path.isdir(prefix) and not os.path.islink(prefix):
+        os.rmdir(prefix)  # empty, checked before the build
+    os.replace(tmp, prefix)
+
+
+def _collect_garbage(plan: Plan, previous: str | None, say: Callable[[str], None]) -> None:
+    keep = {plan.install_dir, previous}
+    builds = os.path.join(plan.state_dir, "builds")
+    used: set[str] = set()
+    for name in os.listdir(builds):
+        path = os.path.join(builds, name)
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        record = _read_record(path) or {}
+        for dep in ("openssl", "sqlite"):
+            used.add((record.get(dep) or {}).get("prefix", ""))
+    deps = os.path.join(plan.state_dir, "deps")
+    for name in os.listdir(deps) if os.path.isdir(deps) else ():
+        path = os.path.join(deps, name)
+        if path not in used:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
+                 say: Callable[[str], None] | None = None) -> BuildResult:
+    from buildkit.pybuild.verify import verify
+
+    started = time.monotonic()
+    say = say or (lambda s: None)
+    _check_prefix(req.prefix)
+    host = probe_host()
+    plan, files = plan_for(req, host, fetch, say)
+    current = current_install(req.prefix)
+    record = _read_record(plan.install_dir)
+    if not req.clean and current == plan.install_dir and record and record.get("verified"):
+        return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
+
+    tools = ["cc", "make"]
+    if plan.openssl.how == "private":
+        tools += ["perl", "perl-ipc-cmd"]
+    if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
+        tools.append("tclsh")
+    require_tools(tools)
+
+    os.makedirs(plan.state_dir, exist_ok=True)
+    lock = open(os.path.join(plan.state_dir, "lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise InputError(f"another buildkit is building {req.prefix}", fix="wait for it to finish") from None
+    for path in (plan.work_dir, plan.log_dir):
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    actions = _Actions(plan)
+    runner = LocalRunner(plan.log_dir, say, actions.table())
+    total = len(plan.components)
+    for number, comp in enumerate(plan.components, 1):
+        if comp.package != "cpython" and not req.clean and os.path.exists(os.path.join(comp.prefix, MARKER)):
+            say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
+            continue
+        shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
+        _extract(files[comp.package], comp.srcdir)
+        runner.run_component(comp, number, total)
+        if comp.package != "cpython":
+            Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+
+    say("==> verify (env -i, no LD_LIBRARY_PATH)")
+    report = verify(plan.python, expect_openssl=plan.openssl.version or None,
+                    expect_sqlite=plan.sqlite.version or None, private_prefixes=plan.private_prefixes)
+    seconds = time.monotonic() - started
+    record = _record(plan, report, actions.summary, seconds)
+    with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    if not report.ok:
+        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+        raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
+                          fix=f"the new build is kept for inspection in {plan.install_dir}")
+    _switch(req.prefix, plan.install_dir)
+    _collect_garbage(plan, current, say)
+    if not keep:
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    return BuildResult(plan, False, report, record, seconds, actions.summary)
+
+
+def dry_run(req: Request) -> Plan:
+    _check_prefix(req.prefix)
+    return plan_for(req)[0]
+
+
+def with_jobs(req: Request, jobs: int | None) -> Request:
+    return replace(req, jobs=jobs or len(os.sched_getaffinity(0)))
+

@@ -1,0 +1,154 @@
+"""What the host has: the system OpenSSL and SQLite (headers, libraries, versions), tools, trust store.
+
+Everything here reads files or runs ``--version``; nothing changes the host.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from buildkit.errors import InputError
+
+__all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools", "ca_store"]
+
+_INCLUDE_DIRS = ("/usr/local/include", "/usr/include")
+_LIB_DIRS = ("/usr/local/lib64", "/usr/local/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
+             "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib64", "/lib/x86_64-linux-gnu")
+# Where distributions keep the CA bundle (file) and the hashed directory.
+_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+             "/etc/ssl/ca-bundle.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem")
+_CA_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
+
+
+@dataclass(frozen=True)
+class SystemLib:
+    name: str  # openssl | sqlite
+    version: str
+    include_dir: str
+    lib_dir: str
+    layout: str = "system"  # system | epel-openssl11
+
+    @property
+    def prefix_hint(self) -> str:
+        return os.path.dirname(self.include_dir)
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    openssl: SystemLib | None
+    sqlite: SystemLib | None
+    compiler: str
+    glibc: str
+    os: str
+    ca_file: str
+    ca_dir: str
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _find_lib(names: tuple[str, ...], dirs: tuple[str, ...]) -> str:
+    for d in dirs:
+        for name in names:
+            if glob.glob(os.path.join(d, name)):
+                return d
+    return ""
+
+
+def _openssl_header_version(include_dir: str) -> str:
+    text = _read(os.path.join(include_dir, "openssl", "opensslv.h"))
+    found = re.search(r'define\s+OPENSSL_VERSION_STR\s+"([^"]+)"', text) or re.search(
+        r'define\s+OPENSSL_VERSION_TEXT\s+"OpenSSL\s+(\S+)', text
+    )
+    return found[1] if found else ""
+
+
+def system_openssl() -> SystemLib | None:
+    """The OpenSSL a plain ``./configure`` would find, or EPEL's ``openssl11`` on RHEL/CentOS 7."""
+    for inc in _INCLUDE_DIRS:
+        version = _openssl_header_version(inc)
+        lib = _find_lib(("libssl.so", "libssl.so.*"), _LIB_DIRS)
+        if version and lib:
+            return SystemLib("openssl", version, inc, lib)
+    epel = "/usr/include/openssl11"
+    version = _openssl_header_version(epel)
+    lib = _find_lib(("libssl.so", "libssl.so.1.1*"), ("/usr/lib64/openssl11", "/usr/lib64"))
+    if version and lib:
+        return SystemLib("openssl", version, epel, lib, "epel-openssl11")
+    return None
+
+
+def system_sqlite() -> SystemLib | None:
+    for inc in _INCLUDE_DIRS:
+        found = re.search(r'define\s+SQLITE_VERSION\s+"([^"]+)"', _read(os.path.join(inc, "sqlite3.h")))
+        lib = _find_lib(("libsqlite3.so", "libsqlite3.so.*"), _LIB_DIRS)
+        if found and lib:
+            return SystemLib("sqlite", found[1], inc, lib)
+    return None
+
+
+def ca_store() -> tuple[str, str]:
+    """(bundle file, hashed directory) of the host's CA certificates; empty strings when absent."""
+    ca_file = next((f for f in _CA_FILES if os.path.isfile(f)), "")
+    ca_dir = next((d for d in _CA_DIRS if os.path.isdir(d) and glob.glob(os.path.join(d, "*.0"))), "")
+    return ca_file, ca_dir
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
+
+
+def probe_host() -> HostInfo:
+    cc = os.environ.get("CC", "cc")
+    os_release = _read("/etc/os-release")
+    pretty = re.search(r'^PRETTY_NAME="?([^"\n]+)', os_release, re.M)
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else ""
+    ca_file, ca_dir = ca_store()
+    return HostInfo(
+        openssl=system_openssl(),
+        sqlite=system_sqlite(),
+        compiler=_first_line([cc, "--version"]),
+        glibc=glibc or "",
+        os=pretty[1] if pretty else "",
+        ca_file=ca_file,
+        ca_dir=ca_dir,
+    )
+
+
+# tool -> (why, Debian package, RHEL package)
+_TOOLS = {
+    "cc": ("a C compiler", "build-essential", "gcc"),
+    "make": ("make", "make", "make"),
+    "perl": ("perl, for OpenSSL's Configure", "perl", "perl"),
+    "tclsh": ("tclsh, to make sqlite3.c from SQLite's full source tree", "tcl", "tcl"),
+}
+
+
+def require_tools(tools: list[str]) -> None:
+    """Raise naming the package to install for the first missing tool."""
+    for tool in tools:
+        if tool == "perl-ipc-cmd":
+            if shutil.which("perl") and subprocess.run(["perl", "-MIPC::Cmd", "-e", "1"], capture_output=True).returncode:
+                raise InputError(
+                    "perl has no IPC::Cmd, which OpenSSL's Configure needs",
+                    fix="install perl-modules (Debian) or perl-IPC-Cmd (RHEL)",
+                )
+            continue
+        found = shutil.which(os.environ.get("CC", "cc")) if tool == "cc" else shutil.which(tool)
+        if not found:
+            why, deb, rhel = _TOOLS[tool]
+            raise InputError(f"{why} is not installed ({tool} not on PATH)", fix=f"install {deb} (Debian) or {rhel} (RHEL)")

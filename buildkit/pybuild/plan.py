@@ -1,0 +1,228 @@
+"""Pure planning: from a request and what the host has, decide what to build and list every step.
+
+Nothing here touches the disk or runs a program, so the plan can be printed (``--dry-run``), rendered
+as a sh script (``--emit-script``), run locally, or run in a container, and is unit-tested alone.
+
+Layout of an install (``PREFIX`` is what the user passed)::
+
+    PREFIX -> PREFIX.buildkit/builds/<id>        a symlink, swapped atomically once <id> is verified
+    PREFIX.buildkit/builds/<id>/                 CPython, BUILDKIT.json
+    PREFIX.buildkit/deps/openssl-3.0.20-<hash>/  private OpenSSL (reused by later builds), ssl/ -> host CAs
+    PREFIX.buildkit/deps/sqlite-3.40.1-<hash>/   private SQLite
+    PREFIX.buildkit/work/<id>/                   source trees (kept with --keep or on failure)
+    PREFIX.buildkit/logs/<id>/                   one log per step, kept
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from buildkit import catalog
+from buildkit.catalog import Source, parse_version
+from buildkit.errors import InputError
+from buildkit.pybuild.host import HostInfo, SystemLib
+from buildkit.pybuild.recipe import Action, Command, Context
+
+__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "DEFAULTS"]
+
+# The newest versions whose tarballs reach a host that sees only Debian's archive, byte for byte upstream's
+# (SQLite's: Debian's full tree). Pass a version to build newer ones.
+DEFAULTS = {"cpython": "3.13.5", "openssl": "3.0.20", "sqlite": "3.40.1"}
+_PLACEHOLDER = "@PREFIX@"
+
+
+@dataclass(frozen=True)
+class Request:
+    cpython: str
+    prefix: str
+    with_openssl: str | None = None  # None: auto; "private"; "system"; a version; a prefix path
+    with_sqlite: str | None = None
+    jobs: int = 2
+    clean: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How a dependency is provided."""
+
+    package: str
+    how: str  # private | system | prefix
+    version: str
+    prefix: str  # "" for the system's
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    component: str
+    phase: str
+    run: Command | Action
+    log: str  # the log file name, in the plan's log dir
+
+
+@dataclass(frozen=True)
+class Component:
+    package: str
+    version: str
+    source: Source
+    prefix: str
+    srcdir: str
+    steps: tuple[Step, ...]
+    hash: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: Request
+    build_id: str
+    state_dir: str
+    install_dir: str
+    work_dir: str
+    log_dir: str
+    openssl: Choice
+    sqlite: Choice
+    components: tuple[Component, ...]  # to build, in order; CPython last
+    host: HostInfo
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.install_dir, "bin", "python3")
+
+    @property
+    def private_prefixes(self) -> tuple[str, ...]:
+        return tuple(c.prefix for c in (self.openssl, self.sqlite) if c.how != "system")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cpython": self.request.cpython,
+            "prefix": self.request.prefix,
+            "build_id": self.build_id,
+            "install_dir": self.install_dir,
+            "openssl": _choice_json(self.openssl),
+            "sqlite": _choice_json(self.sqlite),
+            "components": [
+                {
+                    "package": c.package,
+                    "version": c.version,
+                    "sha256": c.source.sha256,
+                    "file": c.source.filename,
+                    "prefix": c.prefix,
+                    "steps": [_step_json(s) for s in c.steps],
+                }
+                for c in self.components
+            ],
+        }
+
+
+def _choice_json(c: Choice) -> dict[str, str]:
+    return {"how": c.how, "version": c.version, "prefix": c.prefix, "reason": c.reason}
+
+
+def _step_json(s: Step) -> dict[str, object]:
+    if isinstance(s.run, Action):
+        return {"phase": s.phase, "action": s.run.name, "args": list(s.run.args)}
+    return {"phase": s.phase, "argv": list(s.run.argv), "env": dict(s.run.env), "cwd": s.run.cwd}
+
+
+def _older(package: str, version: str, minimum: str) -> bool:
+    return parse_version(package, version) < parse_version(package, minimum)
+
+
+def choose(package: str, wanted: str | None, system: SystemLib | None, minimum: str, cpython: str) -> Choice:
+    """Decide how ``package`` (openssl | sqlite) is provided for this CPython."""
+    label = "OpenSSL" if package == "openssl" else "SQLite"
+    if wanted is None:  # auto: the system's if it is new enough
+        if system is None:
+            wanted, why = "private", f"no system {label} headers and library found"
+        elif _older(package, system.version, minimum):
+            wanted, why = "private", f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs"
+        elif system.layout != "system":
+            wanted, why = "private", (f"only {system.layout} {system.version} was found, which a plain configure"
+                                      " does not find; building a private one")
+        else:
+            return Choice(package, "system", system.version, "", f"system {label} {system.version} is new enough")
+    else:
+        why = "asked for"
+    if wanted == "system":
+        if system is None:
+            raise InputError(f"--with-{package}=system, but no system {label} was found",
+                             fix=f"install its -dev package, or use --with-{package} to build a private one")
+        if _older(package, system.version, minimum):
+            raise InputError(f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs",
+                             fix=f"use --with-{package} to build a private one")
+        return Choice(package, "system", system.version, "", "asked for")
+    if "/" in wanted:
+        return Choice(package, "prefix", "", os.path.abspath(wanted), "asked for: an existing prefix")
+    version = DEFAULTS[package] if wanted == "private" else wanted
+    source = catalog.find(package, version)
+    if _older(package, source.version, minimum):
+        raise InputError(f"{label} {source.version} is older than {minimum}, which CPython {cpython} needs",
+                         fix=f"choose {label} {minimum} or newer")
+    return Choice(package, "private", source.version, "", why)
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps: dict[str, str],
+               host: HostInfo, index: int) -> tuple[list[Step], int]:
+    ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir)
+    steps = []
+    for phase, run in recipe.phases(ctx):
+        index += 1
+        steps.append(Step(recipe.package, phase, run, f"{index:02d}-{recipe.package}-{phase}.log"))
+    return steps, index
+
+
+def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = None) -> Plan:
+    """The whole build. ``sources`` overrides the catalog's choice of tarball per package (a fetch may find
+    e.g. SQLite's full tree where the amalgamation is preferred)."""
+    from recipes import RECIPES
+
+    sources = dict(sources or {})
+    py = sources.get("cpython") or catalog.find("cpython", req.cpython)
+    compat = catalog.compat_for(py.version)
+    openssl = choose("openssl", req.with_openssl, host.openssl, compat.openssl_min, py.version)
+    sqlite_min = max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))
+    sqlite = choose("sqlite", req.with_sqlite, host.sqlite, sqlite_min, py.version)
+    prefix = os.path.abspath(req.prefix)
+    state = prefix + ".buildkit"
+    env_key = (host.compiler, host.glibc)
+
+    components: list[Component] = []
+    deps: dict[str, str] = {}
+    chosen: dict[str, Choice] = {}
+    index = 0
+    for choice in (openssl, sqlite):
+        if choice.how != "private":
+            deps[choice.package] = choice.prefix
+            chosen[choice.package] = choice
+            continue
+        src = sources.get(choice.package) or catalog.find(choice.package, choice.version)
+        recipe = RECIPES[choice.package]
+        shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, req.jobs, {}, host, 0)
+        digest = _hash(src.sha256, [_step_json(s) for s in shape], env_key)
+        dep_prefix = os.path.join(state, "deps", f"{choice.package}-{src.version}-{digest}")
+        chosen[choice.package] = Choice(choice.package, "private", src.version, dep_prefix, choice.reason)
+        deps[choice.package] = dep_prefix
+        components.append(Component(choice.package, src.version, src, dep_prefix, "", (), digest))
+
+    recipe = RECIPES["cpython"]
+    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, req.jobs, deps, host, 0)
+    build_id = f"{py.version}-{_hash(py.sha256, [_step_json(s) for s in shape], env_key, [c.hash for c in components])}"
+    work = os.path.join(state, "work", build_id)
+    built: list[Component] = []
+    for comp in components:
+        steps, index = _component(RECIPES[comp.package], comp.source, comp.prefix, os.path.join(work, comp.package),
+                                  req.jobs, {}, host, index)
+        built.append(Component(comp.package, comp.version, comp.source, comp.prefix,
+                               os.path.join(work, comp.package), tuple(steps), comp.hash))
+    install = os.path.join(state, "builds", build_id)
+    steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index)
+    built.append(Component("cpython", py.version, py, install, os.path.join(work, "cpython"), tuple(steps), build_id))
+    return Plan(req, build_id, state, install, work, os.path.join(state, "logs", build_id),
+                chosen["openssl"], chosen["sqlite"], tuple(built), host)

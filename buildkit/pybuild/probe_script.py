@@ -1,0 +1,483 @@
+"""The verification probe: run by the interpreter under test, it reports what that interpreter has and judges it.
+
+This file is both a module (``buildkit.pybuild.verify`` imports its table and its functions) and the script
+that the interpreter under test runs, as ``python -I -c <source> ARGS`` (``verify``) or ``python -I - ARGS``
+with the source on stdin (the shell script of ``buildkit python --emit-script``). As a script it must run on
+Python 3.6 and newer, with nothing but the standard library, and import nothing from buildkit.
+
+Arguments (all optional)::
+
+    --expect-openssl V      the OpenSSL version ssl.OPENSSL_VERSION must show (3.0.20, 1.1.1w)
+    --expect-sqlite V       the SQLite version sqlite3.sqlite_version must show (3.46.1)
+    --private-prefix DIR    (repeatable) libssl/libcrypto/libsqlite3 must be loaded from under a DIR
+    --private-prefixes "DIR DIR"   the same, space-separated
+    --django-sqlite-min V   the SQLite needed for deterministic=True (default 3.8.3)
+    --optional a,b,c        the optional modules to look for (default: OPTIONAL_MODULES)
+    --record FILE           also write {"verified": ..., "verification": ...} into FILE (merged into its JSON)
+    --json                  print only the machine-readable line (see MARK), no table
+
+Output: a table (unless --json), then one line ``BUILDKIT-PROBE-JSON:{"facts": ..., "report": ...}``.
+Exit status: 0 when every required check passes, 1 otherwise.
+"""
+# ruff: noqa: UP031 - %-formatting on purpose: this file is also read by Python 3.6 interpreters
+import json
+import os
+import re
+import subprocess
+import sys
+
+MARK = "BUILDKIT-PROBE-JSON:"
+DJANGO_SQLITE_MIN = "3.8.3"
+
+# Optional stdlib extension modules and the development packages whose headers CPython's configure (or
+# setup.py up to 3.11) needs to build them: module -> (what it is, Debian/Ubuntu package, RHEL/Fedora package).
+OPTIONAL_MODULES = {
+    "_ctypes": ("ctypes (libffi)", "libffi-dev", "libffi-devel"),
+    "_bz2": ("bz2 compression", "libbz2-dev", "bzip2-devel"),
+    "_lzma": ("lzma/xz compression", "liblzma-dev", "xz-devel"),
+    "zlib": ("zlib compression (pip needs it)", "zlib1g-dev", "zlib-devel"),
+    "readline": ("line editing in the REPL", "libreadline-dev", "readline-devel"),
+    "_uuid": ("uuid via libuuid", "uuid-dev", "libuuid-devel"),
+    "_dbm": ("dbm.ndbm", "libgdbm-compat-dev (or libdb-dev)", "gdbm-devel (or libdb-devel)"),
+    "_gdbm": ("dbm.gnu", "libgdbm-dev", "gdbm-devel"),
+    "_tkinter": ("tkinter (Tcl/Tk)", "tk-dev", "tk-devel"),
+    "_curses": ("curses", "libncurses-dev", "ncurses-devel"),
+}
+
+LIB_PATTERN = re.compile(r"/lib(ssl|crypto|sqlite3)[^/]*\.so(\.[0-9][^/]*)?$")
+WANTED_LIBS = {"_ssl": ("libssl", "libcrypto"), "_hashlib": ("libcrypto",), "_sqlite3": ("libsqlite3",)}
+
+
+# --- facts ----------------------------------------------------------------------------------------------
+
+def error_text(exc):
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+def try_import(name):
+    try:
+        module = __import__(name)
+    except BaseException as exc:  # an extension that fails to load may raise anything
+        return None, {"ok": False, "error": error_text(exc), "file": None}
+    return module, {"ok": True, "error": None, "file": getattr(module, "__file__", None)}
+
+
+def mapped_libraries():
+    """Every shared object mapped into this process (Linux: /proc/self/maps), by address."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6:
+                    path = parts[5].strip()
+                    if path.startswith("/") and ".so" in os.path.basename(path) and path not in paths:
+                        paths.append(path)
+    except OSError as exc:
+        return None, error_text(exc)
+    return paths, None
+
+
+def _ca_facts(ssl):
+    ca = {"error": None}
+    try:
+        paths = ssl.get_default_verify_paths()
+        ca["verify_paths"] = {
+            "cafile": paths.cafile,
+            "capath": paths.capath,
+            "openssl_cafile_env": paths.openssl_cafile_env,
+            "openssl_cafile": paths.openssl_cafile,
+            "openssl_capath_env": paths.openssl_capath_env,
+            "openssl_capath": paths.openssl_capath,
+        }
+        hashed = total = 0
+        if paths.capath:
+            for name in os.listdir(paths.capath):
+                total += 1
+                if re.match(r"^[0-9a-f]{8}\.[0-9]+$", name):
+                    hashed += 1
+        ca["capath_files"] = total
+        ca["capath_hashed"] = hashed
+        context = ssl.create_default_context()
+        ca["stats"] = context.cert_store_stats()
+        ca["ca_certs"] = len(context.get_ca_certs())
+    except BaseException as exc:
+        ca["error"] = error_text(exc)
+    return ca
+
+
+def _sqlite_facts(sqlite3):
+    sq = {"version": sqlite3.sqlite_version, "deterministic": None, "deterministic_error": None}
+    try:
+        con = sqlite3.connect(":memory:")
+        try:
+            con.create_function("f", 1, lambda x: x, deterministic=True)
+            sq["deterministic"] = con.execute("select f(41) + 1").fetchone()[0] == 42
+        finally:
+            con.close()
+    except TypeError as exc:  # Python < 3.8: no deterministic= keyword
+        sq["deterministic"] = None
+        sq["deterministic_error"] = error_text(exc)
+    except BaseException as exc:
+        sq["deterministic"] = False
+        sq["deterministic_error"] = error_text(exc)
+    return sq
+
+
+def _pip_facts():
+    pip = {"ok": False, "output": "", "ensurepip": False, "ensurepip_version": None}
+    env = dict(os.environ)
+    env["PIP_CONFIG_FILE"] = os.devnull  # no /etc/pip.conf, no ~/.pip
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-m", "pip", "--version"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, universal_newlines=True)
+        out = proc.communicate(timeout=120)[0]
+        pip["ok"] = proc.returncode == 0
+        pip["output"] = out.strip()[-2000:]
+    except BaseException as exc:
+        pip["output"] = error_text(exc)
+    try:
+        import ensurepip
+        pip["ensurepip"] = True
+        try:
+            pip["ensurepip_version"] = ensurepip.version()
+        except BaseException as exc:
+            pip["ensurepip_error"] = error_text(exc)
+    except BaseException as exc:
+        pip["ensurepip_error"] = error_text(exc)
+    return pip
+
+
+def collect_facts(optional=None):
+    """Everything the judgement needs, as plain JSON-able data."""
+    facts = {
+        "probe": 2,
+        "executable": sys.executable,
+        "version": list(sys.version_info[:3]),
+        "version_text": sys.version,
+        "prefix": sys.prefix,
+        "isolated": bool(getattr(sys.flags, "isolated", 0)),
+        "environment": sorted(os.environ),
+        "imports": {},
+    }
+    imports = facts["imports"]
+    imports["_ssl"] = try_import("_ssl")[1]
+    imports["_hashlib"] = try_import("_hashlib")[1]
+    ssl, imports["ssl"] = try_import("ssl")
+    if ssl is not None:
+        facts["openssl"] = {
+            "version": getattr(ssl, "OPENSSL_VERSION", None),
+            "version_info": list(getattr(ssl, "OPENSSL_VERSION_INFO", ()) or ()),
+            "api_version": list(getattr(ssl, "_OPENSSL_API_VERSION", ()) or ()) or None,
+        }
+        facts["ca"] = _ca_facts(ssl)
+    try:
+        from smtplib import SMTP_SSL  # noqa: F401
+        facts["smtp_ssl"] = {"ok": True, "error": None}
+    except BaseException as exc:
+        facts["smtp_ssl"] = {"ok": False, "error": error_text(exc)}
+    imports["_sqlite3"] = try_import("_sqlite3")[1]
+    sqlite3, imports["sqlite3"] = try_import("sqlite3")
+    if sqlite3 is not None:
+        facts["sqlite"] = _sqlite_facts(sqlite3)
+
+    # The shared libraries the loader really picked, read after the imports above.
+    maps, maps_error = mapped_libraries()
+    facts["maps_error"] = maps_error
+    facts["mapped"] = [p for p in (maps or []) if LIB_PATTERN.search(p)]
+    libraries = {}
+    for name in sorted(WANTED_LIBS):
+        if imports[name]["ok"]:
+            libraries[name] = [p for p in facts["mapped"] if os.path.basename(p).startswith(WANTED_LIBS[name])]
+    facts["libraries"] = libraries
+
+    facts["pip"] = _pip_facts()
+    facts["optional"] = {}
+    for name in (OPTIONAL_MODULES if optional is None else optional):
+        facts["optional"][name] = try_import(name)[1]
+    return facts
+
+
+# --- judgement ------------------------------------------------------------------------------------------
+
+def version_tuple(text):
+    """``"3.40.1"`` -> ``(3, 40, 1)``; stops at the first part that does not start with a digit."""
+    parts = []
+    for part in str(text).split("."):
+        m = re.match(r"^(\d+)", part)
+        if not m:
+            break
+        parts.append(int(m.group(1)))
+    return tuple(parts)
+
+
+def openssl_version_from_info(info):
+    """The version of ``ssl.OPENSSL_VERSION_INFO`` / ``ssl._OPENSSL_API_VERSION`` as OpenSSL writes it.
+
+    CPython splits ``OPENSSL_VERSION_NUMBER`` as (major, minor, fix, patch, status). OpenSSL 3 encodes 3.0.20
+    as 0x30000140, i.e. (3, 0, 0, 20, 0); 1.1.1w is 0x1010117f, i.e. (1, 1, 1, 23, 15) with 23 = 'w'.
+    """
+    if not info or len(info) < 4:
+        return None
+    major, minor, fix, patch = [int(x) for x in info[:4]]
+    if major >= 3:
+        return "%d.%d.%d" % (major, minor, patch)
+    letter = chr(ord("a") + patch - 1) if 0 < patch <= 26 else ""
+    return "%d.%d.%d%s" % (major, minor, fix, letter)
+
+
+def openssl_token(version_text):
+    """``"OpenSSL 3.0.20 27 Jan 2026"`` -> ``"3.0.20"``; ``"LibreSSL 3.8.2"`` -> ``"3.8.2"``."""
+    if not version_text:
+        return None
+    parts = version_text.split()
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def version_matches(actual, expected):
+    """Equal, or ``expected`` names fewer components than ``actual`` (``3.46`` matches ``3.46.1``)."""
+    if actual == expected:
+        return True
+    a, e = actual.split("."), expected.split(".")
+    return len(e) < len(a) and a[:len(e)] == e
+
+
+def _check(name, ok, detail, required=True):
+    return {"name": name, "ok": bool(ok), "detail": detail, "required": required}
+
+
+def _import_check(facts, module):
+    info = facts["imports"].get(module) or {"ok": False, "error": "not probed", "file": None}
+    if info["ok"]:
+        return _check("import " + module, True, info.get("file") or "built in")
+    return _check("import " + module, False, info.get("error") or "import failed")
+
+
+def _inside(path, prefixes):
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _library_check(facts, module, prefixes, headers, runtime):
+    name = module + " libraries"
+    info = facts["imports"].get(module) or {}
+    if not info.get("ok"):
+        return _check(name, False, "not loaded: " + (info.get("error") or "import failed"))
+    if facts.get("maps_error"):
+        return _check(name, not prefixes, "cannot read the loaded libraries (%s)" % facts["maps_error"])
+    libs = list((facts.get("libraries") or {}).get(module, []))
+    if not libs:
+        what = "libsqlite3" if module == "_sqlite3" else "libssl/libcrypto"
+        return _check(name, True, "no shared %s loaded: linked statically into %s"
+                      % (what, info.get("file") or "the interpreter"))
+    outside = [lib for lib in libs if not _inside(lib, prefixes)]
+    if not prefixes or not outside:
+        return _check(name, True, ", ".join(libs))
+    family = "SQLite" if module == "_sqlite3" else "OpenSSL"
+    lib = ([p for p in outside if os.path.basename(p).startswith("libssl")] or outside)[0]
+    detail = ""
+    if headers and family == "OpenSSL":
+        detail = "headers %s but " % headers
+    detail += "runtime library %s" % lib
+    if runtime.get(family):
+        detail += " (%s %s)" % (family, runtime[family])
+    detail += " is outside the private prefixes " + ", ".join(prefixes)
+    others = [p for p in outside if p != lib]
+    if others:
+        detail += "; also " + ", ".join(others)
+    return _check(name, False, detail)
+
+
+def _ca_check(facts):
+    name = "CA certificates"
+    ca = facts.get("ca")
+    if ca is None:
+        return _check(name, False, "ssl does not import")
+    if ca.get("error") and "stats" not in ca:
+        return _check(name, False, ca["error"])
+    paths = ca.get("verify_paths") or {}
+    stats = ca.get("stats") or {}
+    where = "cafile=%s, capath=%s (OpenSSL defaults %s, %s)" % (
+        paths.get("cafile"), paths.get("capath"), paths.get("openssl_cafile"), paths.get("openssl_capath"))
+    loaded = int(stats.get("x509_ca") or 0) or int(ca.get("ca_certs") or 0)
+    if loaded:
+        return _check(name, True, "%d CA certificates loaded from the cafile; %s" % (loaded, where))
+    hashed = int(ca.get("capath_hashed") or 0)
+    if paths.get("capath") and hashed:
+        return _check(name, True, "capath holds %d hashed certificates, loaded on demand (none preloaded); %s"
+                      % (hashed, where))
+    return _check(name, False, "no CA certificates: create_default_context() loaded none and there is no hashed "
+                  "capath; %s; link the system bundle to %s" % (where, paths.get("openssl_cafile") or "the cafile"))
+
+
+def _headers_check(api, runtime, version_text):
+    name = "OpenSSL headers vs runtime"
+    if runtime is None:
+        return _check(name, False, "ssl does not import")
+    if version_text and version_text.startswith("LibreSSL"):
+        return _check(name, True, version_text + ": LibreSSL reports a fixed version number; not compared")
+    if api is None:
+        return _check(name, True, "runtime %s; this Python does not expose the header version" % runtime)
+    if api == runtime:
+        return _check(name, True, "compiled against %s, runs %s" % (api, runtime))
+    a, r = version_tuple(api), version_tuple(runtime)
+    same_abi = a[:1] == r[:1] and (a[:1] >= (3,) or a[:2] == r[:2])
+    if same_abi and r[:2] >= a[:2]:
+        return _check(name, True, "compiled against %s, runs %s (same ABI series, newer or patch-level)"
+                      % (api, runtime))
+    return _check(name, False, "compiled against OpenSSL %s headers but runs library %s: the module was built "
+                  "with one OpenSSL and loads another" % (api, runtime))
+
+
+def _pip_check(pip):
+    if pip.get("ok"):
+        out = (pip.get("output") or "").splitlines()
+        return _check("pip", True, out[-1] if out else "pip works")
+    if pip.get("ensurepip"):
+        bundled = pip.get("ensurepip_version")
+        return _check("pip", True, "pip is not installed; ensurepip is present%s: python -m ensurepip installs it"
+                      % (" (bundles pip %s)" % bundled if bundled else ""))
+    out = (pip.get("output") or "").strip().splitlines()
+    return _check("pip", False, "python -m pip --version failed (%s) and there is no ensurepip"
+                  % (out[-1] if out else "no output"))
+
+
+def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), django_min=DJANGO_SQLITE_MIN):
+    """The verification report of ``facts``: checks, optional modules, versions, libraries."""
+    prefixes = [os.path.realpath(p) for p in private_prefixes if p]
+    openssl = facts.get("openssl") or {}
+    version_text = openssl.get("version")
+    runtime_openssl = openssl_token(version_text)
+    api_openssl = openssl_version_from_info(openssl.get("api_version"))
+    sqlite = facts.get("sqlite") or {}
+    sqlite_version = sqlite.get("version")
+
+    checks = [_import_check(facts, "_ssl"), _import_check(facts, "_hashlib"), _import_check(facts, "ssl")]
+    if runtime_openssl is None:
+        checks.append(_check("OpenSSL version", False, "ssl does not import"))
+    elif expect_openssl and not version_matches(runtime_openssl, expect_openssl):
+        checks.append(_check("OpenSSL version", False, "%s: expected %s" % (version_text, expect_openssl)))
+    else:
+        checks.append(_check("OpenSSL version", True, version_text or ""))
+    checks.append(_headers_check(api_openssl, runtime_openssl, version_text))
+    smtp = facts.get("smtp_ssl") or {}
+    checks.append(_check("from smtplib import SMTP_SSL", smtp.get("ok"),
+                         "ok" if smtp.get("ok") else smtp.get("error") or "failed"))
+
+    checks.append(_import_check(facts, "sqlite3"))
+    minimum_name = "SQLite >= %s (Django)" % django_min
+    if sqlite_version is None:
+        checks.append(_check("SQLite version", False, "sqlite3 does not import"))
+        checks.append(_check(minimum_name, False, "sqlite3 does not import"))
+        checks.append(_check("create_function(deterministic=True)", False, "sqlite3 does not import"))
+    else:
+        if expect_sqlite and not version_matches(sqlite_version, expect_sqlite):
+            checks.append(_check("SQLite version", False, "%s: expected %s" % (sqlite_version, expect_sqlite)))
+        else:
+            checks.append(_check("SQLite version", True, sqlite_version))
+        new_enough = version_tuple(sqlite_version) >= version_tuple(django_min)
+        checks.append(_check(minimum_name, new_enough, sqlite_version if new_enough else
+                             "%s is older than %s: deterministic functions and Django fail"
+                             % (sqlite_version, django_min)))
+        if sqlite.get("deterministic") is None:
+            checks.append(_check("create_function(deterministic=True)", True,
+                                 "not available before Python 3.8 (%s)" % (sqlite.get("deterministic_error") or "")))
+        else:
+            ok = bool(sqlite.get("deterministic"))
+            checks.append(_check("create_function(deterministic=True)", ok,
+                                 "works" if ok else sqlite.get("deterministic_error") or "failed"))
+
+    checks.append(_ca_check(facts))
+    checks.append(_pip_check(facts.get("pip") or {}))
+    runtime = {"OpenSSL": runtime_openssl, "SQLite": sqlite_version}
+    for module in ("_ssl", "_hashlib", "_sqlite3"):
+        checks.append(_library_check(facts, module, prefixes, api_openssl, runtime))
+
+    optional = []
+    for name, info in sorted((facts.get("optional") or {}).items(),
+                             key=lambda kv: list(OPTIONAL_MODULES).index(kv[0]) if kv[0] in OPTIONAL_MODULES else 99):
+        description, debian, rhel = OPTIONAL_MODULES.get(name, ("", "", ""))
+        optional.append({"name": name, "present": bool(info.get("ok")), "description": description,
+                         "debian": debian, "rhel": rhel, "error": None if info.get("ok") else info.get("error")})
+    return {
+        "python": facts.get("executable"),
+        "python_version": ".".join(str(x) for x in facts.get("version", [])),
+        "ok": all(c["ok"] for c in checks if c["required"]),
+        "checks": checks,
+        "optional": optional,
+        "openssl_version": runtime_openssl,
+        "sqlite_version": sqlite_version,
+        "libraries": facts.get("libraries") or {},
+        "verify_paths": (facts.get("ca") or {}).get("verify_paths"),
+        "environment": facts.get("environment") or [],
+    }
+
+
+# --- script ---------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    opts = {"expect_openssl": None, "expect_sqlite": None, "private_prefixes": [], "django_min": DJANGO_SQLITE_MIN,
+            "optional": None, "record": None, "json": False}
+    it = iter(argv)
+    for arg in it:
+        key, eq, value = arg.partition("=")
+        if key == "--json":
+            opts["json"] = True
+            continue
+        if key not in ("--expect-openssl", "--expect-sqlite", "--private-prefix", "--private-prefixes",
+                       "--django-sqlite-min", "--optional", "--record"):
+            raise SystemExit("probe: unknown argument %r" % arg)
+        if not eq:
+            value = next(it, None)
+            if value is None:
+                raise SystemExit("probe: %s needs a value" % key)
+        if key == "--private-prefix":
+            opts["private_prefixes"].append(value)
+        elif key == "--private-prefixes":
+            opts["private_prefixes"].extend(value.split())
+        elif key == "--optional":
+            opts["optional"] = [m for m in value.split(",") if m]
+        else:
+            opts[{"--expect-openssl": "expect_openssl", "--expect-sqlite": "expect_sqlite",
+                  "--django-sqlite-min": "django_min", "--record": "record"}[key]] = value or None
+    return opts
+
+
+def _write_record(path, report):
+    record = {}
+    try:
+        with open(path) as f:
+            loaded = json.load(f)
+        if isinstance(loaded, dict):
+            record = loaded
+    except (OSError, ValueError):
+        pass
+    record["verified"] = report["ok"]
+    record["verification"] = report
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.rename(tmp, path)
+
+
+def main(argv):
+    opts = parse_args(argv)
+    facts = collect_facts(opts["optional"])
+    report = judge(facts, opts["expect_openssl"], opts["expect_sqlite"], opts["private_prefixes"], opts["django_min"])
+    if opts["record"]:
+        _write_record(opts["record"], report)
+    if not opts["json"]:
+        width = max(len(c["name"]) for c in report["checks"])
+        for c in report["checks"]:
+            mark = "ok" if c["ok"] else ("FAIL" if c["required"] else "warn")
+            sys.stdout.write("  %-*s  %-4s  %s\n" % (width, c["name"], mark, c["detail"]))
+        for m in report["optional"]:
+            if not m["present"]:
+                sys.stdout.write("  optional %-10s missing  (Debian: %s, RHEL: %s)\n"
+                                 % (m["name"], m["debian"], m["rhel"]))
+    sys.stdout.write("\n" + MARK + json.dumps({"facts": facts, "report": report}) + "\n")
+    sys.stdout.flush()
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,75 @@
+"""``--emit-script``: the plan as a POSIX sh script for a host with no buildkit and no modern Python
+(a CentOS 7 box with sh, make, gcc and perl). Rendered with jinja2 from ``buildkit/templates``; it does
+the same checksum checks, the same steps, the same verification and the same atomic switch."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import jinja2
+
+from buildkit import __version__
+from buildkit.errors import InputError
+from buildkit.pybuild.plan import Plan
+from buildkit.pybuild.recipe import Action
+
+__all__ = ["render_script", "write_script"]
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+def _command_line(run) -> str:
+    if isinstance(run, Action):
+        return " ".join(["action_" + run.name.replace("-", "_")] + [shlex.quote(a) for a in run.args])
+    env = [f"{k}={shlex.quote(v)}" for k, v in run.env]
+    return " ".join((["env"] + env if env else []) + [shlex.quote(a) for a in run.argv])
+
+
+def render_script(plan: Plan) -> str:
+    from buildkit.pybuild.verify import PROBE_SOURCE
+
+    components = []
+    for comp in plan.components:
+        steps = []
+        for step in comp.steps:
+            cwd = step.run.cwd if not isinstance(step.run, Action) and step.run.cwd else comp.srcdir
+            steps.append({"phase": step.phase, "log": step.log, "cwd": cwd, "line": _command_line(step.run),
+                          "action": isinstance(step.run, Action)})
+        components.append({"package": comp.package, "version": comp.version, "source": comp.source,
+                           "prefix": comp.prefix, "srcdir": comp.srcdir, "steps": steps,
+                           "reusable": comp.package != "cpython"})
+    tools = ["cc", "make", "tar"]
+    if plan.openssl.how == "private":
+        tools.append("perl")
+    if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
+        tools.append("tclsh")
+    return _env().get_template("build-python.sh.j2").render(
+        plan=plan, components=components, tools=tools, version=__version__, probe=PROBE_SOURCE,
+        expect_openssl=plan.openssl.version, expect_sqlite=plan.sqlite.version,
+        private_prefixes=" ".join(plan.private_prefixes),
+    )
+
+
+def write_script(plan: Plan, path: str) -> None:
+    text = render_script(plan)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write the script: {e.strerror}", fix="choose another path") from None

@@ -1,0 +1,243 @@
+"""Verify a built CPython: does it have a working ssl, hashlib, sqlite3 and pip, and which OpenSSL and SQLite
+does it really load?
+
+:func:`verify` runs one probe (``probe_script.py`` next to this file) with the interpreter under test; the
+probe collects the facts and judges them (``probe_script.judge``, so that the shell script of ``buildkit
+python --emit-script`` runs the very same checks with :data:`PROBE_SOURCE` on a host without buildkit), and
+``verify`` returns its verdict as frozen dataclasses. The probe runs the way a fresh login shell with no
+configuration would run it, so that nothing on the build host hides a broken build:
+
+* an empty environment plus ``PATH=/usr/bin:/bin`` and ``LANG=C.UTF-8`` only (``env -i`` semantics): no
+  ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (which would hide a private OpenSSL without CA certificates), no
+  ``LD_LIBRARY_PATH`` (which would hide a missing rpath), no ``PYTHON*``, no ``PIP_*``;
+* ``-I`` (isolated mode: no user site-packages, no current directory on ``sys.path``);
+* ``pip --version`` with ``PIP_CONFIG_FILE=/dev/null`` (no ``/etc/pip.conf``).
+
+The shared libraries are read from ``/proc/self/maps`` of the probe after it imported ``_ssl``,
+``_hashlib`` and ``_sqlite3``: the files the dynamic loader really picked, not what ``ldd`` guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit.catalog import django_sqlite_min
+from buildkit.errors import InputError
+from buildkit.pybuild import probe_script
+
+__all__ = [
+    "CLEAN_ENV",
+    "OPTIONAL_MODULES",
+    "PROBE_SOURCE",
+    "Check",
+    "OptionalModule",
+    "VerifyReport",
+    "openssl_version_from_info",
+    "report_from_probe",
+    "resolve_interpreter",
+    "run_probe",
+    "verify",
+    "version_tuple",
+]
+
+PROBE = Path(probe_script.__file__)
+# The probe's source, for running it elsewhere (``python -I - ARGS`` with this on stdin).
+PROBE_SOURCE = PROBE.read_text(encoding="utf-8")
+PROBE_MARK = probe_script.MARK
+# The whole environment of the probe (env -i PATH=/usr/bin:/bin LANG=C.UTF-8).
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+PROBE_TIMEOUT = 300
+
+# module -> (what it is, Debian/Ubuntu -dev package, RHEL/Fedora -devel package); the data lives in the probe.
+OPTIONAL_MODULES: dict[str, tuple[str, str, str]] = probe_script.OPTIONAL_MODULES
+version_tuple = probe_script.version_tuple
+openssl_version_from_info = probe_script.openssl_version_from_info
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "required": self.required}
+
+
+@dataclass(frozen=True)
+class OptionalModule:
+    name: str
+    present: bool
+    description: str
+    debian: str
+    rhel: str
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "present": self.present, "description": self.description,
+                "debian": self.debian, "rhel": self.rhel, "error": self.error}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    python: str
+    checks: tuple[Check, ...]
+    optional: tuple[OptionalModule, ...]
+    openssl_version: str | None
+    sqlite_version: str | None
+    libraries: dict[str, list[str]]
+    executable: str = ""  # sys.executable as the probe saw it
+    python_version: str = ""  # e.g. 3.11.2
+    environment: tuple[str, ...] = ()  # the names of the variables the probe saw
+    probe: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the probe's raw facts
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks if c.required)
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.required and not c.ok)
+
+    def check(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        ca = self.probe.get("ca") or {}
+        return {
+            "python": self.python,
+            "executable": self.executable,
+            "python_version": self.python_version,
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+            "optional": [m.to_json() for m in self.optional],
+            "openssl_version": self.openssl_version,
+            "sqlite_version": self.sqlite_version,
+            "libraries": {k: list(v) for k, v in self.libraries.items()},
+            "verify_paths": ca.get("verify_paths"),
+            "environment": list(self.environment),
+        }
+
+
+# --- running the probe --------------------------------------------------------------------------------
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def resolve_interpreter(python: str) -> str:
+    """The file to run: a name is looked up on PATH; a wrapper script (a pyenv shim, a launcher) is asked for
+    its ``sys.executable`` in the caller's environment, since it may not work under the clean environment
+    the probe gets."""
+    if os.sep not in python:
+        found = shutil.which(python)
+        if found is None:
+            raise InputError(f"{python}: no such interpreter on PATH",
+                             fix="pass the path of the interpreter, e.g. /opt/python3.11/bin/python3.11")
+        path = found
+    else:
+        path = os.path.abspath(python)
+    if not os.path.exists(path):
+        raise InputError(f"{python}: no such file", fix="pass the path of a python executable")
+    if os.path.isdir(path):
+        raise InputError(f"{python}: is a directory",
+                         fix=f"pass the interpreter, e.g. {os.path.join(path, 'bin', 'python3')}")
+    if not os.access(path, os.X_OK):
+        raise InputError(f"{python}: not executable", fix="pass the path of a python executable")
+    if not _is_elf(path):
+        try:
+            proc = subprocess.run([path, "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60,
+                                  text=True)
+        except (OSError, subprocess.TimeoutExpired):
+            return path
+        real = proc.stdout.strip().splitlines()[-1:] if proc.returncode == 0 else []
+        if real and os.path.isabs(real[0]) and os.path.isfile(real[0]):
+            return real[0]
+    return path
+
+
+def run_probe(python: str, args: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the probe with ``python`` (a path) under the clean environment; returns ``{"facts", "report"}``.
+
+    Raises :class:`InputError` when the interpreter cannot run it (not Python, older than 3.6, missing shared
+    libraries...).
+    """
+    cmd = [python, "-I", "-c", PROBE_SOURCE, "--json", *args]
+    try:
+        proc = subprocess.run(cmd, env=dict(CLEAN_ENV), cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{python}: the probe did not finish in {PROBE_TIMEOUT}s",
+                         fix=f"check that the interpreter starts: {python} -I -c pass") from None
+    except OSError as e:
+        raise InputError(f"{python}: cannot run it: {e.strerror or e}",
+                         fix="pass the path of a python executable built for this machine") from None
+    out = proc.stdout.decode("utf-8", errors="replace")
+    for line in reversed(out.splitlines()):
+        if line.startswith(PROBE_MARK):
+            try:
+                return json.loads(line[len(PROBE_MARK):])
+            except ValueError:
+                break
+    err = [line for line in proc.stderr.decode("utf-8", errors="replace").strip().splitlines() if line.strip()]
+    if not err:
+        why = f"exit status {proc.returncode}, no output"
+    else:  # a traceback ends with the error; anything else (a usage message) starts with it
+        why = err[-1] if any(line.startswith("Traceback") for line in err) else err[0]
+    raise InputError(f"{python}: cannot run it as a Python 3.6+ interpreter ({why})",
+                     fix=f"check that 'env -i {python} -I -c pass' works (ldd {python} shows missing libraries)")
+
+
+def report_from_probe(python: str, payload: Mapping[str, Any]) -> VerifyReport:
+    """The :class:`VerifyReport` of a probe's output (``{"facts": ..., "report": ...}``)."""
+    facts, report = payload["facts"], payload["report"]
+    return VerifyReport(
+        python=python,
+        checks=tuple(Check(c["name"], bool(c["ok"]), c["detail"], bool(c.get("required", True)))
+                     for c in report["checks"]),
+        optional=tuple(OptionalModule(m["name"], bool(m["present"]), m["description"], m["debian"], m["rhel"],
+                                      m.get("error")) for m in report["optional"]),
+        openssl_version=report.get("openssl_version"),
+        sqlite_version=report.get("sqlite_version"),
+        libraries={k: list(v) for k, v in (report.get("libraries") or {}).items()},
+        executable=facts.get("executable") or python,
+        python_version=report.get("python_version") or "",
+        environment=tuple(facts.get("environment") or ()),
+        probe=facts,
+    )
+
+
+def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str | None = None,
+           private_prefixes: Sequence[str] = ()) -> VerifyReport:
+    """Run the probe with ``python`` and judge what it finds (see the module docstring).
+
+    ``expect_openssl``/``expect_sqlite`` must equal the versions the interpreter reports at run time (a
+    shorter expectation such as ``3.46`` matches ``3.46.1``). With ``private_prefixes``, every libssl,
+    libcrypto and libsqlite3 that ``_ssl``, ``_hashlib`` and ``_sqlite3`` load must lie under one of them.
+    A Python that cannot run at all raises :class:`InputError`.
+    """
+    path = resolve_interpreter(python)
+    args = ["--django-sqlite-min", django_sqlite_min()]
+    if expect_openssl:
+        args += ["--expect-openssl", expect_openssl]
+    if expect_sqlite:
+        args += ["--expect-sqlite", expect_sqlite]
+    for prefix in private_prefixes:
+        args += ["--private-prefix", os.path.realpath(prefix)]
+    return report_from_probe(python, run_probe(path, args))

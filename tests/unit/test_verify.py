@@ -1,0 +1,358 @@
+"""buildkit.pybuild.verify and `buildkit verify`, run against the real interpreters of this host: Debian's
+/usr/bin/python3 (system OpenSSL 3.0.x and SQLite 3.40) and the interpreter running the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from buildkit.cli import cli
+from buildkit.errors import InputError
+from buildkit.pybuild import probe_script
+from buildkit.pybuild.verify import (
+    CLEAN_ENV,
+    OPTIONAL_MODULES,
+    PROBE_SOURCE,
+    VerifyReport,
+    openssl_version_from_info,
+    report_from_probe,
+    run_probe,
+    verify,
+    version_tuple,
+)
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+PY36 = "/root/.pyenv/versions/3.6.15/bin/python"
+PY27 = "/root/.pyenv/versions/2.7.18/bin/python"
+
+needs_debian_python = pytest.mark.skipif(not os.path.exists(DEBIAN_PYTHON), reason="no /usr/bin/python3")
+
+# What an interpreter says about itself, asked directly (not through the probe).
+SELF_REPORT = """
+import json, ssl, sqlite3, _ssl, _hashlib, _sqlite3
+libs = []
+with open("/proc/self/maps") as f:
+    for line in f:
+        path = line.split()[-1]
+        base = path.rsplit("/", 1)[-1]
+        if base.startswith(("libssl", "libcrypto", "libsqlite3")) and ".so" in base and path not in libs:
+            libs.append(path)
+print(json.dumps({"openssl": ssl.OPENSSL_VERSION, "api": list(ssl._OPENSSL_API_VERSION),
+                  "sqlite": sqlite3.sqlite_version, "executable": __import__("sys").executable, "libs": libs}))
+"""
+
+
+def self_report(python: str) -> dict:
+    out = subprocess.run([python, "-I", "-c", SELF_REPORT], stdout=subprocess.PIPE, check=True, env=dict(CLEAN_ENV))
+    return json.loads(out.stdout)
+
+
+INTERPRETERS = [pytest.param(DEBIAN_PYTHON, marks=needs_debian_python, id="debian"),
+                pytest.param(sys.executable, id="sys.executable")]
+
+
+@pytest.fixture(scope="module")
+def debian_report() -> VerifyReport:
+    if not os.path.exists(DEBIAN_PYTHON):
+        pytest.skip("no /usr/bin/python3")
+    return verify(DEBIAN_PYTHON)
+
+
+# --- real interpreters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_versions_are_what_the_interpreter_says(python: str) -> None:
+    own = self_report(python)
+    report = verify(python)
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert report.openssl_version == own["openssl"].split()[1]
+    assert report.check("OpenSSL version").detail == own["openssl"]
+    assert report.sqlite_version == own["sqlite"]
+    assert report.check("SQLite version").detail == own["sqlite"]
+    assert report.executable == own["executable"]
+    api = openssl_version_from_info(own["api"])
+    assert api in report.check("OpenSSL headers vs runtime").detail
+    # The libraries are those the interpreter really maps, by their canonical paths.
+    assert sorted(report.libraries["_ssl"]) == sorted(p for p in own["libs"] if "/libssl" in p or "/libcrypto" in p)
+    assert report.libraries["_sqlite3"] == [p for p in own["libs"] if "/libsqlite3" in p]
+    assert report.libraries["_hashlib"] == [p for p in own["libs"] if "/libcrypto" in p]
+    for name in ("import _ssl", "import _hashlib", "import ssl", "from smtplib import SMTP_SSL", "import sqlite3",
+                 "SQLite >= 3.8.3 (Django)", "create_function(deterministic=True)", "CA certificates", "pip"):
+        assert report.check(name).ok, report.check(name)
+    assert [m.name for m in report.optional] == list(OPTIONAL_MODULES)
+
+
+def test_debian_python_details(debian_report: VerifyReport) -> None:
+    own = self_report(DEBIAN_PYTHON)
+    assert debian_report.python_version.startswith("3.")
+    assert debian_report.openssl_version.startswith("3.0.")
+    # Debian's python3.11 runs a newer OpenSSL 3.0.x than the headers it was compiled against: same ABI, fine.
+    headers = debian_report.check("OpenSSL headers vs runtime")
+    assert headers.ok and f"compiled against {openssl_version_from_info(own['api'])}" in headers.detail
+    assert all(p.startswith("/usr/lib/") for p in debian_report.libraries["_ssl"])
+    assert debian_report.check("pip").detail.startswith("pip ")
+    json.dumps(debian_report.to_json())  # serialisable
+    data = debian_report.to_json()
+    assert data["ok"] is True and data["openssl_version"] == debian_report.openssl_version
+    assert data["verify_paths"]["openssl_cafile_env"] == "SSL_CERT_FILE"
+
+
+@needs_debian_python
+def test_private_prefix_elsewhere_fails_naming_the_system_library() -> None:
+    own = self_report(DEBIAN_PYTHON)
+    libssl = next(p for p in own["libs"] if "/libssl" in p)
+    libsqlite = next(p for p in own["libs"] if "/libsqlite3" in p)
+    report = verify(DEBIAN_PYTHON, private_prefixes=["/nonexistent"])
+    assert not report.ok
+    ssl_libs = report.check("_ssl libraries")
+    assert not ssl_libs.ok
+    api = openssl_version_from_info(own["api"])
+    assert ssl_libs.detail.startswith(f"headers {api} but runtime library {libssl} (OpenSSL {report.openssl_version})")
+    assert "outside the private prefixes /nonexistent" in ssl_libs.detail
+    assert not report.check("_hashlib libraries").ok
+    sq = report.check("_sqlite3 libraries")
+    assert not sq.ok and libsqlite in sq.detail
+    assert {c.name for c in report.failed} == {"_ssl libraries", "_hashlib libraries", "_sqlite3 libraries"}
+
+
+@needs_debian_python
+def test_private_prefix_that_holds_the_libraries_passes() -> None:
+    own = self_report(DEBIAN_PYTHON)
+    libdir = os.path.dirname(next(p for p in own["libs"] if "/libssl" in p))
+    report = verify(DEBIAN_PYTHON, private_prefixes=[libdir])
+    assert report.ok
+    assert report.check("_ssl libraries").ok and libdir in report.check("_ssl libraries").detail
+
+
+@needs_debian_python
+def test_expected_versions() -> None:
+    own = self_report(DEBIAN_PYTHON)
+    runtime = own["openssl"].split()[1]
+    bad = verify(DEBIAN_PYTHON, expect_openssl="9.9.9", expect_sqlite="1.0.0")
+    assert not bad.ok
+    assert bad.check("OpenSSL version").detail == f"{own['openssl']}: expected 9.9.9"
+    assert bad.check("SQLite version").detail == f"{own['sqlite']}: expected 1.0.0"
+    good = verify(DEBIAN_PYTHON, expect_openssl=runtime, expect_sqlite=own["sqlite"])
+    assert good.ok
+    # A shorter expectation matches by components: 3.40 matches 3.40.1, 3.4 does not.
+    assert verify(DEBIAN_PYTHON, expect_sqlite=".".join(own["sqlite"].split(".")[:2])).ok
+    assert not verify(DEBIAN_PYTHON, expect_sqlite=own["sqlite"][:3]).check("SQLite version").ok
+
+
+@needs_debian_python
+def test_clean_environment_hides_the_callers_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bogus = str(tmp_path / "no-such-bundle.pem")
+    for name, value in (("SSL_CERT_FILE", bogus), ("SSL_CERT_DIR", str(tmp_path)), ("LD_LIBRARY_PATH", str(tmp_path)),
+                        ("PYTHONPATH", str(tmp_path)), ("PIP_CONFIG_FILE", bogus), ("PIP_NO_INDEX", "1")):
+        monkeypatch.setenv(name, value)
+    # Control: the same interpreter run with this environment loads no CA certificate at all.
+    control = subprocess.run([DEBIAN_PYTHON, "-c", "import ssl; print(ssl.create_default_context()"
+                              ".cert_store_stats()['x509_ca'])"], stdout=subprocess.PIPE, check=True, text=True)
+    assert control.stdout.strip() == "0"
+    report = verify(DEBIAN_PYTHON)
+    assert report.environment == ("LANG", "PATH")
+    assert report.probe["isolated"] is True
+    ca = report.check("CA certificates")
+    assert ca.ok and bogus not in ca.detail
+    assert report.probe["ca"]["verify_paths"]["cafile"] != bogus
+    assert report.probe["ca"]["stats"]["x509_ca"] > 0
+
+
+def test_probe_runs_with_only_path_and_lang() -> None:
+    payload = run_probe(sys.executable, ["--optional", "zlib"])
+    assert payload["facts"]["environment"] == ["LANG", "PATH"]
+    assert list(payload["facts"]["optional"]) == ["zlib"]
+    assert payload["report"]["optional"][0]["debian"] == "zlib1g-dev"
+
+
+@pytest.mark.skipif(not os.path.exists(PY36), reason="no Python 3.6 here")
+def test_python36_without_hashlib() -> None:
+    """pyenv's 3.6.15 here was built against OpenSSL 3, which its _hashopenssl.c predates."""
+    report = verify(PY36)
+    assert report.python_version == "3.6.15"
+    assert not report.ok
+    assert {c.name for c in report.failed} == {"import _hashlib", "_hashlib libraries"}
+    assert report.check("import _hashlib").detail == "ModuleNotFoundError: No module named '_hashlib'"
+    det = report.check("create_function(deterministic=True)")
+    assert det.ok and det.detail.startswith("not available before Python 3.8")
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+def test_missing_interpreter(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        verify(str(tmp_path / "python3"))
+    with pytest.raises(InputError, match="no such interpreter on PATH"):
+        verify("python-buildkit-none")
+    with pytest.raises(InputError, match="is a directory"):
+        verify(str(tmp_path))
+    script = tmp_path / "notexec"
+    script.write_text("x")
+    with pytest.raises(InputError, match="not executable"):
+        verify(str(script))
+
+
+def test_not_a_python() -> None:
+    with pytest.raises(InputError, match=r"/bin/true: cannot run it as a Python 3\.6\+ interpreter"):
+        verify("/bin/true")
+
+
+@pytest.mark.skipif(not os.path.exists(PY27), reason="no Python 2.7 here")
+def test_python2_is_bad_input() -> None:
+    with pytest.raises(InputError, match=r"Unknown option: -I"):
+        verify(PY27)
+
+
+# --- the judgement, on synthetic facts ------------------------------------------------------------------
+
+def test_openssl_version_numbers() -> None:
+    assert openssl_version_from_info((3, 0, 0, 19, 0)) == "3.0.19"  # 0x30000130
+    assert openssl_version_from_info((3, 5, 0, 1, 0)) == "3.5.1"
+    assert openssl_version_from_info((1, 1, 1, 23, 15)) == "1.1.1w"  # 0x1010117f
+    assert openssl_version_from_info((1, 1, 1, 0, 15)) == "1.1.1"
+    assert openssl_version_from_info(None) is None
+    assert version_tuple("3.40.1") == (3, 40, 1) and version_tuple("1.1.1w") == (1, 1, 1)
+
+
+def base_facts(**changes) -> dict:
+    """Facts of a healthy build with a private OpenSSL and SQLite under /opt/py."""
+    facts = {
+        "probe": 2, "executable": "/opt/py/bin/python3.11", "version": [3, 11, 2], "prefix": "/opt/py",
+        "isolated": True, "environment": ["LANG", "PATH"],
+        "imports": {m: {"ok": True, "error": None, "file": f"/opt/py/lib/python3.11/lib-dynload/{m}.so"}
+                    for m in ("_ssl", "_hashlib", "ssl", "_sqlite3", "sqlite3")},
+        "openssl": {"version": "OpenSSL 3.0.20 27 Jan 2026", "version_info": [3, 0, 0, 20, 0],
+                    "api_version": [3, 0, 0, 20, 0]},
+        "ca": {"error": None,
+               "verify_paths": {"cafile": "/opt/py/openssl/ssl/cert.pem", "capath": None,
+                                "openssl_cafile_env": "SSL_CERT_FILE", "openssl_cafile": "/opt/py/openssl/ssl/cert.pem",
+                                "openssl_capath_env": "SSL_CERT_DIR", "openssl_capath": "/opt/py/openssl/ssl/certs"},
+               "capath_files": 0, "capath_hashed": 0, "stats": {"x509": 140, "crl": 0, "x509_ca": 140},
+               "ca_certs": 140},
+        "smtp_ssl": {"ok": True, "error": None},
+        "sqlite": {"version": "3.46.1", "deterministic": True, "deterministic_error": None},
+        "maps_error": None,
+        "libraries": {"_ssl": ["/opt/py/openssl/lib64/libcrypto.so.3", "/opt/py/openssl/lib64/libssl.so.3"],
+                      "_hashlib": ["/opt/py/openssl/lib64/libcrypto.so.3"],
+                      "_sqlite3": ["/opt/py/sqlite/lib/libsqlite3.so.0.8.6"]},
+        "pip": {"ok": True, "output": "pip 24.0 from /opt/py/lib/python3.11/site-packages/pip (python 3.11)",
+                "ensurepip": True, "ensurepip_version": "24.0"},
+        "optional": {"zlib": {"ok": True, "error": None, "file": None},
+                     "_ctypes": {"ok": False, "error": "ModuleNotFoundError: No module named '_ctypes'", "file": None}},
+    }
+    facts.update(changes)
+    return facts
+
+
+def judged(facts: dict, **kwargs) -> VerifyReport:
+    report = probe_script.judge(facts, kwargs.get("expect_openssl"), kwargs.get("expect_sqlite"),
+                                kwargs.get("private_prefixes", ("/opt/py/openssl", "/opt/py/sqlite")))
+    return report_from_probe(facts["executable"], {"facts": facts, "report": report})
+
+
+def test_judge_healthy_private_build() -> None:
+    report = judged(base_facts(), expect_openssl="3.0.20", expect_sqlite="3.46.1")
+    assert report.ok, report.failed
+    assert [m.name for m in report.optional] == ["_ctypes", "zlib"]  # the table's order
+    assert report.optional[0].debian == "libffi-dev" and report.optional[0].rhel == "libffi-devel"
+    assert not report.optional[0].present
+
+
+def test_judge_capath_only_and_no_ca() -> None:
+    lazy = base_facts()
+    lazy["ca"] = dict(lazy["ca"], stats={"x509": 0, "crl": 0, "x509_ca": 0}, ca_certs=0, capath_hashed=140,
+                      capath_files=280, verify_paths=dict(lazy["ca"]["verify_paths"], capath="/etc/ssl/certs"))
+    ca = judged(lazy).check("CA certificates")
+    assert ca.ok and ca.detail.startswith("capath holds 140 hashed certificates, loaded on demand")
+    empty = base_facts()
+    empty["ca"] = dict(empty["ca"], stats={"x509": 0, "crl": 0, "x509_ca": 0}, ca_certs=0)
+    ca = judged(empty).check("CA certificates")
+    assert not ca.ok and "link the system bundle to /opt/py/openssl/ssl/cert.pem" in ca.detail
+
+
+def test_judge_mixed_headers_and_old_sqlite() -> None:
+    facts = base_facts(openssl={"version": "OpenSSL 1.1.1k  FIPS 25 Mar 2021", "version_info": [1, 1, 1, 11, 15],
+                                "api_version": [3, 0, 0, 20, 0]},
+                       sqlite={"version": "3.7.17", "deterministic": False, "deterministic_error":
+                               "NotSupportedError: deterministic=True requires SQLite 3.8.3 or higher"})
+    facts["libraries"] = {"_ssl": ["/usr/lib64/libcrypto.so.1.1.1k", "/usr/lib64/libssl.so.1.1.1k"],
+                          "_hashlib": ["/usr/lib64/libcrypto.so.1.1.1k"],
+                          "_sqlite3": ["/usr/lib64/libsqlite3.so.0.8.6"]}
+    report = judged(facts)
+    headers = report.check("OpenSSL headers vs runtime")
+    assert not headers.ok
+    assert "compiled against OpenSSL 3.0.20 headers but runs library 1.1.1k" in headers.detail
+    assert report.check("_ssl libraries").detail.startswith(
+        "headers 3.0.20 but runtime library /usr/lib64/libssl.so.1.1.1k")
+    assert not report.check("SQLite >= 3.8.3 (Django)").ok
+    assert "deterministic=True requires SQLite 3.8.3" in report.check("create_function(deterministic=True)").detail
+
+
+def test_judge_missing_ssl_and_static_libraries() -> None:
+    facts = base_facts()
+    missing = {"ok": False, "error": "ModuleNotFoundError: No module named '_ssl'", "file": None}
+    facts["imports"] = dict(facts["imports"], _ssl=missing, ssl=missing)
+    del facts["openssl"], facts["ca"]
+    facts["smtp_ssl"] = {"ok": False, "error": "ImportError: cannot import name 'SMTP_SSL' from 'smtplib'"}
+    facts["libraries"] = {"_hashlib": [], "_sqlite3": []}
+    report = judged(facts)
+    failed = {c.name for c in report.failed}
+    assert failed == {"import _ssl", "import ssl", "OpenSSL version", "OpenSSL headers vs runtime",
+                      "from smtplib import SMTP_SSL", "CA certificates", "_ssl libraries"}
+    assert report.check("_hashlib libraries").detail.startswith("no shared libssl/libcrypto loaded: linked statically")
+
+
+def test_judge_pip_or_ensurepip() -> None:
+    facts = base_facts(pip={"ok": False, "output": "/opt/py/bin/python3.11: No module named pip", "ensurepip": True,
+                            "ensurepip_version": "24.0"})
+    pip = judged(facts).check("pip")
+    assert pip.ok
+    assert pip.detail == ("pip is not installed; ensurepip is present (bundles pip 24.0): "
+                          "python -m ensurepip installs it")
+    facts["pip"] = {"ok": False, "output": "/opt/py/bin/python3.11: No module named pip", "ensurepip": False}
+    pip = judged(facts).check("pip")
+    assert not pip.ok and "No module named pip" in pip.detail
+
+
+# --- the probe as a standalone script (buildkit python --emit-script) -----------------------------------
+
+@needs_debian_python
+def test_probe_script_standalone_on_stdin(tmp_path: Path) -> None:
+    record = tmp_path / "BUILDKIT.json"
+    record.write_text(json.dumps({"build_id": "x"}))
+    cmd = ["env", "-i", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "PIP_CONFIG_FILE=/dev/null", DEBIAN_PYTHON, "-I", "-",
+           "--expect-openssl", "9.9.9", "--private-prefixes", "/usr /opt/none", "--record", str(record)]
+    proc = subprocess.run(cmd, input=PROBE_SOURCE, stdout=subprocess.PIPE, text=True)
+    assert proc.returncode == 1
+    assert "OpenSSL version                      FAIL" in proc.stdout
+    data = json.loads(record.read_text())
+    assert data["build_id"] == "x" and data["verified"] is False
+    assert [c["name"] for c in data["verification"]["checks"] if not c["ok"]] == ["OpenSSL version"]
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+
+@needs_debian_python
+def test_cli_verify() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["verify", DEBIAN_PYTHON])
+    assert result.exit_code == 0, result.output
+    assert "import _ssl" in result.output and "all required checks passed" in result.output
+    assert "optional modules:" in result.output and "libffi-dev" in result.output
+    result = runner.invoke(cli, ["verify", DEBIAN_PYTHON, "--private-prefix", "/nonexistent", "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["ok"] is False and data["environment"] == ["LANG", "PATH"]
+
+
+def test_cli_verify_bad_input() -> None:
+    proc = subprocess.run([sys.executable, "-m", "buildkit", "verify", "/nonexistent/python3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("buildkit: error: /nonexistent/python3: no such file")
