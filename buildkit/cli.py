@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -432,9 +433,14 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
     from buildkit.pybuild.build import FetchOptions, build_python, dry_run as plan_only, with_jobs
 
-    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean), jobs)
+    salt = str(time.time_ns()) if clean else ""
+    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean, salt=salt),
+                    jobs)
+    fetch = FetchOptions(Path(cache_dir or _default_cache()), tuple(Path(d) for d in source_dirs), tuple(mirrors),
+                         debian=not no_debian)
     if dry_run or emit_script:
-        plan = plan_only(req)
+        # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
+        plan = plan_only(req, fetch if source_dirs else None)
         if emit_script:
             from buildkit.pybuild.script import write_script
 
@@ -445,8 +451,12 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
         else:
             _print_plan(plan)
         return
-    fetch = FetchOptions(Path(cache_dir or _default_cache()), tuple(Path(d) for d in source_dirs), tuple(mirrors),
-                         debian=not no_debian)
+    import signal
+
+    def terminate(signum, frame):  # SIGTERM stops the build like Ctrl-C: make's process group is killed too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     result = build_python(req, fetch, keep=keep, say=lambda line: click.echo(line, err=True))
     if as_json:
         _print_json(result.record)

@@ -6,7 +6,7 @@ where there is one, the fix. Library code raises; only ``buildkit.cli`` catches 
 
 from __future__ import annotations
 
-__all__ = ["BuildkitError", "InputError", "CheckFailed", "BuildFailed"]
+__all__ = ["BuildkitError", "InputError", "CheckFailed", "BuildFailed", "Interrupted"]
 
 
 class BuildkitError(Exception):
@@ -36,3 +36,9 @@ class BuildFailed(BuildkitError):
     """A build step failed; the message names the step and the log that was kept."""
 
     exit_code = 1
+
+
+class Interrupted(BuildkitError):
+    """Ctrl-C or SIGTERM during a build: the child processes were stopped, nothing was switched."""
+
+    exit_code = 130

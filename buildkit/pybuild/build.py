@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from buildkit import __version__, catalog
-from buildkit.errors import BuildFailed, CheckFailed, InputError
+from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
 from buildkit.pybuild.host import HostInfo, probe_host, require_tools
 from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
 from buildkit.pybuild.runner import LocalRunner, tail
@@ -222,6 +222,19 @@ def _collect_garbage(plan: Plan, previous: str | None, say: Callable[[str], None
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner) -> None:
+    total = len(plan.components)
+    for number, comp in enumerate(plan.components, 1):
+        if comp.package != "cpython" and not req.clean and os.path.exists(os.path.join(comp.prefix, MARKER)):
+            runner.say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
+            continue
+        shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
+        _extract(files[comp.package], comp.srcdir)
+        runner.run_component(comp, number, total)
+        if comp.package != "cpython":
+            Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+
+
 def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
                  say: Callable[[str], None] | None = None) -> BuildResult:
     from buildkit.pybuild.verify import verify
@@ -254,16 +267,15 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         os.makedirs(path)
     actions = _Actions(plan)
     runner = LocalRunner(plan.log_dir, say, actions.table())
-    total = len(plan.components)
-    for number, comp in enumerate(plan.components, 1):
-        if comp.package != "cpython" and not req.clean and os.path.exists(os.path.join(comp.prefix, MARKER)):
-            say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
-            continue
-        shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
-        _extract(files[comp.package], comp.srcdir)
-        runner.run_component(comp, number, total)
-        if comp.package != "cpython":
-            Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+    try:
+        _run_components(plan, req, files, runner)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {req.prefix} was left as it was", fix=f"logs kept in {plan.log_dir}") from None
+    except OSError as e:
+        if e.errno == 28:  # ENOSPC
+            raise BuildFailed(f"disk full ({e.filename or plan.state_dir}); {req.prefix} was left as it was",
+                              fix="free some space and run the same command again") from None
+        raise
 
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
     report = verify(plan.python, expect_openssl=plan.openssl.version or None,
@@ -283,9 +295,9 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     return BuildResult(plan, False, report, record, seconds, actions.summary)
 
 
-def dry_run(req: Request) -> Plan:
+def dry_run(req: Request, fetch: FetchOptions | None = None) -> Plan:
     _check_prefix(req.prefix)
-    return plan_for(req)[0]
+    return plan_for(req, fetch=fetch)[0]
 
 
 def with_jobs(req: Request, jobs: int | None) -> Request:

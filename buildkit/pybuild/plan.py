@@ -42,6 +42,7 @@ class Request:
     with_sqlite: str | None = None
     jobs: int = 2
     clean: bool = False
+    salt: str = ""  # set by --clean: rebuilds go to new directories, so the current install stays intact
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         src = sources.get(choice.package) or catalog.find(choice.package, choice.version)
         recipe = RECIPES[choice.package]
         shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, req.jobs, {}, host, 0)
-        digest = _hash(src.sha256, [_step_json(s) for s in shape], env_key)
+        digest = _hash(src.sha256, [_step_json(s) for s in shape], env_key, *([req.salt] if req.salt else []))
         dep_prefix = os.path.join(state, "deps", f"{choice.package}-{src.version}-{digest}")
         chosen[choice.package] = Choice(choice.package, "private", src.version, dep_prefix, choice.reason)
         deps[choice.package] = dep_prefix
@@ -213,7 +214,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
 
     recipe = RECIPES["cpython"]
     shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, req.jobs, deps, host, 0)
-    build_id = f"{py.version}-{_hash(py.sha256, [_step_json(s) for s in shape], env_key, [c.hash for c in components])}"
+    build_id = f"{py.version}-{_hash(py.sha256, [_step_json(s) for s in shape], env_key, [c.hash for c in components], *([req.salt] if req.salt else []))}"
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
     for comp in components:
