@@ -26,7 +26,7 @@ SHT_NOBITS = 8
 _HEADER = {1: "16xHHIIIIIHHHHHH", 2: "16xHHIQQQIHHHHHH"}
 _SHDR = {1: "IIIIIIIIII", 2: "IIQQQQIIQQ"}
 _SYM = {1: "IIIBBH", 2: "IBBHQQ"}
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
 
 
 class ElfError(InputError):
@@ -80,24 +80,59 @@ class ElfFile:
                 f"{origin}: truncated ELF file ({len(data)} bytes, section headers end at {end})",
                 fix="rebuild the module or copy it again",
             )
-        self._raw = list(struct.iter_unpack(shfmt, data[shoff:end]))
+        self._shfmt, self._shoff, self._shentsize, self._shnum = shfmt, shoff, shentsize, shnum
+        # Section headers are decoded one at a time when asked for (``_header``), or all at once by
+        # ``_raw``; name offsets and types are read as columns of 32-bit words when the byte order allows.
+        self._raw_cache: list[tuple[int, ...]] | None = None
+        self._words = (
+            memoryview(data)[shoff:end].cast("I")
+            if order == _NATIVE_ORDER and isinstance(data, (bytes, bytearray))
+            else None
+        )
         if shstrndx >= shnum:
             raise ElfError(f"{origin}: section-name table index {shstrndx} out of range")
-        self._names = self._slice(self._raw[shstrndx][4], self._raw[shstrndx][5], "section-name table")
-        # name offset -> index (the last section wins, as a dict comprehension would); built in C.
-        self._by_name_offset = dict(zip(map(_FIRST, self._raw), range(len(self._raw))))
+        strhdr = self._header(shstrndx)
+        self._names = self._slice(strhdr[4], strhdr[5], "section-name table")
+        self._by_name_offset_cache: dict[int, int] | None = None
         self._sections: list[Section] | None = None
         self._symtab: list[tuple[int, int, int, int, int]] | None = None
+
+    @property
+    def _raw(self) -> list[tuple[int, ...]]:
+        """Every section header as the tuple ``struct`` unpacks (made on first use)."""
+        if self._raw_cache is None:
+            self._raw_cache = list(
+                struct.iter_unpack(self._shfmt, self.data[self._shoff : self._shoff + self._shnum * self._shentsize])
+            )
+        return self._raw_cache
+
+    def _header(self, index: int) -> tuple[int, ...]:
+        if self._raw_cache is not None:
+            return self._raw_cache[index]
+        return struct.unpack_from(self._shfmt, self.data, self._shoff + index * self._shentsize)
+
+    def _column(self, field: int) -> list[int]:
+        """Field 0 (``sh_name``) or 1 (``sh_type``) of every section header, read in C."""
+        if self._words is not None:
+            return self._words[field :: self._shentsize // 4].tolist()
+        return list(map(itemgetter(field), self._raw))
+
+    @property
+    def _by_name_offset(self) -> dict[int, int]:
+        """Name offset -> section index (the last section wins, as a dict comprehension would)."""
+        if self._by_name_offset_cache is None:
+            self._by_name_offset_cache = dict(zip(self._column(0), range(self._shnum)))
+        return self._by_name_offset_cache
 
     @property
     def sections(self) -> list[Section]:
         """Every section header, decoded and checked against the file size (made on first use)."""
         if self._sections is None:
-            self._sections = [self._section(i) for i in range(len(self._raw))]
+            self._sections = [self._section(i) for i in range(self._shnum)]
         return self._sections
 
     def _section(self, index: int) -> Section:
-        sh = self._raw[index]
+        sh = self._header(index)
         name_end = self._names.find(b"\0", sh[0])
         name = self._names[sh[0] : name_end].decode("latin-1") if name_end >= 0 else ""
         if sh[1] != SHT_NOBITS and sh[4] + sh[5] > len(self.data):
@@ -121,7 +156,7 @@ class ElfFile:
 
     def _find_type(self, sh_type: int) -> Section | None:
         try:
-            index = list(map(_SECOND, self._raw)).index(sh_type)  # the first one, found in C
+            index = self._column(1).index(sh_type)  # the first one, found in C
         except ValueError:
             return None
         return self._section(index)
@@ -157,7 +192,7 @@ class ElfFile:
         symtab = self._find_type(SHT_SYMTAB)
         if symtab is None:
             return b"", []
-        if symtab.link >= len(self._raw):
+        if symtab.link >= self._shnum:
             raise ElfError(f"{self.origin}: symbol table links to missing section {symtab.link}")
         strtab = self.section_data(self._section(symtab.link))
         fmt = self.order + _SYM[self.elfclass]
@@ -185,7 +220,7 @@ class ElfFile:
             strtab, raw = self.raw_symbols()
             rest = raw[symtab.info :]
             return strtab, [r[0] for r in rest], [r[1] | r[2] << 16 for r in rest]
-        if symtab.link >= len(self._raw) or symtab.size % 24:
+        if symtab.link >= self._shnum or symtab.size % 24:
             self.raw_symbols()  # raises the precise error
         strtab = self.section_data(self._section(symtab.link))
         start = symtab.offset + 24 * symtab.info
@@ -203,7 +238,7 @@ class ElfFile:
         if not (self.is64 and self.order == "<" and sys.byteorder == "little"):
             strtab, raw = self.raw_symbols()
             return strtab, [r[0] | r[1] << 32 | r[2] << 48 for r in raw[symtab.info :]]
-        if symtab.link >= len(self._raw) or symtab.size % 24:
+        if symtab.link >= self._shnum or symtab.size % 24:
             self.raw_symbols()  # raises the precise error
         strtab = self.section_data(self._section(symtab.link))
         start = symtab.offset + 24 * symtab.info

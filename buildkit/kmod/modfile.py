@@ -36,6 +36,7 @@ __all__ = [
     "read_module",
     "read_module_bytes",
     "quick_symbols",
+    "quick_symbol_names",
 ]
 
 # Section stem (without leading underscores or the ``+sym`` suffix) -> the EXPORT_* macro that made it.
@@ -283,42 +284,51 @@ def quick_symbols(path: str, data: bytes | None = None) -> QuickSymbols:
 
     Exports are the ``__crc_*`` names (``__kstrtab_*`` without MODVERSIONS); undefined symbols are the
     global symbols with no section, plus ``__versions`` entries no symbol named (``module_layout``).
+    """
+    exports, undefined, weak = quick_symbol_names(path, data)
+    return QuickSymbols(
+        [name.decode("latin-1") for name in exports],
+        [name.decode("latin-1") for name in undefined],
+        {name.decode("latin-1") for name in weak},
+    )
 
-    This runs once per module of a whole tree (4,000 files for a distribution kernel), so symbols are
-    picked in C (``filter`` over one integer per symbol, regular expressions over whole sections) and only
-    the undefined names are cut out one by one.
+
+def quick_symbol_names(path: str, data: bytes | None = None) -> tuple[list[bytes], list[bytes], set[bytes]]:
+    """:func:`quick_symbols` with the names left as bytes (their latin-1 encoding), for callers that read a
+    whole tree (4,000 modules for a distribution kernel) and only look names up.
+
+    Symbols are picked in C (``filter`` over one integer per symbol, regular expressions over whole
+    sections); only the undefined names are cut out one by one.
     """
     elf = ElfFile(read_module_bytes(path) if data is None else data, path)
     strtab, words = elf.global_symbol_words()
-    exports = [m.decode("latin-1") for m in _CRC_NAMES.findall(strtab)]
-    if not exports:
-        exports = [m.decode("latin-1") for m in _KSTRTAB_NAMES.findall(strtab)]
+    exports = _CRC_NAMES.findall(strtab) if b"\0__crc_" in strtab else []
+    if not exports and b"\0__kstrtab_" in strtab:
+        exports = _KSTRTAB_NAMES.findall(strtab)
     # st_shndx is the top 16 bits of a word: SHN_UNDEF (0) leaves the word below 1 << 48.
     undef = list(filter(_SHNDX_ONE.__gt__, words))
     find = strtab.find
-    raw = [strtab[off : find(b"\0", off)] for off in map(_NAME_MASK.__and__, undef) if off]
-    undefined = [name.decode("latin-1") for name in raw]
-    weak: set[str] = set()
+    undefined = [strtab[off : find(b"\0", off)] for off in map(_NAME_MASK.__and__, undef) if off]
+    weak: set[bytes] = set()
     if undef and max(undef) >= _WEAK_WORD:  # any symbol of weak (or higher) binding or any st_other bit
         weak = {
-            strtab[off : find(b"\0", off)].decode("latin-1")
+            strtab[off : find(b"\0", off)]
             for off, bind in zip(map(_NAME_MASK.__and__, undef), map(_BIND_BITS.__and__, undef))
             if off and bind == _WEAK_WORD
         }
     blob = elf.section_data("__versions")
     if blob:
         start = 8 if elf.is64 else 4
+        names = None
         if len(blob) % 64 == 0:  # whole records: their names in one pass, unless one is not terminated
             names = (_VERSION_NAMES_64 if elf.is64 else _VERSION_NAMES_32).findall(blob)
             if names and max(map(len, names)) >= 64 - start:
                 names = None
-        else:
-            names = None
         if names is None:
             vfind = blob.find
             names = [blob[off : vfind(b"\0", off, off + 64 - start)] for off in range(start, len(blob), 64)]
-        extra = set(names).difference(raw)
+        extra = set(names).difference(undefined)
         extra.discard(b"")
         if extra:
-            undefined.extend(name.decode("latin-1") for name in names if name in extra)
-    return QuickSymbols(exports, undefined, weak)
+            undefined.extend([name for name in names if name in extra])
+    return exports, undefined, weak
