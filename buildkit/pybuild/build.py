@@ -167,9 +167,12 @@ class _Actions:
         summary = parse_make_summary(text)
         self.summary = {"missing": list(summary.missing), "failed": list(summary.failed),
                         "removed": list(summary.removed)}
-        if "Could not build the ssl module!" in text:
-            why = next(line.strip() for line in text.splitlines() if "Could not build the ssl module!" in line)
-            raise BuildFailed(f"_ssl was not built: {why}", fix=f"see {runner.log_path(comp.steps[1])}")
+        if summary.ssl_message:  # setup.py's two lines: "Could not build the ssl module!" and the reason
+            lines = text.splitlines()
+            at = next(i for i, line in enumerate(lines) if "Could not build the ssl module!" in line)
+            why = " ".join(line.strip() for line in lines[at : at + 2] if line.strip())
+            log = next(runner.log_path(s) for s in comp.steps if s.phase == "build")
+            raise BuildFailed(f"_ssl was not built: {why}", fix=f"full log kept: {log}")
         for module in step.run.args:
             for label, names in (("not found", summary.missing), ("failed to build", summary.failed),
                                  ("built but removed because it could not be imported", summary.removed)):

@@ -205,7 +205,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
             continue
         src = sources.get(choice.package) or catalog.find(choice.package, choice.version)
         recipe = RECIPES[choice.package]
-        shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, req.jobs, {}, host, 0)
+        shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
         digest = _hash(src.sha256, [_step_json(s) for s in shape], env_key, *([req.salt] if req.salt else []))
         dep_prefix = os.path.join(state, "deps", f"{choice.package}-{src.version}-{digest}")
         chosen[choice.package] = Choice(choice.package, "private", src.version, dep_prefix, choice.reason)
@@ -213,7 +213,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         components.append(Component(choice.package, src.version, src, dep_prefix, "", (), digest))
 
     recipe = RECIPES["cpython"]
-    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, req.jobs, deps, host, 0)
+    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0)
     build_id = f"{py.version}-{_hash(py.sha256, [_step_json(s) for s in shape], env_key, [c.hash for c in components], *([req.salt] if req.salt else []))}"
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
