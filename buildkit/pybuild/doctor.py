@@ -333,6 +333,8 @@ class _Context:
         except Exception:  # noqa: BLE001 - a catalog problem must not hide the diagnosis
             pass
         prefix = self.prefix or (f"/opt/python{'.'.join(version.split('.')[:2])}" if self.cpython else "/opt/python")
+        if ".buildkit" + os.sep in prefix + os.sep:  # a build of buildkit's own: name the prefix the user chose
+            prefix = prefix[: prefix.index(".buildkit")]
         return f"buildkit python {version} --with-openssl={openssl} --with-sqlite={sqlite} --prefix {prefix}"
 
     def openssl_min(self) -> str:
@@ -932,8 +934,11 @@ def doctor_interpreter(python: str) -> list[Finding]:
     if "from smtplib import SMTP_SSL" in failed and not c.has("ssl-absent"):
         c.add("ssl-absent", "smtplib has no SMTP_SSL: ssl does not import",
               failed["from smtplib import SMTP_SSL"].detail, f"rebuild: {ctx.rebuild()}")
+    ssl_imports = bool((imports.get("ssl") or {}).get("ok"))
     for check_name in failed:
         ch = failed[check_name]
+        if not ssl_imports and check_name in ("CA certificates", "OpenSSL headers vs runtime"):
+            continue  # consequences of the missing ssl module, already explained
         if check_name.startswith("SQLite >=") or check_name == "create_function(deterministic=True)":
             if report.sqlite_version is not None:
                 c.add("sqlite-old", f"SQLite {report.sqlite_version}: deterministic functions (and Django) fail",
