@@ -1,0 +1,168 @@
+"""``buildkit python`` vs the same commands by hand (the floor) vs pyenv's python-build, in one run.
+
+Builds OpenSSL 3.0.20 + SQLite 3.40.1 + CPython 3.11.2 from the same tarballs three times, one after the
+other (never two compilations at once), and prints wall times and ratios:
+  floor     the configure/make/install commands of buildkit's own plan (--dry-run --json), run in
+            sequence by this script: what a careful person types by hand
+  buildkit  buildkit python ... (fetch from --source-dir, checks, logs, verification, atomic switch)
+  pyenv     python-build from Debian's pyenv package, with a definition written here that adds the
+            OpenSSL (its mac_openssl step; python-build has no Linux one) and SQLite steps
+Also: the same buildkit command again on the verified prefix (no-op), and what OpenSSL's full
+'make install' costs over 'install_sw' (the docs). Targets: overhead <= 5 % over the floor, no-op < 2 s.
+
+Usage: python3 bench/bench_python.py [--skip-pyenv] [--jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import FIXTURES, ROOT, buildkit_cmd
+
+sys.path.insert(0, str(ROOT))
+from buildkit.pybuild.runner import clean_env  # noqa: E402
+
+CPYTHON, OPENSSL, SQLITE = "3.11.2", "3.0.20", "3.40.1"
+
+
+def sources() -> Path:
+    dest = FIXTURES / "sources"
+    subprocess.run(["sh", str(ROOT / "tests" / "fixtures" / "sources.sh"), str(dest)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return dest
+
+
+def wall(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_floor(plan: dict, cache: Path, work: Path) -> None:
+    """Every command of the plan, in order, nothing else: extract, configure, make, install."""
+    for comp in plan["components"]:
+        tarball = cache / comp["file"]  # verified there by the --dry-run's fetch
+        srcdir = work / comp["package"]
+        unpack = work / (comp["package"] + ".x")
+        unpack.mkdir(parents=True)
+        subprocess.run(["tar", "-xf", str(tarball), "-C", str(unpack)], check=True)
+        (next(unpack.iterdir())).rename(srcdir)
+        for step in comp["steps"]:
+            if "action" in step:
+                if step["action"] == "link-ca-store":
+                    ssl_dir, ca_file, ca_dir = step["args"]
+                    os.makedirs(ssl_dir, exist_ok=True)
+                    os.symlink(ca_file, os.path.join(ssl_dir, "cert.pem"))
+                    os.symlink(ca_dir, os.path.join(ssl_dir, "certs"))
+                continue
+            if step["phase"] == "smoke":
+                continue
+            cwd = step["cwd"] if step["cwd"].startswith("/") else str(srcdir)
+            env = clean_env(tuple(step["env"].items()))
+            subprocess.run(step["argv"], cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+
+# python-build has no Linux OpenSSL step (its mac_openssl one ends with macOS's `security`), so this
+# definition adds one in python-build's own terms: build_package_standard with OpenSSL's ./config into
+# PREFIX/openssl, and CPython pointed at it. SQLite goes into PREFIX, which python-build already puts
+# in CPPFLAGS/LDFLAGS with an rpath.
+PYENV_DEFINITION = """\
+build_package_linux_openssl() {{
+  OPENSSL_PREFIX_PATH="${{PREFIX_PATH}}/openssl"
+  OPENSSL_CONFIGURE=./config
+  package_option python configure --with-openssl="${{OPENSSL_PREFIX_PATH}}" --with-openssl-rpath=auto
+  package_option openssl configure --openssldir="${{OPENSSL_PREFIX_PATH}}/ssl" --libdir=lib shared no-tests
+  build_package_standard "$@"
+}}
+package_option sqlite configure --disable-tcl --disable-static
+install_package "openssl-{openssl}" "file://{src}/openssl-{openssl}.tar.gz#{openssl_sha}" linux_openssl
+install_package "sqlite-{sqlite}" "file://{src}/sqlite-{sqlite}.tar.xz#{sqlite_sha}" standard
+install_package "Python-{cpython}" "file://{src}/Python-{cpython}.tgz#{cpython_sha}" standard verify_py311 ensurepip
+"""
+
+
+def pyenv_build(pyenv_root: Path, cache: Path, work: Path, jobs: int) -> float:
+    from buildkit import catalog
+
+    definition = work / "definition"
+    sqlite = next(s for s in catalog.candidates("sqlite", SQLITE) if s.kind == "full")
+    staged = work / "tarballs"
+    staged.mkdir()
+    for name, source in ((f"openssl-{OPENSSL}.tar.gz", catalog.find("openssl", OPENSSL)),
+                         (f"sqlite-{SQLITE}.tar.xz", sqlite),
+                         (f"Python-{CPYTHON}.tgz", catalog.find("cpython", CPYTHON))):
+        shutil.copy(cache / source.filename, staged / name)
+    definition.write_text(PYENV_DEFINITION.format(
+        openssl=OPENSSL, sqlite=SQLITE, cpython=CPYTHON, src=staged,
+        openssl_sha=catalog.find("openssl", OPENSSL).sha256, sqlite_sha=sqlite.sha256,
+        cpython_sha=catalog.find("cpython", CPYTHON).sha256))
+    env = dict(clean_env(), MAKE_OPTS=f"-j{jobs}", PYTHON_BUILD_SKIP_MIRROR="1",
+               CONFIGURE_OPTS="--disable-tcl", TMPDIR=str(work))
+    build = pyenv_root / "plugins" / "python-build" / "bin" / "python-build"
+    return wall(lambda: subprocess.run([str(build), str(definition), str(work / "prefix")], env=env, check=True,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-pyenv", action="store_true")
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    opts = ap.parse_args()
+    src = sources()
+    base = Path(tempfile.mkdtemp(prefix="bk-bench-python-", dir="/var/tmp"))
+    bk = buildkit_cmd()
+    common = [f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--source-dir", str(src), "--jobs",
+              str(opts.jobs), "--cache", str(base / "cache")]
+    results: dict[str, float] = {}
+
+    floor_prefix = base / "floor" / "py"
+    floor_prefix.parent.mkdir()
+    plan = json.loads(subprocess.run(bk + ["python", CPYTHON, "--prefix", str(floor_prefix), "--dry-run", "--json",
+                                           *common], capture_output=True, text=True, check=True).stdout)
+    results["floor (same commands by hand)"] = wall(lambda: run_floor(plan, base / "cache", base / "floor" / "work"))
+
+    openssl_tree = base / "floor" / "work" / "openssl"
+    results["  openssl make install_docs (what install adds over install_sw)"] = wall(
+        lambda: subprocess.run(["make", "install_docs", f"DESTDIR={base / 'docs'}"], cwd=openssl_tree, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    (base / "bk").mkdir()
+    prefix = base / "bk" / "py"
+    results["buildkit python"] = wall(lambda: subprocess.run(bk + ["python", CPYTHON, "--prefix", str(prefix), *common],
+                                                              check=True, stdout=subprocess.DEVNULL,
+                                                              stderr=subprocess.DEVNULL))
+    noop = [wall(lambda: subprocess.run(bk + ["python", CPYTHON, "--prefix", str(prefix), *common], check=True,
+                                        capture_output=True)) for _ in range(5)]
+    results["buildkit python again (no-op, median of 5)"] = statistics.median(noop)
+
+    pyenv_root = FIXTURES / "pyenv-src" / "usr" / "share" / "pyenv"
+    if not opts.skip_pyenv and pyenv_root.exists():
+        (base / "pyenv").mkdir()
+        results["pyenv python-build"] = pyenv_build(pyenv_root, base / "cache", base / "pyenv", opts.jobs)
+
+    floor = results["floor (same commands by hand)"]
+    print(f"OpenSSL {OPENSSL} + SQLite {SQLITE} + CPython {CPYTHON}, make -j{opts.jobs}, {os.cpu_count()} CPUs")
+    for name, seconds in results.items():
+        ratio = f"{seconds / floor:6.3f}x floor" if not name.startswith(" ") and "no-op" not in name else ""
+        print(f"{name:<64} {seconds:8.1f} s  {ratio}")
+    overhead = results["buildkit python"] / floor - 1
+    print(f"buildkit overhead over the floor: {overhead * 100:+.1f} % (target <= 5 %); "
+          f"no-op {results['buildkit python again (no-op, median of 5)']:.2f} s (target < 2 s)")
+    if "pyenv python-build" in results:
+        print(f"pyenv / buildkit: {results['pyenv python-build'] / results['buildkit python']:.2f}x")
+    shutil.rmtree(base, ignore_errors=True)
+    return 0 if overhead <= 0.05 and results["buildkit python again (no-op, median of 5)"] < 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
