@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -22,7 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-__all__ = ["PACKAGES", "Compat", "Source", "candidates", "compat_for", "django_sqlite_min", "find", "sources", "parse_version"]
+__all__ = [
+    "PACKAGES", "Compat", "Source", "candidates", "compat_for", "django_sqlite_min", "find", "sources", "parse_version",
+]
 
 PACKAGES = ("cpython", "openssl", "sqlite")
 CATALOG = Path(__file__).with_name("sources.toml")
@@ -64,10 +66,12 @@ def parse_version(package: str, version: str) -> Version:
     try:
         return Version(text)
     except InvalidVersion:
-        raise InputError(f"{package} version {version!r} is not a version", fix="use e.g. 3.11.2, 3.0.20, 1.1.1w") from None
+        raise InputError(
+            f"{package} version {version!r} is not a version", fix="use e.g. 3.11.2, 3.0.20, 1.1.1w"
+        ) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load() -> tuple[tuple[Source, ...], tuple[Compat, ...], str]:
     with CATALOG.open("rb") as f:
         data = tomllib.load(f)

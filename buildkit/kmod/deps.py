@@ -24,8 +24,9 @@ import os
 import re
 import struct
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable
 
 from buildkit.errors import CheckFailed, InputError
 from buildkit.kmod.modfile import quick_symbol_names

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable
 
 from buildkit.errors import BuildkitError, InputError
 from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line, kernel_version_from_tree

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 from buildkit.errors import InputError
 

@@ -18,8 +18,8 @@ import lzma
 import os
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from buildkit.errors import InputError
 from buildkit.kmod.elf import SHN_ABS, SHN_UNDEF, STB_WEAK, ElfError, ElfFile, cstring
@@ -120,7 +120,8 @@ def read_module_bytes(path: str) -> bytes:
         with open(path, "rb", buffering=0) as f:  # one read() of st_size bytes, no buffer copy
             data = f.readall()
     except OSError as e:
-        raise InputError(f"{path}: cannot read module: {e.strerror}", fix="check the path and its permissions") from None
+        why = e.strerror or str(e)
+        raise InputError(f"{path}: cannot read module: {why}", fix="check the path and its permissions") from None
     try:
         if data[:2] == b"\x1f\x8b":
             return gzip.decompress(data)

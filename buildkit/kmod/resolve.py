@@ -379,7 +379,8 @@ class FixFinder:
                             table.setdefault(parts[2], parts[1])
             except OSError as e:
                 if self.opts.system_map:
-                    raise InputError(f"{path}: cannot read System.map: {e.strerror}", fix="check --system-map") from None
+                    why = e.strerror or str(e)
+                    raise InputError(f"{path}: cannot read System.map: {why}", fix="check --system-map") from None
                 continue
             if table and not (len(table) == 1 and "The" in table):  # Debian ships a one-line placeholder
                 break

@@ -17,7 +17,8 @@ the same bytes.
 from __future__ import annotations
 
 import gzip
-from typing import Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from buildkit.errors import InputError
 from buildkit.kmod.modfile import EXPORT_TYPES, GPL_ONLY_TYPES
@@ -180,13 +181,15 @@ def read_symvers(path: str) -> Symvers:
             raw = gzip.decompress(raw)
     except OSError as e:
         if isinstance(e, FileNotFoundError):
-            raise InputError(f"{path}: no such file", fix="build the module first ('make modules') or fix the path") from None
+            fix = "build the module first ('make modules') or fix the path"
+            raise InputError(f"{path}: no such file", fix=fix) from None
         why = e.strerror or str(e)
         raise InputError(f"{path}: cannot read: {why}", fix="check the file and its permissions") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SymversError(f"{path}: byte {e.start} is not UTF-8 text", fix="is this really a Module.symvers?") from None
+        why = f"byte {e.start} is not UTF-8 text"
+        raise SymversError(f"{path}: {why}", fix="is this really a Module.symvers?") from None
     return parse_symvers(text, path)
 
 

@@ -207,3 +207,23 @@ def test_diagnose_clean_log_exits_zero(built):
         text=True,
     )
     assert run.returncode == 0 and "no modpost problems" in run.stdout
+
+
+def test_crc_mismatch_after_the_provider_changed(kernel_tree, built, tmp_path):
+    """cons was linked against prov's old prov_add; prov_add's signature changed since, so its CRC did:
+    the loader would say 'disagrees about version of symbol prov_add'."""
+    prov2 = tmp_path / "prov"
+    shutil.copytree(built["prov"].dir, prov2)
+    src = prov2 / "prov.c"
+    src.write_text(src.read_text().replace("int prov_add(int a, int b)", "int prov_add(long a, int b)"))
+    assert make(kernel_tree.build, prov2).ok
+    cons = built["cons_undef_fixed"]
+    run = subprocess.run(
+        [sys.executable, "-m", "buildkit", "symvers", "check", f"M={cons.dir}", f"KERNELDIR={kernel_tree.build}",
+         f"KBUILD_EXTRA_SYMBOLS={prov2 / 'Module.symvers'}", "--json"],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 1, run.stderr
+    found = problems(json.loads(run.stdout))
+    assert set(found) == {("crc", "prov_add")}
+    assert "disagrees about version of symbol prov_add" in found[("crc", "prov_add")]["message"]

@@ -63,3 +63,11 @@ def test_unreadable_and_binary_files(tmp_path):
         read_symvers(str(tmp_path / "bin"))
     with pytest.raises(Exception, match="no such file"):
         read_symvers(str(tmp_path / "missing"))
+
+
+def test_import_ns_line_is_quoted_from_6_13():
+    from buildkit.kmod.kernel import import_ns_line
+
+    assert import_ns_line("USB_STORAGE", (6, 12)) == "MODULE_IMPORT_NS(USB_STORAGE);"
+    assert import_ns_line("USB_STORAGE", (6, 13)) == 'MODULE_IMPORT_NS("USB_STORAGE");'
+    assert import_ns_line("USB_STORAGE", None) == "MODULE_IMPORT_NS(USB_STORAGE);"
