@@ -246,18 +246,16 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     say = say or (lambda s: None)
     _check_prefix(req.prefix)
     host = probe_host()
+    first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
+    require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else []))
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
     record = _read_record(plan.install_dir)
     if not req.clean and current == plan.install_dir and record and record.get("verified"):
         return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
 
-    tools = ["cc", "make"]
-    if plan.openssl.how == "private":
-        tools += ["perl", "perl-ipc-cmd"]
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
-        tools.append("tclsh")
-    require_tools(tools)
+        require_tools(["tclsh"])
 
     os.makedirs(plan.state_dir, exist_ok=True)
     lock = open(os.path.join(plan.state_dir, "lock"), "w")

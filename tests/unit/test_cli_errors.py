@@ -74,3 +74,21 @@ def test_extra_symbols_broken_or_unreadable(tmp_path, kdir):
                    "bad.symvers:2:")
     one_line_error(buildkit("symvers", "show", str(tmp_path)), str(tmp_path))
     one_line_error(buildkit("symvers", "diagnose", str(tmp_path / "missing.log")), "missing.log")
+
+
+def test_python_without_a_compiler_names_the_package(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "buildkit", "python", "3.11.2", "--with-openssl", "--prefix",
+                          str(tmp_path / "py")], capture_output=True, text=True, env={"PATH": "/nonexistent"})
+    one_line_error(run, "C compiler is not installed", "build-essential")
+    assert not (tmp_path / "py").exists()
+
+
+def test_python_unknown_version_and_bad_prefix(tmp_path):
+    one_line_error(buildkit("python", "3.11.99", "--prefix", str(tmp_path / "py"), "--dry-run"),
+                   "cpython 3.11.99 is not in the catalog", "nearest known: 3.11")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    one_line_error(buildkit("python", "3.11.2", "--prefix", str(tmp_path / "taken"), "--dry-run"),
+                   "exists and was not made by buildkit")
+    one_line_error(buildkit("python", "3.11.2", "--with-openssl", str(tmp_path / "nowhere"), "--prefix",
+                            str(tmp_path / "py"), "--dry-run"), "no include/openssl/opensslv.h")
