@@ -1,0 +1,205 @@
+"""``buildkit python`` for real: OpenSSL 3.0.20, SQLite 3.40.1 (Debian's full tree) and CPython 3.11.2
+from the tarballs we hold, built once per session and shared by every test here.
+
+The private OpenSSL (3.0.20) differs from the system's (Debian's 3.0.x security updates are older), so the
+tests prove which library the interpreter really loads. Two more builds reproduce the traps: an OpenSSL
+too old for CPython (the seed failure: no _ssl) and OpenSSL's lib64 layout (headers of one OpenSSL,
+library of another).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES
+
+pytestmark = pytest.mark.integration
+
+CPYTHON = "3.11.2"
+OPENSSL = "3.0.20"
+SQLITE = "3.40.1"
+BUILDS = FIXTURES / "python-builds"
+
+
+def buildkit(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "buildkit", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def common(prefix: Path, sources: Path) -> list[str]:
+    return ["--prefix", str(prefix), "--source-dir", str(sources), "--cache", str(BUILDS / "cache"), "--json"]
+
+
+@pytest.fixture(scope="session")
+def sources() -> Path:
+    dest = FIXTURES / "sources"
+    here = Path(__file__).resolve().parents[1]
+    subprocess.run(["sh", str(here / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def good(sources) -> dict:
+    """The real build. A verified prefix from an earlier run is reused (the command is then a no-op)."""
+    BUILDS.mkdir(parents=True, exist_ok=True)
+    prefix = BUILDS / "py311"
+    run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources))
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = json.loads(run.stdout)
+    record["_stderr"] = run.stderr
+    return record
+
+
+def clean_python(python: str, code: str) -> subprocess.CompletedProcess:
+    """Run code under env -i: no LD_LIBRARY_PATH, no SSL_CERT_FILE, no PIP_*."""
+    return subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", python, "-I", "-c", code], capture_output=True, text=True)
+
+
+def test_verified_with_the_private_libraries(good):
+    assert good["verified"] is True
+    checks = {c["name"]: c for c in good["verification"]["checks"]}
+    assert all(c["ok"] for c in checks.values() if c.get("required", True)), checks
+    assert good["openssl"]["how"] == "private" and good["openssl"]["version"] == OPENSSL
+    assert good["sqlite"]["how"] == "private" and good["sqlite"]["version"] == SQLITE
+    libs = good["verification"]["libraries"]
+    openssl_prefix, sqlite_prefix = good["openssl"]["prefix"], good["sqlite"]["prefix"]
+    for module in ("_ssl", "_hashlib"):
+        assert libs[module] and all(p.startswith(openssl_prefix + "/lib/") for p in libs[module]), libs
+    assert libs["_sqlite3"] and all(p.startswith(sqlite_prefix + "/lib/") for p in libs["_sqlite3"]), libs
+
+
+def test_runs_without_ld_library_path(good):
+    code = (
+        "import ssl, sqlite3, smtplib; from smtplib import SMTP_SSL;"
+        "c = sqlite3.connect(':memory:'); c.create_function('f', 1, lambda x: x, deterministic=True);"
+        "print(ssl.OPENSSL_VERSION); print(sqlite3.sqlite_version);"
+        "print(ssl.create_default_context().cert_store_stats()['x509_ca'] > 0 or bool(ssl.get_default_verify_paths().capath))"
+    )
+    run = clean_python(good["python"], code)
+    assert run.returncode == 0, run.stderr
+    openssl, sqlite, cas = run.stdout.split("\n")[:3]
+    assert openssl.startswith(f"OpenSSL {OPENSSL} ")
+    assert sqlite == SQLITE
+    assert cas == "True"
+    system = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout
+    assert OPENSSL not in system  # the test proves linkage only if the system's OpenSSL is another one
+
+
+def test_private_openssl_layout_and_rpath(good):
+    openssl = Path(good["openssl"]["prefix"])
+    assert (openssl / "lib" / "libssl.so.3").exists() and not (openssl / "lib64").exists()
+    assert (openssl / "ssl" / "cert.pem").exists() or (openssl / "ssl" / "certs").is_dir()
+    run = subprocess.run(["env", "-i", str(openssl / "bin" / "openssl"), "version"], capture_output=True, text=True)
+    assert run.stdout.startswith(f"OpenSSL {OPENSSL} ")
+    ssl_so = next(Path(good["python"]).resolve().parents[1].glob("lib/python3.11/lib-dynload/_ssl*.so"))
+    dynamic = subprocess.run(["readelf", "-d", str(ssl_so)], capture_output=True, text=True).stdout
+    assert f"{openssl}/lib" in dynamic
+
+
+def test_provenance_record(good):
+    install = Path(good["python"]).resolve().parents[1]
+    record = json.loads((install / "BUILDKIT.json").read_text())
+    assert {s["package"]: s["sha256"] for s in record["sources"]}["cpython"] == (
+        "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
+    )
+    assert record["host"]["compiler"] and record["host"]["glibc"]
+    configure = next(s for c in record["steps"] if c["package"] == "cpython" for s in c["steps"] if s["phase"] == "configure")
+    assert "--with-openssl-rpath=auto" in configure["argv"] and "LIBSQLITE3_LIBS" in configure["env"]
+    prefix = Path(record["prefix"])
+    assert prefix.is_symlink() and prefix.resolve() == install
+
+
+def test_same_command_again_is_a_noop(good, sources):
+    prefix = BUILDS / "py311"
+    run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources))
+    assert run.returncode == 0, run.stderr
+    assert "==>" not in run.stderr  # nothing was built
+    assert json.loads(run.stdout)["build_id"] == good["build_id"]
+
+
+@pytest.fixture(scope="session")
+def old_openssl_failure(good, sources, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The seed failure: CPython 3.11 against an OpenSSL 1.0.2 (headers only: what CentOS 7 has, as far as
+    configure's check goes). make exits 0; only its summary says _ssl was not built."""
+    old = tmp_path_factory.mktemp("openssl-1.0.2")
+    (old / "include" / "openssl").mkdir(parents=True)
+    (old / "lib").mkdir()
+    (old / "include" / "openssl" / "opensslv.h").write_text(
+        '#define OPENSSL_VERSION_NUMBER 0x1000215fL\n#define OPENSSL_VERSION_TEXT "OpenSSL 1.0.2u  20 Dec 2019"\n'
+    )
+    prefix = BUILDS / "py311"
+    before = os.readlink(prefix)
+    run = buildkit("python", CPYTHON, f"--with-openssl={old}", f"--with-sqlite={SQLITE}", "--keep",
+                   *common(prefix, sources))
+    assert os.readlink(prefix) == before  # the previous install is untouched
+    return run, prefix
+
+
+def test_old_openssl_is_a_failed_build_with_the_reason(old_openssl_failure, good):
+    run, prefix = old_openssl_failure
+    assert run.returncode == 1, run.stderr[-2000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Could not build the ssl module" in last and "OpenSSL 1.1.1 or newer" in last, last
+    assert clean_python(good["python"], "import ssl").returncode == 0
+
+
+def test_doctor_explains_the_seed_failure(old_openssl_failure, good):
+    run, prefix = old_openssl_failure
+    work = Path(str(prefix) + ".buildkit") / "work"
+    trees = [t for t in work.glob("*/cpython") if (t / "python").exists() and str(t) not in good["python"]]
+    assert trees, list(work.glob("*"))
+    tree = trees[0]
+    # the interpreter that build left in its tree, the tree itself, and its make log
+    log = next(Path(str(prefix) + ".buildkit", "logs", tree.parent.name).glob("*-cpython-build.log"))
+    for target in (tree / "python", tree, log):
+        out = buildkit("doctor", str(target), "--json")
+        assert out.returncode == 1, out.stderr
+        text = out.stdout
+        assert "_ssl" in text and "buildkit python" in text, (target, text)
+
+
+def test_emitted_script_on_the_verified_prefix_and_with_bad_sources(good, sources, tmp_path):
+    """The sh script of the same plan: a no-op on the verified prefix; without the right tarballs it stops
+    before building anything, naming the file and its sha256, exit 2, the prefix untouched."""
+    prefix = BUILDS / "py311"
+    script = tmp_path / "build.sh"
+    run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--emit-script",
+                   str(script), *common(prefix, sources)[:-1])
+    assert run.returncode == 0, run.stderr
+    noop = subprocess.run(["sh", str(script), str(sources)], capture_output=True, text=True)
+    assert noop.returncode == 0 and "already built and verified" in noop.stderr, noop.stderr
+
+    other = tmp_path / "py"
+    run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--emit-script",
+                   str(script), "--prefix", str(other))
+    assert run.returncode == 0, run.stderr
+    bad = tmp_path / "bad-sources"
+    bad.mkdir()
+    (bad / "openssl-3.0.20.tar.gz").write_bytes(b"not the tarball")
+    env = dict(os.environ, PATH="/usr/bin:/bin")  # no network tools reach upstream here either way
+    out = subprocess.run(["sh", str(script), str(bad)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "openssl-3.0.20.tar.gz" in out.stderr and "c80a01dfc70ece4dc21168932c37739042d404d46ccc81a5986dd75314ecda6f" in out.stderr
+    assert not other.exists()
+
+
+def test_full_disk_is_one_line_and_leaves_no_prefix(sources, tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30M", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
+                       *common(mnt / "py", sources)[:-1])
+        assert run.returncode in (1, 2) and "Traceback" not in run.stderr
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith("buildkit: error: disk full"), last
+        assert not (mnt / "py").exists()
+    finally:
+        subprocess.run(["umount", str(mnt)])
