@@ -44,7 +44,9 @@ def sources() -> Path:
 def wall(fn) -> float:
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    took = time.perf_counter() - start
+    print(f"  ... {took:.1f} s", file=sys.stderr, flush=True)
+    return took
 
 
 def run_floor(plan: dict, cache: Path, work: Path) -> None:
@@ -106,8 +108,7 @@ def pyenv_build(pyenv_root: Path, cache: Path, work: Path, jobs: int) -> float:
         openssl=OPENSSL, sqlite=SQLITE, cpython=CPYTHON, src=staged,
         openssl_sha=catalog.find("openssl", OPENSSL).sha256, sqlite_sha=sqlite.sha256,
         cpython_sha=catalog.find("cpython", CPYTHON).sha256))
-    env = dict(clean_env(), MAKE_OPTS=f"-j{jobs}", PYTHON_BUILD_SKIP_MIRROR="1",
-               CONFIGURE_OPTS="--disable-tcl", TMPDIR=str(work))
+    env = dict(clean_env(), MAKE_OPTS=f"-j{jobs}", PYTHON_BUILD_SKIP_MIRROR="1", TMPDIR=str(work))
     build = pyenv_root / "plugins" / "python-build" / "bin" / "python-build"
     return wall(lambda: subprocess.run([str(build), str(definition), str(work / "prefix")], env=env, check=True,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -148,7 +149,12 @@ def main() -> int:
     pyenv_root = FIXTURES / "pyenv-src" / "usr" / "share" / "pyenv"
     if not opts.skip_pyenv and pyenv_root.exists():
         (base / "pyenv").mkdir()
-        results["pyenv python-build"] = pyenv_build(pyenv_root, base / "cache", base / "pyenv", opts.jobs)
+        try:
+            results["pyenv python-build"] = pyenv_build(pyenv_root, base / "cache", base / "pyenv", opts.jobs)
+        except subprocess.CalledProcessError:
+            log = next((base / "pyenv").glob("python-build.*.log"), None)
+            print(f"pyenv python-build failed; its log: {log}", file=sys.stderr)
+            raise
 
     floor = results["floor (same commands by hand)"]
     print(f"OpenSSL {OPENSSL} + SQLite {SQLITE} + CPython {CPYTHON}, make -j{opts.jobs}, {os.cpu_count()} CPUs")
