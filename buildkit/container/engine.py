@@ -1,0 +1,488 @@
+"""The Docker engine, through the docker SDK only: connect, build or reuse builder images, run containers.
+
+* :func:`connect` talks to ``$DOCKER_HOST`` (a local socket, ``tcp://``, or ``ssh://`` through the ssh
+  client); no engine there is one :class:`EngineError` line saying how to start or point to one.
+* :meth:`Engine.builder_image` builds a rendered Dockerfile once: the image carries the template hash as a
+  label, and a second run finds it by that label instead of building again. Builds that need apt or yum
+  use the host's network; nothing else does.
+* :class:`Container` is one throwaway container (``network_mode="none"``), used as a context manager:
+  :meth:`~Container.call` runs a command in it (as the build user, output streamed to a log),
+  :meth:`~Container.copy_into` and :meth:`~Container.copy_out` move files with tar archives. Leaving the
+  ``with`` block removes it, also on Ctrl-C, which so stops whatever ran in it.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from buildkit.errors import BuildFailed, BuildkitError, InputError
+
+__all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect"]
+
+Say = Callable[[str], None]
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+LABEL_CI = "org.buildkit.ci"
+# PID 1 of a build container: waits for exec'd commands and stops at once on SIGTERM.
+KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+TAIL_LINES = 25
+
+
+class EngineError(BuildkitError):
+    """The engine is unreachable, refused a request, or an image cannot be used (exit 2)."""
+
+    exit_code = 2
+
+
+class ContainerGone(BuildkitError):
+    """The container stopped while a command ran in it: killed from outside, out of memory, engine gone."""
+
+    exit_code = 2
+
+
+def _sdk():
+    try:
+        import docker  # noqa: F401
+        import docker.errors  # noqa: F401
+    except ImportError:
+        raise InputError("the docker Python package is not installed", fix="pip install docker") from None
+    import docker
+
+    return docker
+
+
+def _reason(err: BaseException) -> str:
+    """The useful part of an SDK or requests error, on one line."""
+    text = getattr(err, "explanation", None) or str(err)
+    text = " ".join(str(text).split())
+    for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError", "Name or service not known",
+                   "timed out"):
+        if marker in text:
+            return {"FileNotFoundError": "no such socket", "ConnectionRefusedError": "connection refused",
+                    "PermissionError": "permission denied"}.get(marker, marker)
+    return text[:300]
+
+
+def connect(host: str | None = None, *, timeout: int = 15) -> Engine:
+    """The engine at ``host`` (default ``$DOCKER_HOST``, else the local socket); raises :class:`EngineError`."""
+    docker = _sdk()
+    env = dict(os.environ)
+    if host:
+        env["DOCKER_HOST"] = host
+    where = env.get("DOCKER_HOST") or DEFAULT_SOCKET
+    named = "DOCKER_HOST=" + where if env.get("DOCKER_HOST") else f"{where} (DOCKER_HOST is not set)"
+    how = ("start one (systemctl start docker, or dockerd --host unix:///run/bk-docker.sock &) or point DOCKER_HOST "
+           "at one (unix:///PATH.sock, tcp://HOST:2376, ssh://USER@HOST)")
+    try:
+        client = docker.from_env(environment=env, timeout=timeout, use_ssh_client=where.startswith("ssh://"))
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise EngineError(f"no Docker engine answers at {named}: {_reason(e)}", fix=how) from None
+    except Exception as e:  # requests/urllib3 errors the SDK lets through
+        raise EngineError(f"no Docker engine answers at {named}: {_reason(e)}", fix=how) from None
+    # Builds stream for many minutes without output: no read timeout from here on.
+    client.api.timeout = 24 * 3600
+    return Engine(client, where)
+
+
+class Engine:
+    def __init__(self, client, host: str) -> None:
+        self.client = client
+        self.api = client.api
+        self.host = host
+        self._info: dict | None = None
+
+    @property
+    def errors(self):
+        return _sdk().errors
+
+    def info(self) -> dict:
+        if self._info is None:
+            try:
+                self._info = self.api.info()
+            except Exception as e:
+                raise EngineError(f"the engine at {self.host} did not answer 'info': {_reason(e)}") from None
+        return self._info
+
+    @property
+    def arch(self) -> str:
+        return self.info().get("Architecture") or os.uname().machine
+
+    @property
+    def cpus(self) -> int:
+        return int(self.info().get("NCPU") or os.cpu_count() or 1)
+
+    # --- images ---------------------------------------------------------------------------------------
+
+    def find_image(self, labels: dict[str, str]) -> str | None:
+        """The id of an image carrying all ``labels`` (the newest), or None."""
+        try:
+            found = self.api.images(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        except Exception as e:
+            raise EngineError(f"cannot list images at {self.host}: {_reason(e)}") from None
+        if not found:
+            return None
+        return max(found, key=lambda i: i.get("Created", 0))["Id"]
+
+    def has_image(self, ref: str) -> bool:
+        try:
+            self.api.inspect_image(ref)
+            return True
+        except self.errors.ImageNotFound:
+            return False
+        except self.errors.APIError as e:
+            if e.status_code == 404:
+                return False
+            raise EngineError(f"cannot inspect image {ref}: {_reason(e)}") from None
+
+    def check_shell(self, ref: str, what: str) -> None:
+        """Raise :class:`EngineError` unless ``ref`` runs ``/bin/sh`` (every build step needs one)."""
+        with Container(self, ref, what=what, user="0", workdir="/", network="none") as c:
+            result = c.call(["/bin/sh", "-c", "echo ok"], check=False)
+        if result.exit_code != 0 or "ok" not in result.output:
+            raise EngineError(f"{what}: /bin/sh in image {ref} does not work (exit {result.exit_code})",
+                              fix="use a base image with a POSIX shell")
+
+    def builder_image(self, rendered, *, log: Path, say: Say, network: str = "host") -> tuple[str, bool]:
+        """The id of the builder image of ``rendered`` (:class:`buildkit.container.images.Rendered`), and
+        whether it was built now. Reused when an image with its template hash exists."""
+        found = self.find_image(rendered.labels)
+        if found:
+            return found, False
+        base = rendered.image.base
+        if not self.has_image(base):
+            say(f"    pulling base image {base}")
+            self._pull(base, rendered.image.name)
+        self.check_shell(base, rendered.image.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        say(f"==> building {rendered.tag} from {base} (log {log})")
+        started = time.monotonic()
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        image_id = None
+        error = None
+        with open(log, "w", encoding="utf-8") as out:
+            out.write(rendered.dockerfile + "\n---\n")
+            try:
+                stream = self.api.build(fileobj=io.BytesIO(rendered.dockerfile.encode()), tag=rendered.tag,
+                                        labels=rendered.labels, rm=True, forcerm=True, pull=False, decode=True,
+                                        network_mode=network, use_config_proxy=False)
+                for chunk in stream:
+                    text = chunk.get("stream") or ""
+                    if text:
+                        out.write(text)
+                        out.flush()
+                        for line in text.splitlines():
+                            if line.strip():
+                                tail.append(line)
+                                if line.startswith("Step "):
+                                    say(f"    {line[:120]}")
+                    if "aux" in chunk and isinstance(chunk["aux"], dict) and chunk["aux"].get("ID"):
+                        image_id = chunk["aux"]["ID"]
+                    if "error" in chunk:
+                        error = " ".join(str(chunk["error"]).split())
+                        out.write(f"\nERROR: {error}\n")
+            except self.errors.APIError as e:
+                error = _reason(e)
+                out.write(f"\nERROR: {error}\n")
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # the connection dropped
+                raise EngineError(f"lost the engine at {self.host} while building {rendered.tag}: {_reason(e)}",
+                                  fix=f"log kept: {log}") from None
+        if error:
+            for line in tail:
+                say(f"    | {line}")
+            missing = _missing_package("\n".join(tail))
+            if missing:
+                raise InputError(f"{rendered.image.name}: no package {missing} in the image's repositories",
+                                 fix=f"check the version (--kernel?) against what {rendered.image.spec.pretty} offers; "
+                                     f"log kept: {log}")
+            raise BuildFailed(f"building the {rendered.options.purpose} image for {rendered.image.name} failed: "
+                              f"{error[:200]}", fix=f"log kept: {log}")
+        image_id = image_id or self.find_image(rendered.labels)
+        if not image_id:
+            raise EngineError(f"the engine built {rendered.tag} but it cannot be found", fix=f"log kept: {log}")
+        say(f"    built {rendered.tag} in {time.monotonic() - started:.0f} s")
+        return image_id, True
+
+    def _pull(self, ref: str, image: str) -> None:
+        repo, tag = ref, None
+        if "@" not in ref and ":" in ref.rsplit("/", 1)[-1]:
+            repo, tag = ref.rsplit(":", 1)
+        try:
+            self.api.pull(repo, tag=tag)
+        except Exception as e:
+            raise EngineError(f"{image}: base image {ref} is not in the engine and cannot be pulled: {_reason(e)}",
+                              fix=f"load or import it first (docker pull/load/import), or pass {image}=BASE "
+                                  "naming an image the engine has") from None
+
+    # --- containers -----------------------------------------------------------------------------------
+
+    def container(self, image: str, *, what: str, user: str = "build", workdir: str = "/home/build",
+                  network: str = "none") -> Container:
+        return Container(self, image, what=what, user=user, workdir=workdir, network=network)
+
+    def run_once(self, image: str, script: str, *, what: str, user: str = "build") -> str:
+        """Run ``sh -c script`` in a throwaway container (no network); its output, or an error."""
+        with self.container(image, what=what, user=user) as c:
+            result = c.call(["/bin/sh", "-c", script], check=False)
+        if result.exit_code != 0:
+            raise EngineError(f"{what}: the probe failed in {image} (exit {result.exit_code}): "
+                              f"{(result.tail or ['no output'])[-1]}")
+        return result.output
+
+
+_MISSING = (re.compile(r"E: Unable to locate package (\S+)"),  # apt
+            re.compile(r"No package (\S+) available"),  # yum
+            re.compile(r"No match for argument: (\S+)"))  # dnf
+
+
+def _missing_package(text: str) -> str | None:
+    for pattern in _MISSING:
+        found = pattern.search(text)
+        if found:
+            return found[1]
+    return None
+
+
+@dataclass(frozen=True)
+class CallResult:
+    exit_code: int
+    output: str  # all of it when no log was given, else ""
+    tail: list[str]
+    seconds: float
+
+
+class Container:
+    """One throwaway container; ``with engine.container(image, what=...) as c: c.call([...])``."""
+
+    def __init__(self, engine: Engine, image: str, *, what: str, user: str, workdir: str, network: str) -> None:
+        self.engine = engine
+        self.image = image
+        self.what = what
+        self.user = user
+        self.workdir = workdir
+        self.network = network
+        self.id: str | None = None
+
+    def __enter__(self) -> Container:
+        api, errors = self.engine.api, self.engine.errors
+        try:
+            created = api.create_container(
+                self.image, command=["/bin/sh", "-c", KEEPALIVE], entrypoint=[], user=self.user,
+                working_dir=self.workdir, labels={LABEL_CI: "1", "org.buildkit.what": self.what[:200]},
+                host_config=api.create_host_config(network_mode=self.network, init=False),
+                stop_signal="SIGTERM", use_config_proxy=False)
+            self.id = created["Id"]
+            api.start(self.id)
+        except errors.APIError as e:
+            self._remove()
+            text = _reason(e)
+            if "/bin/sh" in text and ("no such file" in text.lower() or "not found" in text.lower()):
+                raise EngineError(f"{self.what}: image {self.image} has no shell (/bin/sh)",
+                                  fix="buildkit runs sh in its containers: use a base image with a POSIX shell, e.g. "
+                                      "a distribution image or a debootstrap import") from None
+            raise EngineError(f"{self.what}: cannot start a container of {self.image}: {text}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        if self.id is None:
+            return
+        try:
+            self.engine.api.remove_container(self.id, force=True, v=True)
+        except Exception:
+            pass
+        self.id = None
+
+    def state(self) -> dict:
+        try:
+            return self.engine.api.inspect_container(self.id)["State"]
+        except Exception:
+            return {"Running": False, "Status": "removed", "ExitCode": None}
+
+    def _still_running(self, code: int | None, grace: float = 3.0) -> bool:
+        """Whether the container outlived the command. A command killed by a signal (exit 128+N, or no
+        exit code) may have died with the container, whose state the engine updates a moment later."""
+        deadline = time.monotonic() + (grace if code is None or code < 0 or code > 128 else 0)
+        while True:
+            if not self.state().get("Running"):
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.2)
+
+    def _gone(self, doing: str, log: Path | None) -> ContainerGone:
+        state = self.state()
+        why = ("out of memory" if state.get("OOMKilled")
+               else f"status {state.get('Status')}, exit {state.get('ExitCode')}")
+        kept = f"; logs kept in {log.parent}" if log else ""
+        return ContainerGone(f"the container of {self.what} was stopped from outside during {doing} ({why}); "
+                             f"nothing was copied out{kept}",
+                             fix="run the same command again once the engine is free (docker kill/stop, OOM killer or "
+                                 "an engine restart stop builds)")
+
+    def call(self, args: Sequence[str], *, user: str | None = None, cwd: str | None = None,
+             env: dict[str, str] | None = None, log: Path | None = None, on_line: Say | None = None,
+             check: bool = True, doing: str | None = None) -> CallResult:
+        """Run ``args`` (no shell unless you pass one) and wait. The output goes to ``log`` (when given) and
+        line by line to ``on_line``; a non-zero exit raises :class:`BuildFailed` when ``check``."""
+        api = self.engine.api
+        doing = doing or " ".join(args)[:80]
+        started = time.monotonic()
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        chunks: list[str] = []
+        out = open(log, "ab") if log else None
+        pending = b""
+        try:
+            try:
+                exec_id = api.exec_create(self.id, list(args), user=user or self.user, workdir=cwd or self.workdir,
+                                          environment=env or None, stdout=True, stderr=True)["Id"]
+                stream = api.exec_start(exec_id, stream=True, demux=False)
+                for data in stream:
+                    if out:
+                        out.write(data)
+                        out.flush()
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        line = raw.decode("utf-8", "replace")
+                        tail.append(line)
+                        if not out:
+                            chunks.append(line + "\n")
+                        if on_line:
+                            on_line(line)
+                if pending:
+                    line = pending.decode("utf-8", "replace")
+                    tail.append(line)
+                    if not out:
+                        chunks.append(line)
+                    if on_line:
+                        on_line(line)
+                code = api.exec_inspect(exec_id).get("ExitCode")
+            except self.engine.errors.NotFound:
+                raise self._gone(doing, log) from None
+            except self.engine.errors.APIError as e:
+                if not self.state().get("Running"):
+                    raise self._gone(doing, log) from None
+                raise EngineError(f"{self.what}: the engine refused to run {doing}: {_reason(e)}") from None
+            except (KeyboardInterrupt, BuildkitError):
+                raise
+            except Exception as e:  # the connection to the engine dropped
+                if not self.state().get("Running"):
+                    raise self._gone(doing, log) from None
+                raise EngineError(f"{self.what}: lost the engine at {self.engine.host} during {doing}: "
+                                  f"{_reason(e)}") from None
+        finally:
+            if out:
+                out.close()
+        if not self._still_running(code):
+            raise self._gone(doing, log)
+        code = -1 if code is None else int(code)
+        result = CallResult(code, "".join(chunks), list(tail), time.monotonic() - started)
+        if check and code != 0:
+            where = f"; log kept: {log}" if log else ""
+            raise BuildFailed(f"{self.what}: {doing} failed with exit status {code}{where}")
+        return result
+
+    def copy_into(self, files: Iterable[tuple[Path, str]], dest: str, *, owner: tuple[int, int] = (1000, 1000)) -> None:
+        """Put each (host file or folder, name) under ``dest`` in the container, owned by ``owner``."""
+
+        def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid, info.gid = owner
+            info.uname = info.gname = ""
+            return info
+
+        with tempfile.TemporaryFile() as tmp:
+            with tarfile.open(fileobj=tmp, mode="w") as tar:
+                for path, name in files:
+                    tar.add(str(path), arcname=name, filter=own)
+            tmp.seek(0)
+            try:
+                ok = self.engine.api.put_archive(self.id, dest, tmp)
+            except self.engine.errors.APIError as e:
+                raise EngineError(f"{self.what}: cannot copy files into {dest}: {_reason(e)}") from None
+            if not ok:
+                raise EngineError(f"{self.what}: the engine refused the files for {dest}")
+
+    def copy_out(self, src: str, dest: Path) -> Path:
+        """Copy ``src`` (a file or a folder in the container) into the host folder ``dest``; returns the
+        path it now has there (``dest/basename(src)``)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            stream, _stat = self.engine.api.get_archive(self.id, src)
+        except self.engine.errors.NotFound:
+            raise BuildFailed(f"{self.what}: {src} does not exist in the container") from None
+        except self.engine.errors.APIError as e:
+            raise EngineError(f"{self.what}: cannot copy {src} out: {_reason(e)}") from None
+        with tempfile.TemporaryFile(dir=dest) as tmp:
+            for chunk in stream:
+                tmp.write(chunk)
+            tmp.seek(0)
+            with tarfile.open(fileobj=tmp, mode="r") as tar:
+                _safe_extract(tar, dest)
+        return dest / os.path.basename(src.rstrip("/"))
+
+    def read_text(self, path: str) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = self.copy_out(path, Path(tmp))
+            return got.read_text(encoding="utf-8", errors="replace")
+
+
+def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract with no absolute or ``..`` members, no links out, no devices, owned by whoever runs us."""
+    root = os.path.realpath(dest)
+    members = []
+    for m in tar.getmembers():
+        target = os.path.realpath(os.path.join(root, m.name))
+        if m.name.startswith("/") or not (target == root or target.startswith(root + os.sep)):
+            raise EngineError(f"refusing archive member {m.name!r}: outside the destination")
+        if m.isdev():
+            continue
+        if m.issym() or m.islnk():
+            base = os.path.dirname(target) if m.issym() else root
+            link = os.path.realpath(os.path.join(base, m.linkname))
+            if m.linkname.startswith("/") or not (link == root or link.startswith(root + os.sep)):
+                if m.islnk():
+                    raise EngineError(f"refusing hard link {m.name!r} -> {m.linkname!r}")
+                continue  # a symlink out of the destination: later members could be written through it
+        m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
+        m.mode &= 0o7777 & ~0o6000
+        members.append(m)
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(root, members=members, filter="tar")
+    else:
+        tar.extractall(root, members=members)
+
+
+def copy_file_noclobber(src: Path, final: Path) -> None:
+    """Move ``src`` to ``final`` unless ``final`` exists (then :class:`InputError`); atomic on one filesystem."""
+    try:
+        os.link(src, final)
+    except FileExistsError:
+        raise InputError(f"{final} already exists; it was left as it was",
+                         fix="remove it or choose another --out") from None
+    except OSError:
+        if os.path.lexists(final):
+            raise InputError(f"{final} already exists; it was left as it was",
+                             fix="remove it or choose another --out") from None
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        shutil.copyfile(src, tmp)
+        os.rename(tmp, final)
+    finally:
+        try:
+            os.unlink(src)
+        except OSError:
+            pass

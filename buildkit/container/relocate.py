@@ -1,0 +1,370 @@
+"""Make a relocatable artifact of a verified build: runs inside the container, with the interpreter just built.
+
+Standalone on purpose (stdlib only, Python 3.6+): ``buildkit ci python`` copies this file into the container
+and runs ``INSTALL/bin/python3 -I relocate.py ...`` there. Given the install directory of a build and the
+prefixes of its private OpenSSL and SQLite, it
+
+1. copies the install tree to ``OUT/NAME`` (less the ``--exclude`` paths, e.g. CPython's own test suite)
+   and the private libraries (``lib/*.so*``) and headers into its ``lib/`` and ``include/``;
+2. rewrites every ELF ``DT_RUNPATH``/``DT_RPATH`` entry that points into the build's prefixes to an
+   ``$ORIGIN``-relative one, in place (the new string is shorter; the rest of the old one is NUL-padded, as
+   ``chrpath`` does), so the interpreter finds its libraries wherever the tree is unpacked;
+3. points the private OpenSSL's compiled-in directory (``OPENSSLDIR``: its CA certificates and
+   ``openssl.cnf``) at the target distribution's, e.g. ``/etc/ssl``: the old path is replaced in
+   ``libcrypto`` by one of exactly the same length (``//////etc/ssl``: repeated slashes mean one), so no
+   string moves;
+4. turns the ``#!INSTALL/bin/python3.X`` line of the scripts in ``bin/`` into a ``/bin/sh`` launcher that
+   runs the ``python3.X`` next to the script (pip's own trick for long shebangs);
+5. records what it did in ``NAME/BUILDKIT.json`` (key ``relocated``) and writes ``OUT/NAME.tar.gz``.
+
+Prints one line ``BUILDKIT-RELOCATE: {json}``. Exit status 0 done, 1 a file could not be made relocatable,
+2 bad arguments.
+"""
+
+# ruff: noqa: UP031  (standalone, stdlib-only script for any CPython buildkit builds: plain % formatting)
+import hashlib
+import json
+import os
+import shutil
+import stat
+import struct
+import sys
+import tarfile
+
+MARK = "BUILDKIT-RELOCATE: "
+
+PT_LOAD, PT_DYNAMIC = 1, 2
+DT_NULL, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 5, 10, 15, 29
+
+
+class RelocateError(Exception):
+    pass
+
+
+# --- ELF ------------------------------------------------------------------------------------------------
+
+def _elf_layout(data):
+    """(endianness, is64, program headers) of an ELF image, or None when it is not one we can patch."""
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return None
+    end = "<" if data[5] == 1 else ">"
+    is64 = data[4] == 2
+    if is64:
+        phoff, = struct.unpack_from(end + "Q", data, 32)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 54)
+    else:
+        phoff, = struct.unpack_from(end + "I", data, 28)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 42)
+    phdrs = []
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if at + phentsize > len(data):
+            return None
+        if is64:
+            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(end + "IIQQQQ", data, at)
+        else:
+            p_type, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(end + "IIIII", data, at)
+        phdrs.append((p_type, p_offset, p_vaddr, p_filesz))
+    return end, is64, phdrs
+
+
+def _vaddr_to_offset(phdrs, vaddr):
+    for p_type, p_offset, p_vaddr, p_filesz in phdrs:
+        if p_type == PT_LOAD and p_vaddr <= vaddr < p_vaddr + p_filesz:
+            return vaddr - p_vaddr + p_offset
+    return None
+
+
+def elf_runpaths(data):
+    """[(file offset, string length, tag, value)] of the DT_RPATH/DT_RUNPATH strings of an ELF image."""
+    layout = _elf_layout(data)
+    if layout is None:
+        return []
+    end, is64, phdrs = layout
+    dynamic = [p for p in phdrs if p[0] == PT_DYNAMIC]
+    if not dynamic:
+        return []
+    _t, dyn_off, _v, dyn_size = dynamic[0]
+    fmt, size = (end + "qQ", 16) if is64 else (end + "iI", 8)
+    entries = []
+    for at in range(dyn_off, min(dyn_off + dyn_size, len(data) - size + 1), size):
+        tag, value = struct.unpack_from(fmt, data, at)
+        if tag == DT_NULL:
+            break
+        entries.append((tag, value))
+    strtab = next((v for t, v in entries if t == DT_STRTAB), None)
+    if strtab is None:
+        return []
+    str_off = _vaddr_to_offset(phdrs, strtab)
+    if str_off is None:
+        return []
+    found = []
+    for tag, value in entries:
+        if tag in (DT_RPATH, DT_RUNPATH):
+            start = str_off + value
+            stop = data.index(b"\0", start)
+            found.append((start, stop - start, tag, data[start:stop].decode("utf-8", "surrogateescape")))
+    return found
+
+
+def _under(path, root):
+    path, root = os.path.normpath(path), os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def new_runpath(old, file_dir, mapping):
+    """The ``$ORIGIN``-relative runpath for a file now in ``file_dir``: each entry under an old root of
+    ``mapping`` ((old root, new root) pairs, longest first) becomes relative; other entries stay."""
+    out = []
+    for entry in old.split(":"):
+        if not entry:
+            continue
+        target = None
+        for old_root, new_root in mapping:
+            if _under(entry, old_root):
+                rest = os.path.relpath(os.path.normpath(entry), os.path.normpath(old_root))
+                target = os.path.normpath(os.path.join(new_root, rest)) if rest != "." else new_root
+                break
+        if target is None:
+            value = entry
+        else:
+            rel = os.path.relpath(target, file_dir)
+            value = "$ORIGIN" if rel == "." else "$ORIGIN/" + rel
+        if value not in out:
+            out.append(value)
+    return ":".join(out)
+
+
+def patch_runpaths(path, file_dir, mapping):
+    """Rewrite the runpaths of the ELF file ``path`` in place; returns [(old, new)] for those changed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    changes = []
+    patches = []
+    for start, length, _tag, old in elf_runpaths(data):
+        new = new_runpath(old, file_dir, mapping)
+        if new == old:
+            continue
+        raw = new.encode("utf-8", "surrogateescape")
+        if len(raw) > length:
+            raise RelocateError("%s: the new runpath %r is longer than the old %r" % (path, new, old))
+        patches.append((start, raw + b"\0" * (length - len(raw))))
+        changes.append((old, new))
+    if patches:
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | stat.S_IWUSR)
+        with open(path, "r+b") as f:
+            for start, raw in patches:
+                f.seek(start)
+                f.write(raw)
+        os.chmod(path, mode)
+    return changes
+
+
+def same_length_path(new, old):
+    """``new`` padded with leading slashes to the length of ``old`` (``//////etc/ssl`` is ``/etc/ssl``)."""
+    if not new.startswith("/") or len(new) > len(old):
+        raise RelocateError("cannot put %r in place of %r: it must be absolute and not longer" % (new, old))
+    return "/" * (len(old) - len(new)) + new
+
+
+def patch_string(path, old, new):
+    """Replace every occurrence of ``old`` by ``new`` (same length) in the file; returns the count."""
+    old_b, new_b = old.encode(), new.encode()
+    assert len(old_b) == len(new_b)
+    with open(path, "rb") as f:
+        data = f.read()
+    count = data.count(old_b)
+    if count:
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | stat.S_IWUSR)
+        with open(path, "wb") as f:
+            f.write(data.replace(old_b, new_b))
+        os.chmod(path, mode)
+    return count
+
+
+# --- the tree -------------------------------------------------------------------------------------------
+
+LAUNCHER = (
+    "#!/bin/sh\n"
+    "'''exec' \"$(dirname -- \"$(readlink -f -- \"$0\")\")/%s\" \"$0\" \"$@\"\n"
+    "' '''\n"
+)
+
+
+def rewrite_shebang(path, install):
+    """``#!INSTALL/bin/python3.X`` -> a sh launcher of the interpreter beside the script."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head.startswith(b"#!"):
+        return False
+    first = head.split(b"\n", 1)[0][2:].strip().decode("utf-8", "replace")
+    interpreter = first.split()[0] if first else ""
+    if not _under(interpreter, install) or os.path.dirname(interpreter) != os.path.join(install, "bin"):
+        return False
+    with open(path, "rb") as f:
+        rest = f.read().split(b"\n", 1)[1]
+    mode = os.stat(path).st_mode
+    with open(path, "wb") as f:
+        f.write((LAUNCHER % os.path.basename(interpreter)).encode() + rest)
+    os.chmod(path, mode)
+    return True
+
+
+def _copy_libs(prefix, dest):
+    copied = []
+    for sub, pattern in (("lib", ".so"), ("include", "")):
+        src = os.path.join(prefix, sub)
+        if not os.path.isdir(src):
+            continue
+        for name in sorted(os.listdir(src)):
+            path = os.path.join(src, name)
+            if sub == "lib" and (pattern not in name or not name.startswith("lib")):
+                continue
+            target = os.path.join(dest, sub, name)
+            if os.path.lexists(target):
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.islink(path):
+                os.symlink(os.readlink(path), target)
+            elif os.path.isdir(path):
+                shutil.copytree(path, target, symlinks=True)
+            else:
+                shutil.copy2(path, target)
+            copied.append(os.path.join(sub, name))
+    return copied
+
+
+def _is_elf(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _reset(info):
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def relocate(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
+    install = os.path.realpath(install)
+    dest = os.path.join(out, name)
+    if os.path.lexists(dest):
+        shutil.rmtree(dest)
+    os.makedirs(out, exist_ok=True)
+    shutil.copytree(install, dest, symlinks=True)
+    excluded = []
+    for rel in exclude:
+        path = os.path.normpath(os.path.join(dest, rel))
+        if not path.startswith(dest + os.sep):
+            raise RelocateError("--exclude %r is not inside the tree" % rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+            excluded.append(rel)
+        elif os.path.lexists(path):
+            os.unlink(path)
+            excluded.append(rel)
+    libraries = []
+    for prefix in deps:
+        libraries += _copy_libs(prefix, dest)
+    mapping = sorted([(install, dest)] + [(os.path.join(p, "lib"), os.path.join(dest, "lib")) for p in deps]
+                     + [(p, os.path.join(dest, "lib")) for p in deps], key=lambda m: -len(m[0]))
+    runpaths = []
+    scripts = []
+    for top, dirs, files in os.walk(dest):
+        dirs.sort()
+        for fname in sorted(files):
+            path = os.path.join(top, fname)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            if _is_elf(path):
+                for old, new in patch_runpaths(path, top, mapping):
+                    runpaths.append({"file": os.path.relpath(path, dest), "old": old, "new": new})
+            elif top == os.path.join(dest, "bin") and rewrite_shebang(path, install):
+                scripts.append(os.path.relpath(path, dest))
+    ssl_dir = None
+    if openssl_prefix:
+        old = os.path.join(openssl_prefix, "ssl")
+        new = same_length_path(openssldir, old)
+        count = 0
+        for lib in sorted(os.listdir(os.path.join(dest, "lib"))):
+            path = os.path.join(dest, "lib", lib)
+            if lib.startswith("libcrypto.so") and os.path.isfile(path) and not os.path.islink(path):
+                count += patch_string(path, old, new)
+        if not count:
+            raise RelocateError("OPENSSLDIR %s was not found in the private libcrypto" % old)
+        ssl_dir = {"old": old, "new": openssldir, "replaced": count}
+    leftovers = []
+    for item in runpaths:
+        if any(_under(e, r) for e in item["new"].split(":") for r, _ in mapping):
+            leftovers.append(item["file"])
+    if leftovers:
+        raise RelocateError("runpaths still point into the build prefix: %s" % ", ".join(leftovers))
+
+    record_path = os.path.join(dest, "BUILDKIT.json")
+    try:
+        with open(record_path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        record = {}
+    relocated = {"name": name, "from": install, "libraries": libraries, "runpaths": runpaths,
+                 "scripts": scripts, "openssldir": ssl_dir, "excluded": excluded}
+    record["relocated"] = relocated
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=2)
+
+    archive = os.path.join(out, name + ".tar.gz")
+    tmp = archive + ".part"
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        tar.add(dest, arcname=name, filter=_reset)
+    os.rename(tmp, archive)
+    digest = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    shutil.rmtree(dest)
+    relocated.update({"archive": archive, "sha256": digest.hexdigest(), "size": os.path.getsize(archive)})
+    return relocated
+
+
+def main(argv):
+    args = {"--install": None, "--openssl-prefix": "", "--openssldir": "/etc/ssl", "--name": None, "--out": None}
+    deps = []
+    exclude = []
+    it = iter(argv)
+    for arg in it:
+        key, eq, value = arg.partition("=")
+        if key not in args and key not in ("--dep", "--exclude"):
+            sys.stderr.write("relocate.py: unknown argument %r\n" % arg)
+            return 2
+        if not eq:
+            value = next(it, None)
+            if value is None:
+                sys.stderr.write("relocate.py: %s needs a value\n" % key)
+                return 2
+        if key == "--dep":
+            deps.append(value)
+        elif key == "--exclude":
+            exclude.append(value)
+        else:
+            args[key] = value
+    if not args["--install"] or not args["--name"] or not args["--out"]:
+        sys.stderr.write("usage: relocate.py --install DIR --name NAME --out DIR [--dep PREFIX]... "
+                         "[--openssl-prefix PREFIX --openssldir DIR] [--exclude RELPATH]...\n")
+        return 2
+    try:
+        result = relocate(args["--install"], deps, args["--openssl-prefix"], args["--openssldir"], args["--name"],
+                          args["--out"], exclude)
+    except (RelocateError, OSError) as e:
+        sys.stderr.write("relocate.py: error: %s\n" % e)
+        return 1
+    sys.stdout.write(MARK + json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,261 @@
+"""``buildkit ci python`` on a real Docker engine, with a Debian bookworm base made by debootstrap.
+
+The builder image has the distribution's toolchain and no libssl-dev/libsqlite3-dev. In it, a plain
+CPython build with the distribution's gcc reproduces the seed failure (``No module named '_ssl'``); then
+one real ``buildkit ci python`` run (OpenSSL 3.0.20, SQLite 3.40.1, CPython 3.13.5, shared by the tests
+here) fixes it, verified inside the container twice (in place, then unpacked elsewhere with the build prefix
+gone) and once more on this machine. Also: the second run reuses the image and refuses to overwrite the
+artifact, a container killed mid-build and a base without a shell end in one line and exit 2.
+
+The engine is ``$DOCKER_HOST``, else the private one ``tests/fixtures/dockerd.sh`` starts (and stops at the
+end); the base image is made by ``tests/fixtures/images.sh``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).resolve().parents[1]
+SOCK = "unix:///run/bk-docker.sock"
+IMAGE = "debian:12=buildkit-base:debian-bookworm"
+CPYTHON, OPENSSL, SQLITE = "3.13.5", "3.0.20", "3.40.1"
+NAME = f"python-{CPYTHON}-openssl-{OPENSSL}-sqlite-{SQLITE}-debian12-x86_64"
+
+
+def _engine_up(host: str) -> bool:
+    from buildkit.container.engine import EngineError, connect
+
+    try:
+        connect(host)
+        return True
+    except EngineError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_host():
+    """A Docker engine and the bookworm base image; the private engine is started if need be."""
+    host = os.environ.get("DOCKER_HOST") or SOCK
+    started = False
+    if not _engine_up(host):
+        if host != SOCK or shutil.which("dockerd") is None:
+            pytest.fail(f"no Docker engine at {host}: apt-get install docker.io; sh tests/fixtures/dockerd.sh start")
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "start"], check=True)
+        started = True
+    subprocess.run(["sh", str(HERE / "fixtures" / "images.sh"), "bookworm"], check=True,
+                   env={**os.environ, "DOCKER_HOST": host})
+    yield host
+    if started:
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "stop"], check=False)
+
+
+@pytest.fixture(scope="session")
+def sources() -> Path:
+    dest = FIXTURES / "sources"
+    subprocess.run(["sh", str(HERE / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+def buildkit(host: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_HOST": host}
+    return subprocess.run([sys.executable, "-m", "buildkit", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def engine(docker_host):
+    from buildkit.container.engine import connect
+
+    return connect(docker_host)
+
+
+@pytest.fixture(scope="session")
+def builder(engine, tmp_path_factory):
+    """The python builder image of debian:12 (built once; later sessions find it by its template hash)."""
+    from buildkit.container.images import parse_image
+    from buildkit.container.python import prepare_image, render_options
+
+    image = parse_image(IMAGE)
+    return prepare_image(engine, image, render_options(image, "python"), tmp_path_factory.mktemp("image-logs"), print)
+
+
+def test_builder_image_has_the_toolchain_but_no_system_openssl_or_sqlite(engine, builder):
+    info = builder.host.info
+    assert builder.host.os_id == "debian" and builder.host.version_id == "12" and builder.host.arch == "x86_64"
+    assert info.openssl is None and info.sqlite is None  # no libssl-dev, no libsqlite3-dev
+    assert info.compiler.startswith("cc (Debian 12.") and info.ca_file and info.ca_dir
+    script = ("id -u; id -un; perl -MIPC::Cmd -e 'print qq(ipc-cmd\\n)'; "
+              "command -v tclsh; command -v make; command -v gcc")
+    with engine.container(builder.image_id, what="the toolchain check") as c:
+        out = c.call(["/bin/sh", "-c", script]).output.split()
+        # No network in the container: only the loopback interface.
+        net = c.call(["/bin/sh", "-c", "ls /sys/class/net"]).output.split()
+    assert out[:3] == ["1000", "build", "ipc-cmd"] and len(out) == 6
+    assert net == ["lo"]
+    labels = engine.api.inspect_image(builder.image_id)["Config"]["Labels"]
+    assert labels["org.buildkit.template-hash"] == builder.rendered.hash
+
+
+def test_distro_toolchain_alone_reproduces_no_module_named_ssl(engine, builder, sources, tmp_path):
+    """The seed failure: configure and make with Debian's gcc and no OpenSSL headers -> no _ssl."""
+    tarball = next(sources.glob(f"Python-{CPYTHON}.tar.*"))
+    script = (f"set -e; cd /home/build; tar -xf {tarball.name}; cd Python-{CPYTHON}; "
+              "./configure --prefix=/home/build/plain; make -j2; "
+              "./python -c 'import ssl' || true; ./python -c 'import sqlite3' || true")
+    log = tmp_path / "plain.log"
+    with engine.container(builder.image_id, what="a plain CPython build") as c:
+        c.copy_into([(tarball, tarball.name)], "/home/build")
+        result = c.call(["/bin/sh", "-c", script], log=log, check=False)
+    text = log.read_text(errors="replace")
+    assert result.exit_code == 0, "\n".join(result.tail)
+    assert "checking for stdlib extension module _ssl... missing" in text
+    assert "ModuleNotFoundError: No module named '_ssl'" in text
+    assert "ModuleNotFoundError: No module named '_sqlite3'" in text
+    summary = text[text.index("The necessary bits to build these optional modules were not found"):][:300]
+    assert "_ssl" in summary and "_hashlib" in summary and "Could not build the ssl module!" in summary
+    assert "checking for stdlib extension module _sqlite3... disabled" in text  # no sqlite3.h
+
+
+@pytest.fixture(scope="session")
+def ci_run(docker_host, builder, sources, tmp_path_factory):
+    """The one real build of this module: buildkit ci python in the bookworm image."""
+    out = tmp_path_factory.mktemp("ci-out")
+    started = time.monotonic()
+    run = buildkit(docker_host, "ci", "python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
+                   "--image", IMAGE, "--source-dir", str(sources), "--out", str(out), "--json")
+    return run, out, time.monotonic() - started
+
+
+def test_ci_python_fixes_it_verified_inside(ci_run):
+    run, out, seconds = ci_run
+    assert run.returncode == 0, run.stderr[-4000:]
+    artifact = out / f"{NAME}.tar.gz"
+    assert artifact.is_file() and (out / f"{NAME}.json").is_file()
+    results = json.loads(run.stdout)["cells"]
+    assert [c["name"] for c in results] == [NAME] and results[0]["ok"] is True
+    # The summary table (stderr with --json).
+    table = run.stderr[run.stderr.rindex("\nimage "):]
+    assert "ok (" in table and str(artifact) in table
+
+    report = json.loads((out / f"{NAME}.json").read_text())
+    assert report["verified"] is True and report["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert report["image"]["base"] == "buildkit-base:debian-bookworm"
+    assert report["container"]["openssl"] is None  # the image's own: none
+    # Verified in place by the emitted script, with the interpreter it built...
+    build = report["build"]
+    assert build["verified"] is True
+    in_place = {c["name"]: c for c in build["verification"]["checks"]}
+    assert all(c["ok"] for c in in_place.values() if c["required"])
+    # ...and again unpacked elsewhere, with the build prefix deleted.
+    ver = report["verification"]
+    assert ver["ok"] is True and OPENSSL in ver["openssl_version"]
+    assert ver["sqlite_version"] == SQLITE
+    root = f"/home/build/ci/check/{NAME}"
+    for lib in ver["libraries"].values():
+        for path in lib:
+            assert path.startswith(root + "/lib/"), path
+    checks = {c["name"]: c for c in ver["checks"]}
+    assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA certificates"]["ok"]
+    relocated = report["relocated"]
+    assert relocated["openssldir"]["new"] == "/etc/ssl" and relocated["runpaths"]
+    assert any(r["file"].endswith(".so") and r["new"].startswith("$ORIGIN") for r in relocated["runpaths"])
+
+
+def test_artifact_runs_from_anywhere_on_this_machine(ci_run, tmp_path):
+    """Bookworm here too: unpack the artifact in a new place and verify it with buildkit verify."""
+    run, out, _ = ci_run
+    assert run.returncode == 0, run.stderr[-2000:]
+    with tarfile.open(out / f"{NAME}.tar.gz") as tar:
+        tar.extractall(tmp_path)
+    root = tmp_path / NAME
+    verify = subprocess.run([sys.executable, "-m", "buildkit", "verify", str(root / "bin" / "python3"),
+                             "--expect-openssl", OPENSSL, "--expect-sqlite", SQLITE, "--private-prefix", str(root),
+                             "--json"], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout[-3000:]
+    data = json.loads(verify.stdout)
+    assert data["ok"] and data["libraries"]["_ssl"]
+    for paths in data["libraries"].values():
+        assert all(p.startswith(str(root) + "/lib/") for p in paths), paths
+    pip = subprocess.run([str(root / "bin" / "pip3"), "--version"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
+    assert pip.returncode == 0 and str(root) in pip.stdout, pip.stderr
+
+
+def test_second_run_reuses_the_image_and_keeps_the_artifact(docker_host, ci_run, sources):
+    run, out, _ = ci_run
+    assert run.returncode == 0, run.stderr[-2000:]
+    artifact = out / f"{NAME}.tar.gz"
+    before = hashlib.sha256(artifact.read_bytes()).hexdigest(), artifact.stat().st_mtime_ns
+    started = time.monotonic()
+    again = buildkit(docker_host, "ci", "python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
+                     "--image", IMAGE, "--source-dir", str(sources), "--out", str(out))
+    took = time.monotonic() - started
+    assert again.returncode == 2
+    errors = [line for line in again.stderr.splitlines() if line.startswith("buildkit: error:")]
+    assert len(errors) == 1 and f"{artifact} already exists" in errors[0] and "nothing was built" in errors[0]
+    assert "Traceback" not in again.stderr and "building buildkit-ci" not in again.stderr
+    assert (hashlib.sha256(artifact.read_bytes()).hexdigest(), artifact.stat().st_mtime_ns) == before
+    assert took < 60
+
+
+def test_container_killed_mid_build(docker_host, engine, builder, sources, tmp_path):
+    """docker kill during the build: one line, exit 2, no traceback, no artifact."""
+    out = tmp_path / "out"
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    proc = subprocess.Popen([sys.executable, "-m", "buildkit", "ci", "python", CPYTHON, "--with-openssl", "--with-sqlite",
+                             "--image", IMAGE, "--source-dir", str(sources), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        log = out / "logs" / NAME / "build.log"
+        killed = None
+        while time.monotonic() < deadline and killed is None and proc.poll() is None:
+            if log.is_file() and "==> [1/3]" in log.read_text(errors="replace"):
+                time.sleep(2)  # well inside OpenSSL's configure
+                for c in engine.api.containers(filters={"label": f"org.buildkit.what={NAME}"}):
+                    engine.api.kill(c["Id"])
+                    killed = c["Id"]
+            time.sleep(0.5)
+        assert killed, "the build never started"
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("buildkit: error:")]
+    assert len(errors) == 1 and "stopped from outside during the build" in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert not list(out.glob("*.tar.gz")) and not list(out.glob("*.json"))
+    assert (out / "logs" / NAME / "build.log").is_file()
+
+
+def test_image_without_a_shell(docker_host, engine, sources, tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b'ID=debian\nVERSION_ID="12"\n'
+        info = tarfile.TarInfo("etc/os-release")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    engine.api.import_image_from_data(buf.getvalue(), repository="buildkit-test", tag="noshell")
+    try:
+        run = buildkit(docker_host, "ci", "python", CPYTHON, "--image", "debian:12=buildkit-test:noshell",
+                       "--source-dir", str(sources), "--out", str(tmp_path / "out"))
+    finally:
+        engine.api.remove_image("buildkit-test:noshell", force=True)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no shell (/bin/sh)" in lines[0] and "Traceback" not in run.stderr
