@@ -166,15 +166,20 @@ def symvers_check(kbuild_args: tuple[str, ...], search: tuple[str, ...], no_defa
     if as_json:
         _print_json({"modules": [r.to_json() for r in reports]})
     else:
-        for r in reports:
-            status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
-            deps = ", ".join(r.depends) or "-"
-            click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
-            for p in r.problems:
-                click.echo(f"  {p.kind}: {p.message}")
-                click.echo(f"    fix: {p.fix}")
+        _print_module_reports(reports)
     if any(r.problems for r in reports):
         sys.exit(1)
+
+
+def _print_module_reports(reports) -> None:
+    """A module a line, its problems below it with their fixes (symvers check, ci symvers)."""
+    for r in reports:
+        status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
+        deps = ", ".join(r.depends) or "-"
+        click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
+        for p in r.problems:
+            click.echo(f"  {p.kind}: {p.message}")
+            click.echo(f"    fix: {p.fix}")
 
 
 @symvers.command("diagnose", context_settings=CONTEXT)
@@ -277,8 +282,15 @@ def symvers_deps(tree: str, m_args: tuple[str, ...], fmt: str, kernel_release: s
       buildkit symvers deps /lib/modules/$(uname -r) M=$PWD --format json
       buildkit symvers deps ./unpacked-debs --kernel-release 6.1.0-50-amd64 --format dot | dot -Tsvg > deps.svg
     """
-    from buildkit.kmod.deps import DependencyCycle, collect, cycle_lines, format_dot, format_modules_dep, graph_json
-    from buildkit.kmod.deps import stderr_progress
+    from buildkit.kmod.deps import (
+        DependencyCycle,
+        collect,
+        cycle_lines,
+        format_dot,
+        format_modules_dep,
+        graph_json,
+        stderr_progress,
+    )
 
     graph = collect(tree, _m_dirs(m_args), kernel_release, config_paths or None, progress=stderr_progress())
     for warning in graph.warnings:
@@ -373,11 +385,14 @@ def _default_cache() -> str:
 
 @cli.command("python", context_settings=CONTEXT)
 @click.argument("version", required=False)
-@click.option("--prefix", type=click.Path(file_okay=False), help="Where the Python goes (made a symlink to a verified build).")
-@click.option("--with-openssl", "with_openssl", is_flag=False, flag_value="private", default=None, metavar="[V|PREFIX|system]",
+@click.option("--prefix", type=click.Path(file_okay=False),
+              help="Where the Python goes (made a symlink to a verified build).")
+@click.option("--with-openssl", "with_openssl", is_flag=False, flag_value="private", default=None,
+              metavar="[V|PREFIX|system]",
               help="Build a private OpenSSL (default version, or V), use one installed at PREFIX, or the system's. "
                    "Without it: the system's when new enough for this CPython, else a private one.")
-@click.option("--with-sqlite", "with_sqlite", is_flag=False, flag_value="private", default=None, metavar="[V|PREFIX|system]",
+@click.option("--with-sqlite", "with_sqlite", is_flag=False, flag_value="private", default=None,
+              metavar="[V|PREFIX|system]",
               help="The same for SQLite (3.8.3+ is needed for deterministic=True and Django).")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs (default: the CPUs available).")
 @click.option("--clean", is_flag=True, help="Rebuild everything from pristine sources, private OpenSSL and SQLite too.")
@@ -388,8 +403,10 @@ def _default_cache() -> str:
               help="Offline tarballs, matched by sha256 whatever their names (upstream or Debian's *.orig.tar.*).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="A mirror: <URL>/<file name> or pyenv's <URL>/<sha256> layout.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Download cache (default ~/.cache/buildkit/sources).")
-@click.option("--no-debian", is_flag=True, help="Do not fall back to Debian's source packages when upstream is unreachable.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+              help="Download cache (default ~/.cache/buildkit/sources).")
+@click.option("--no-debian", is_flag=True,
+              help="Do not fall back to Debian's source packages when upstream is unreachable.")
 @click.option("--emit-script", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the plan as a POSIX sh script for a host without buildkit, and stop.")
 @click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
@@ -426,12 +443,14 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
         from buildkit import catalog
 
         for package in catalog.PACKAGES:
-            versions = sorted({s.version for s in catalog.sources(package)}, key=lambda v: catalog.parse_version(package, v))
+            versions = sorted({s.version for s in catalog.sources(package)},
+                              key=lambda v: catalog.parse_version(package, v))
             click.echo(f"{package}: {' '.join(versions)}")
         return
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
-    from buildkit.pybuild.build import FetchOptions, build_python, dry_run as plan_only, with_jobs
+    from buildkit.pybuild.build import FetchOptions, build_python, with_jobs
+    from buildkit.pybuild.build import dry_run as plan_only
 
     salt = str(time.time_ns()) if clean else ""
     req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean, salt=salt),
@@ -570,7 +589,8 @@ def fetch_command(specs: tuple[str, ...], cache: str | None, source_dirs: tuple[
 
 @cli.command("verify", context_settings=CONTEXT)
 @click.argument("python", metavar="PYTHON")
-@click.option("--expect-openssl", metavar="V", help="The OpenSSL version ssl.OPENSSL_VERSION must show (3.0.20, 1.1.1w).")
+@click.option("--expect-openssl", metavar="V",
+              help="The OpenSSL version ssl.OPENSSL_VERSION must show (3.0.20, 1.1.1w).")
 @click.option("--expect-sqlite", metavar="V", help="The SQLite version sqlite3.sqlite_version must show (3.46.1).")
 @click.option("--private-prefix", "private_prefixes", multiple=True, metavar="DIR",
               help="libssl, libcrypto and libsqlite3 must be loaded from under DIR (repeatable).")
@@ -889,13 +909,7 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
     else:
         for b in result.builds:
             click.echo(f"make M={b.m_dir}: {'ok' if b.ok else 'failed'}  (log {b.log})")
-        for r in result.reports:
-            status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
-            deps = ", ".join(r.depends) or "-"
-            click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
-            for p in r.problems:
-                click.echo(f"  {p.kind}: {p.message}")
-                click.echo(f"    fix: {p.fix}")
+        _print_module_reports(result.reports)
         if result.kept:
             click.echo(f"built trees and logs kept in {result.work}", err=True)
     if result.problems:

@@ -4,6 +4,7 @@ scripts in tests/fixtures/ (``.ci/run`` runs them first; a test that needs one r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("BUILDKIT_FIXTURES", "/var/tmp/bk-fixtures"))
+DOCKER_SOCK = "unix:///run/bk-docker.sock"  # the private engine of tests/fixtures/dockerd.sh
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,25 @@ def kernel_tree() -> KernelTree:
     if not (dest / ".done").exists():
         subprocess.run(["sh", str(HERE / "fixtures" / "kernel.sh"), str(dest)], check=True)
     return KernelTree(dest / "root", (dest / "abi").read_text().strip())
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """A Docker engine with the bookworm base image: $DOCKER_HOST, else the private engine of
+    tests/fixtures/dockerd.sh, started here if need be (and stopped at the end of the session)."""
+    from buildkit.container.engine import EngineError, connect
+
+    host = os.environ.get("DOCKER_HOST") or DOCKER_SOCK
+    started = False
+    try:
+        connect(host)
+    except EngineError:
+        if host != DOCKER_SOCK or shutil.which("dockerd") is None:
+            pytest.fail(f"no Docker engine at {host}: apt-get install docker.io; sh tests/fixtures/dockerd.sh start")
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "start"], check=True)
+        started = True
+    subprocess.run(["sh", str(HERE / "fixtures" / "images.sh"), "bookworm"], check=True,
+                   env={**os.environ, "DOCKER_HOST": host})
+    yield host
+    if started:
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "stop"], check=False)

@@ -14,14 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
 from buildkit import __version__
 from buildkit.errors import InputError
+from buildkit.templating import environment
 
 __all__ = [
     "AptStanza",
@@ -250,19 +248,6 @@ def _templates_dir() -> Path:
     return TEMPLATES
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["q"] = lambda value: shlex.quote(str(value))
-    return env
-
-
 _KERNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
 
 
@@ -273,7 +258,7 @@ def render(image: ImageRef, options: RenderOptions = RenderOptions()) -> Rendere
     if options.kernel and not _KERNEL.match(options.kernel):
         raise InputError(f"--kernel {options.kernel!r} is not a kernel release", fix="e.g. --kernel 6.1.0-50-amd64")
     spec = image.spec
-    template = _env().get_template(f"{spec.family}.Dockerfile.j2")
+    template = environment(_templates_dir()).get_template(f"{spec.family}.Dockerfile.j2")
     text = template.render(
         image=spec,
         base=image.base,

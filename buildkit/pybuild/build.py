@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from buildkit import __version__, catalog
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
@@ -81,7 +81,8 @@ def _resolve_prefix_choice(value: str | None, package: str) -> str | None:
     if value and "/" in value:
         marker = "include/openssl/opensslv.h" if package == "openssl" else "include/sqlite3.h"
         if not os.path.isfile(os.path.join(value, marker)):
-            raise InputError(f"--with-{package}={value}: no {marker} there", fix=f"pass the prefix a {package} was installed to")
+            raise InputError(f"--with-{package}={value}: no {marker} there",
+                             fix=f"pass the prefix a {package} was installed to")
     return value
 
 

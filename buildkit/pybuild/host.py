@@ -142,7 +142,8 @@ def require_tools(tools: list[str]) -> None:
     """Raise naming the package to install for the first missing tool."""
     for tool in tools:
         if tool == "perl-ipc-cmd":
-            if shutil.which("perl") and subprocess.run(["perl", "-MIPC::Cmd", "-e", "1"], capture_output=True).returncode:
+            ipc_cmd = ["perl", "-MIPC::Cmd", "-e", "1"]
+            if shutil.which("perl") and subprocess.run(ipc_cmd, capture_output=True).returncode:
                 raise InputError(
                     "perl has no IPC::Cmd, which OpenSSL's Configure needs",
                     fix="install perl-modules (Debian) or perl-IPC-Cmd (RHEL)",
@@ -151,4 +152,5 @@ def require_tools(tools: list[str]) -> None:
         found = shutil.which(os.environ.get("CC", "cc")) if tool == "cc" else shutil.which(tool)
         if not found:
             why, deb, rhel = _TOOLS[tool]
-            raise InputError(f"{why} is not installed ({tool} not on PATH)", fix=f"install {deb} (Debian) or {rhel} (RHEL)")
+            raise InputError(f"{why} is not installed ({tool} not on PATH)",
+                             fix=f"install {deb} (Debian) or {rhel} (RHEL)")

@@ -139,7 +139,8 @@ def choose(package: str, wanted: str | None, system: SystemLib | None, minimum: 
         if system is None:
             wanted, why = "private", f"no system {label} headers and library found"
         elif _older(package, system.version, minimum):
-            wanted, why = "private", f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs"
+            wanted = "private"
+            why = f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs"
         elif system.layout != "system":
             wanted, why = "private", (f"only {system.layout} {system.version} was found, which a plain configure"
                                       " does not find; building a private one")
@@ -214,7 +215,9 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
 
     recipe = RECIPES["cpython"]
     shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0)
-    build_id = f"{py.version}-{_hash(py.sha256, [_step_json(s) for s in shape], env_key, [c.hash for c in components], *([req.salt] if req.salt else []))}"
+    salt = [req.salt] if req.salt else []
+    steps = [_step_json(s) for s in shape]
+    build_id = f"{py.version}-{_hash(py.sha256, steps, env_key, [c.hash for c in components], *salt)}"
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
     for comp in components:

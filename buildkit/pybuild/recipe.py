@@ -7,8 +7,9 @@ executes locally, renders as a POSIX sh script, or runs inside a container.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from buildkit.catalog import Source, parse_version
 

@@ -8,29 +8,15 @@ import os
 import shlex
 from pathlib import Path
 
-import jinja2
-
 from buildkit import __version__
 from buildkit.errors import InputError
 from buildkit.pybuild.plan import Plan
 from buildkit.pybuild.recipe import Action
+from buildkit.templating import environment
 
 __all__ = ["render_script", "write_script"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["q"] = lambda value: shlex.quote(str(value))
-    return env
 
 
 def _command_line(run) -> str:
@@ -58,7 +44,7 @@ def render_script(plan: Plan) -> str:
         tools.append("perl")
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         tools.append("tclsh")
-    return _env().get_template("build-python.sh.j2").render(
+    return environment(TEMPLATES).get_template("build-python.sh.j2").render(
         plan=plan, components=components, tools=tools, version=__version__, probe=PROBE_SOURCE,
         expect_openssl=plan.openssl.version, expect_sqlite=plan.sqlite.version,
         private_prefixes=" ".join(plan.private_prefixes),

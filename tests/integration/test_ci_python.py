@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -30,37 +30,9 @@ from conftest import FIXTURES
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parents[1]
-SOCK = "unix:///run/bk-docker.sock"
 IMAGE = "debian:12=buildkit-base:debian-bookworm"
 CPYTHON, OPENSSL, SQLITE = "3.13.5", "3.0.20", "3.40.1"
 NAME = f"python-{CPYTHON}-openssl-{OPENSSL}-sqlite-{SQLITE}-debian12-x86_64"
-
-
-def _engine_up(host: str) -> bool:
-    from buildkit.container.engine import EngineError, connect
-
-    try:
-        connect(host)
-        return True
-    except EngineError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def docker_host():
-    """A Docker engine and the bookworm base image; the private engine is started if need be."""
-    host = os.environ.get("DOCKER_HOST") or SOCK
-    started = False
-    if not _engine_up(host):
-        if host != SOCK or shutil.which("dockerd") is None:
-            pytest.fail(f"no Docker engine at {host}: apt-get install docker.io; sh tests/fixtures/dockerd.sh start")
-        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "start"], check=True)
-        started = True
-    subprocess.run(["sh", str(HERE / "fixtures" / "images.sh"), "bookworm"], check=True,
-                   env={**os.environ, "DOCKER_HOST": host})
-    yield host
-    if started:
-        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "stop"], check=False)
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +213,43 @@ def test_container_killed_mid_build(docker_host, engine, builder, sources, tmp_p
     assert "Traceback" not in stderr
     assert not list(out.glob("*.tar.gz")) and not list(out.glob("*.json"))
     assert (out / "logs" / NAME / "build.log").is_file()
+
+
+def test_ctrl_c_mid_build_removes_the_container(docker_host, engine, builder, sources, tmp_path):
+    """SIGINT (Ctrl-C) to buildkit during the build: exit 130, one line, the container removed, no artifact,
+    and what was already in --out untouched."""
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "python-3.12.11-openssl-3.0.20-sqlite-3.40.1-debian12-x86_64.tar.gz"
+    earlier.write_bytes(b"an artifact of an earlier run")
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    proc = subprocess.Popen([sys.executable, "-m", "buildkit", "ci", "python", CPYTHON, "--with-openssl", "--with-sqlite",
+                             "--image", IMAGE, "--source-dir", str(sources), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    label = {"label": f"org.buildkit.what={NAME}"}
+    try:
+        deadline = time.monotonic() + 120
+        log = out / "logs" / NAME / "build.log"
+        sent = False
+        while time.monotonic() < deadline and not sent and proc.poll() is None:
+            if log.is_file() and "==> [1/3]" in log.read_text(errors="replace"):
+                time.sleep(2)
+                assert engine.api.containers(filters=label), "no running container to interrupt"
+                proc.send_signal(signal.SIGINT)
+                sent = True
+            time.sleep(0.5)
+        assert sent, "the build never started"
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("buildkit: error:")]
+    assert len(errors) == 1 and "interrupted" in errors[0] and "Traceback" not in stderr, stderr[-2000:]
+    assert engine.api.containers(all=True, filters=label) == []
+    assert sorted(p.name for p in out.iterdir()) == sorted([earlier.name, "logs"])
+    assert earlier.read_bytes() == b"an artifact of an earlier run"
+    assert log.is_file()
 
 
 def test_image_without_a_shell(docker_host, engine, sources, tmp_path):

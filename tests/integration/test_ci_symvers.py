@@ -20,28 +20,7 @@ pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parents[1]
 KMODS = Path(__file__).resolve().parent / "kmods"
-SOCK = "unix:///run/bk-docker.sock"
 IMAGE = "debian:12=buildkit-base:debian-bookworm"
-
-
-@pytest.fixture(scope="module")
-def docker_host():
-    from buildkit.container.engine import EngineError, connect
-
-    host = os.environ.get("DOCKER_HOST") or SOCK
-    started = False
-    try:
-        connect(host)
-    except EngineError:
-        if host != SOCK or shutil.which("dockerd") is None:
-            pytest.fail(f"no Docker engine at {host}: apt-get install docker.io; sh tests/fixtures/dockerd.sh start")
-        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "start"], check=True)
-        started = True
-    subprocess.run(["sh", str(HERE / "fixtures" / "images.sh"), "bookworm"], check=True,
-                   env={**os.environ, "DOCKER_HOST": host})
-    yield host
-    if started:
-        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "stop"], check=False)
 
 
 @pytest.fixture()

@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
 
 pytestmark = pytest.mark.integration

@@ -23,6 +23,7 @@ from buildkit.container.images import (
 )
 from buildkit.errors import InputError
 from buildkit.fetch import DebianArchive
+from buildkit.templating import environment
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "containers"
 # A placeholder mirror: the .invalid top-level domain never resolves.
@@ -90,7 +91,7 @@ def test_kernel_headers_package_by_family():
 
 
 def test_strict_undefined_catches_a_missing_variable():
-    env = images._env()
+    env = environment(TEMPLATES)
     assert env.undefined is jinja2.StrictUndefined
     template = env.get_template("debian.Dockerfile.j2")
     with pytest.raises(jinja2.UndefinedError):
