@@ -184,9 +184,12 @@ def test_second_run_reuses_the_image_and_keeps_the_artifact(docker_host, ci_run,
     assert took < 60
 
 
-def test_container_killed_mid_build(docker_host, engine, builder, sources, tmp_path):
-    """docker kill during the build: one line, exit 2, no traceback, no artifact."""
-    out = tmp_path / "out"
+LABEL = {"label": f"org.buildkit.what={NAME}"}
+
+
+def _stop_mid_build(docker_host: str, engine, sources: Path, out: Path, stop) -> subprocess.Popen:
+    """Launch ``buildkit ci python``; once its container is well inside OpenSSL's configure, call
+    ``stop(proc)``; return the finished process (its stderr in ``proc.stderr_text``)."""
     env = {**os.environ, "DOCKER_HOST": docker_host}
     proc = subprocess.Popen([sys.executable, "-m", "buildkit", "ci", "python", CPYTHON, "--with-openssl", "--with-sqlite",
                              "--image", IMAGE, "--source-dir", str(sources), "--out", str(out)],
@@ -194,19 +197,32 @@ def test_container_killed_mid_build(docker_host, engine, builder, sources, tmp_p
     try:
         deadline = time.monotonic() + 120
         log = out / "logs" / NAME / "build.log"
-        killed = None
-        while time.monotonic() < deadline and killed is None and proc.poll() is None:
+        stopped = False
+        while time.monotonic() < deadline and not stopped and proc.poll() is None:
             if log.is_file() and "==> [1/3]" in log.read_text(errors="replace"):
                 time.sleep(2)  # well inside OpenSSL's configure
-                for c in engine.api.containers(filters={"label": f"org.buildkit.what={NAME}"}):
-                    engine.api.kill(c["Id"])
-                    killed = c["Id"]
+                assert engine.api.containers(filters=LABEL), "no running container"
+                stop(proc)
+                stopped = True
             time.sleep(0.5)
-        assert killed, "the build never started"
-        stdout, stderr = proc.communicate(timeout=120)
+        assert stopped, "the build never started"
+        _, proc.stderr_text = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc
+
+
+def test_container_killed_mid_build(docker_host, engine, builder, sources, tmp_path):
+    """docker kill during the build: one line, exit 2, no traceback, no artifact."""
+    out = tmp_path / "out"
+
+    def kill(_proc):
+        for c in engine.api.containers(filters=LABEL):
+            engine.api.kill(c["Id"])
+
+    proc = _stop_mid_build(docker_host, engine, sources, out, kill)
+    stderr = proc.stderr_text
     assert proc.returncode == 2, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("buildkit: error:")]
     assert len(errors) == 1 and "stopped from outside during the build" in errors[0], stderr[-2000:]
@@ -222,34 +238,15 @@ def test_ctrl_c_mid_build_removes_the_container(docker_host, engine, builder, so
     out.mkdir()
     earlier = out / "python-3.12.11-openssl-3.0.20-sqlite-3.40.1-debian12-x86_64.tar.gz"
     earlier.write_bytes(b"an artifact of an earlier run")
-    env = {**os.environ, "DOCKER_HOST": docker_host}
-    proc = subprocess.Popen([sys.executable, "-m", "buildkit", "ci", "python", CPYTHON, "--with-openssl", "--with-sqlite",
-                             "--image", IMAGE, "--source-dir", str(sources), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    label = {"label": f"org.buildkit.what={NAME}"}
-    try:
-        deadline = time.monotonic() + 120
-        log = out / "logs" / NAME / "build.log"
-        sent = False
-        while time.monotonic() < deadline and not sent and proc.poll() is None:
-            if log.is_file() and "==> [1/3]" in log.read_text(errors="replace"):
-                time.sleep(2)
-                assert engine.api.containers(filters=label), "no running container to interrupt"
-                proc.send_signal(signal.SIGINT)
-                sent = True
-            time.sleep(0.5)
-        assert sent, "the build never started"
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = _stop_mid_build(docker_host, engine, sources, out, lambda p: p.send_signal(signal.SIGINT))
+    stderr = proc.stderr_text
     assert proc.returncode == 130, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("buildkit: error:")]
     assert len(errors) == 1 and "interrupted" in errors[0] and "Traceback" not in stderr, stderr[-2000:]
-    assert engine.api.containers(all=True, filters=label) == []
+    assert engine.api.containers(all=True, filters=LABEL) == []
     assert sorted(p.name for p in out.iterdir()) == sorted([earlier.name, "logs"])
     assert earlier.read_bytes() == b"an artifact of an earlier run"
-    assert log.is_file()
+    assert (out / "logs" / NAME / "build.log").is_file()
 
 
 def test_image_without_a_shell(docker_host, engine, sources, tmp_path):
