@@ -86,9 +86,9 @@ build_package_linux_openssl() {{
   package_option openssl configure --openssldir="${{OPENSSL_PREFIX_PATH}}/ssl" --libdir=lib shared no-tests
   build_package_standard "$@"
 }}
-package_option sqlite configure --disable-tcl --disable-static
+package_option sqlite3 configure --disable-tcl --disable-static
 install_package "openssl-{openssl}" "file://{src}/openssl-{openssl}.tar.gz#{openssl_sha}" linux_openssl
-install_package "sqlite-{sqlite}" "file://{src}/sqlite-{sqlite}.tar.xz#{sqlite_sha}" standard
+install_package "sqlite3-{sqlite}" "file://{src}/sqlite3-{sqlite}.tar.xz#{sqlite_sha}" standard
 install_package "Python-{cpython}" "file://{src}/Python-{cpython}.tgz#{cpython_sha}" standard verify_py311 ensurepip
 """
 
@@ -101,7 +101,7 @@ def pyenv_build(pyenv_root: Path, cache: Path, work: Path, jobs: int) -> float:
     staged = work / "tarballs"
     staged.mkdir()
     for name, source in ((f"openssl-{OPENSSL}.tar.gz", catalog.find("openssl", OPENSSL)),
-                         (f"sqlite-{SQLITE}.tar.xz", sqlite),
+                         (f"sqlite3-{SQLITE}.tar.xz", sqlite),  # python-build cds into the top dir: sqlite3-V
                          (f"Python-{CPYTHON}.tgz", catalog.find("cpython", CPYTHON))):
         shutil.copy(cache / source.filename, staged / name)
     definition.write_text(PYENV_DEFINITION.format(
