@@ -58,3 +58,11 @@ def docker_host() -> str:
     yield host
     if started:
         subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), "stop"], check=False)
+
+
+@pytest.fixture(scope="session")
+def sources() -> Path:
+    """The upstream tarballs (from Debian's source packages, checked by sha256), fetched once a session."""
+    dest = FIXTURES / "sources"
+    subprocess.run(["sh", str(HERE / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
+    return dest

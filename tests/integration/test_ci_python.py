@@ -25,21 +25,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
 
-HERE = Path(__file__).resolve().parents[1]
 IMAGE = "debian:12=buildkit-base:debian-bookworm"
 CPYTHON, OPENSSL, SQLITE = "3.13.5", "3.0.20", "3.40.1"
 NAME = f"python-{CPYTHON}-openssl-{OPENSSL}-sqlite-{SQLITE}-debian12-x86_64"
-
-
-@pytest.fixture(scope="session")
-def sources() -> Path:
-    dest = FIXTURES / "sources"
-    subprocess.run(["sh", str(HERE / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
-    return dest
 
 
 def buildkit(host: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:

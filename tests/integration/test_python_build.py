@@ -36,14 +36,6 @@ def common(prefix: Path, sources: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def sources() -> Path:
-    dest = FIXTURES / "sources"
-    here = Path(__file__).resolve().parents[1]
-    subprocess.run(["sh", str(here / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
-    return dest
-
-
-@pytest.fixture(scope="session")
 def good(sources) -> dict:
     """The real build. A verified prefix from an earlier run is reused (the command is then a no-op)."""
     BUILDS.mkdir(parents=True, exist_ok=True)
