@@ -185,7 +185,7 @@ class AptStanza:
 
 def apt_sources_for(spec: ImageSpec, *, mirror: str | None = None, archive=None) -> tuple[AptStanza, ...]:
     """apt sources for an image: ``--apt-mirror URI`` if given; for Debian images, else the host's Debian
-    mirrors (``archive``: :class:`buildkit.fetch.DebianArchive`, read at run time); else none (the base
+    mirrors (``archive``: :class:`buildkit.sources.DebianArchive`, read at run time); else none (the base
     image's own sources stay)."""
     if spec.pm != "apt":
         return ()
@@ -207,10 +207,10 @@ def apt_sources_for(spec: ImageSpec, *, mirror: str | None = None, archive=None)
 
 def host_debian_archive():
     """The host's Debian mirrors (``/etc/apt/sources.list.d/debian.sources``), or None off Debian."""
-    from buildkit import fetch
+    from buildkit.sources.debian import read_debian_sources
 
     try:
-        return fetch.read_debian_sources()
+        return read_debian_sources()
     except Exception:  # _Miss: no Debian sources on this host
         return None
 

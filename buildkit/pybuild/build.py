@@ -95,7 +95,7 @@ def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | N
     plan = make_plan(req, host)
     if fetch is None:
         return plan, {}
-    from buildkit.fetch import fetch_first
+    from buildkit.sources import fetch_first
 
     files: dict[str, Path] = {}
     chosen = {}
@@ -186,7 +186,7 @@ class _Actions:
 
 
 def _extract(archive: Path, dest: str) -> None:
-    from buildkit.fetch import safe_extract
+    from buildkit.sources import safe_extract
 
     parent = os.path.dirname(dest)
     os.makedirs(parent, exist_ok=True)

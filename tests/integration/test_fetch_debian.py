@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from buildkit.catalog import find
-from buildkit.fetch import fetch, fetch_source, safe_extract
+from buildkit.sources import fetch, fetch_source, safe_extract
 
 pytestmark = [
     pytest.mark.integration,

@@ -22,7 +22,7 @@ from buildkit.container.images import (
     write_if_changed,
 )
 from buildkit.errors import InputError
-from buildkit.fetch import DebianArchive
+from buildkit.sources import DebianArchive
 from buildkit.templating import environment
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "containers"

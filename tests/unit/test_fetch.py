@@ -1,4 +1,4 @@
-"""buildkit.fetch: every route (cache, --source-dir, --mirror, upstream) on small generated tarballs described
+"""buildkit.sources: every route (cache, --source-dir, --mirror, upstream) on small generated tarballs described
 by a fake catalog Source, the checksum and size checks, and safe_extract against hostile archives.
 No network: mirrors are file:// URLs or a server on 127.0.0.1."""
 
@@ -23,19 +23,22 @@ from pathlib import Path
 
 import pytest
 
-import buildkit.fetch as bf
 from buildkit.catalog import Source
 from buildkit.errors import InputError
-from buildkit.fetch import (
+from buildkit.sources import (
     ChecksumMismatch,
     SourceUnavailable,
     copy_to_dest,
+    debian,
     debian_orig_name,
+    extract,
     fetch,
     fetch_first,
     fetch_source,
     read_debian_sources,
+    routes,
     safe_extract,
+    transfer,
 )
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -147,12 +150,12 @@ def test_source_dir_hashes_are_remembered(tarball, src, cache, tmp_path, monkeyp
     (d / "renamed-by-someone").write_bytes(tarball.read_bytes())
     (d / "a-same-size-decoy").write_bytes(b"z" * src.size)
     hashed: list[str] = []
-    real = bf._hash_file
-    monkeypatch.setattr(bf, "_hash_file", lambda p: hashed.append(Path(p).name) or real(p))
+    real = routes._hash_file
+    monkeypatch.setattr(routes, "_hash_file", lambda p: hashed.append(Path(p).name) or real(p))
 
     fetch(src, cache_dir=cache, source_dirs=[d])
     assert hashed == ["a-same-size-decoy", "renamed-by-someone"]  # by name: neither is a likely name
-    index = json.loads((cache / bf.HASH_INDEX).read_text())["files"]
+    index = json.loads((cache / routes.HASH_INDEX).read_text())["files"]
     assert set(index) == {str(d / "renamed-by-someone"), str(d / "a-same-size-decoy")}
 
     (cache / src.filename).unlink()
@@ -275,7 +278,7 @@ def test_oversized_download_stops_early(src, cache, tmp_path):
     with pytest.raises(ChecksumMismatch, match=f"size mismatch for demo-1.0.tar.gz .* more than the expected "
                                                f"{src.size} bytes; the download was deleted"):
         fetch(src, cache_dir=cache, mirrors=[m.as_uri()], progress=lambda d, t: seen.append(d))
-    assert max(seen) <= bf.CHUNK  # stopped at the first chunk past the size, not after 4 MiB
+    assert max(seen) <= transfer.CHUNK  # stopped at the first chunk past the size, not after 4 MiB
     assert list(cache.iterdir()) == []
 
 
@@ -284,7 +287,7 @@ def test_disk_full_removes_the_partial_file(tarball, src, cache, tmp_path, monke
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(bf, "_open_part", lambda path: Full(path, "wb"))
+    monkeypatch.setattr(transfer, "_open_part", lambda path: Full(path, "wb"))
     m = mirror_dir(tmp_path, {src.filename: tarball.read_bytes()})
     with pytest.raises(InputError, match=r"disk full while writing .*demo-1\.0\.tar\.gz\.part-\d+"):
         fetch(src, cache_dir=cache, mirrors=[m.as_uri()])
@@ -334,7 +337,7 @@ def test_failure_lists_every_route_and_the_fixes(src, cache, tmp_path, monkeypat
 def test_timeout_is_a_miss_not_a_traceback(src, cache, monkeypatch):
     """A server that takes the connection and never answers: the route fails after TIMEOUT seconds."""
     monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setattr(bf, "TIMEOUT", 0.5)
+    monkeypatch.setattr(transfer, "TIMEOUT", 0.5)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the kernel completes the handshake; nobody ever reads or writes
@@ -409,7 +412,7 @@ def test_debian_mirrors_are_read_from_the_host_sources(tmp_path):
                         "deb http://old.invalid/debian-security bullseye-security main\n"
                         "# deb http://x.invalid/ y main\n")
     archive = read_debian_sources(str(one_line))
-    assert archive.uris == ("http://old.invalid/debian",) and archive.keyring == bf.DEBIAN_KEYRING
+    assert archive.uris == ("http://old.invalid/debian",) and archive.keyring == debian.DEBIAN_KEYRING
 
 
 # --- Debian's archive, with a stand-in apt-get -----------------------------------------------------------------
@@ -452,7 +455,7 @@ def test_debian_route_keeps_the_orig_tarball_with_that_sha256(src, cache, fake_a
     assert f"Dir::State::Lists={cache / 'apt' / 'lists'}" in calls[0]  # the host's apt state is not used
     assert (cache / "apt" / "sources.list.d" / "buildkit.sources").read_text() == (
         "Types: deb-src\nURIs: http://mirror.invalid/debian\nSuites: bookworm\nComponents: main\n"
-        f"Signed-By: {bf.DEBIAN_KEYRING}\n")
+        f"Signed-By: {debian.DEBIAN_KEYRING}\n")
     assert sorted(p.name for p in cache.iterdir()) == ["apt", src.filename]  # temp download dir removed
 
     (cache / src.filename).unlink()
@@ -488,10 +491,10 @@ def test_debian_route_needs_apt_get(src, cache, tmp_path, monkeypatch):
 
 RUN_WITH_FAKE_CATALOG = """
 import json, os, sys
-import buildkit.fetch
+import buildkit.sources.routes
 from buildkit.catalog import Source
 fake = [Source(**s) for s in json.loads(os.environ["FAKE_CATALOG"])]
-buildkit.fetch.candidates = lambda package, version: [s for s in fake if (s.package, s.version) == (package, version)]
+buildkit.sources.routes.candidates = lambda package, version: [s for s in fake if (s.package, s.version) == (package, version)]
 from buildkit.cli import main
 sys.argv = ["buildkit", *sys.argv[1:]]
 main()
@@ -550,7 +553,7 @@ FILTERS = [pytest.param(True, id="data-filter",
 
 @pytest.fixture(params=FILTERS)
 def data_filter(request, monkeypatch):
-    monkeypatch.setattr(bf, "_HAS_DATA_FILTER", request.param)
+    monkeypatch.setattr(extract, "_HAS_DATA_FILTER", request.param)
     return request.param
 
 

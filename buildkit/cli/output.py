@@ -1,0 +1,120 @@
+"""What every command shares: how it prints, how it exits, and the kbuild-style arguments.
+
+Results go to stdout (a table, or ``--json``); progress, warnings and errors go to stderr as
+``buildkit: warning: ...`` / ``buildkit: error: ...``, one line each. Exit codes come from the error
+hierarchy (:mod:`buildkit.errors`): 0 done, 1 problems found or a failed build, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from buildkit.errors import BuildkitError, CheckFailed, InputError
+
+#: click settings of every group and command: -h too, and help text up to 100 columns
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# --- stderr and exit codes ----------------------------------------------------------------------------------
+
+
+def say(line: str) -> None:
+    """A progress line, on stderr (stdout stays for the result)."""
+    click.echo(line, err=True)
+
+
+def warn(message: object) -> None:
+    click.echo(f"buildkit: warning: {message}", err=True)
+
+
+def error(message: object) -> None:
+    click.echo(f"buildkit: error: {message}", err=True)
+
+
+def fail(err: BuildkitError) -> NoReturn:
+    """One line on stderr and the error's exit code."""
+    error(err)
+    sys.exit(err.exit_code)
+
+
+def fail_all(errors: Sequence[BuildkitError]) -> None:
+    """Each error on its line; then, if there were any, exit with the gravest code."""
+    for err in errors:
+        error(err)
+    if errors:
+        sys.exit(max(err.exit_code for err in errors))
+
+
+def problems_found() -> NoReturn:
+    """Exit 1: the command ran and found problems (it has printed them)."""
+    sys.exit(CheckFailed.exit_code)
+
+
+# --- stdout -------------------------------------------------------------------------------------------------
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def print_module_reports(reports: Iterable[Any]) -> None:
+    """A module a line, its problems below it with their fixes (symvers check, ci symvers)."""
+    for r in reports:
+        status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
+        deps = ", ".join(r.depends) or "-"
+        click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
+        for p in r.problems:
+            click.echo(f"  {p.kind}: {p.message}")
+            click.echo(f"    fix: {p.fix}")
+
+
+def print_checks(checks: Sequence[tuple[str, bool, bool, str]]) -> None:
+    """The verification table, a check ``(name, ok, required, detail)`` a line: ok, FAIL or warn (optional)."""
+    width = max(len(name) for name, _, _, _ in checks)
+    for name, ok, required, detail in checks:
+        mark = "ok" if ok else ("FAIL" if required else "warn")
+        click.echo(f"  {name:<{width}}  {mark:<4}  {detail}")
+
+
+def print_verification(report: dict) -> None:
+    """The verification of a build record (``BUILDKIT.json``): its checks, then the optional modules missing."""
+    checks = report.get("checks") or []
+    if not checks:
+        return
+    click.echo("")
+    print_checks([(c["name"], c["ok"], c.get("required", True), c.get("detail", "")) for c in checks])
+    missing = [m for m in report.get("optional") or [] if not m.get("present")]
+    if missing:
+        click.echo("\n  optional modules missing (install, then rebuild with --clean):")
+        for m in missing:
+            click.echo(f"    {m['name']:<10} Debian: {m.get('debian', '?'):<18} RHEL: {m.get('rhel', '?')}")
+
+
+# --- input ----------------------------------------------------------------------------------------------------
+
+
+def parse_kbuild_args(args: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments in kbuild's style (``M=drivers/foo KERNELDIR=...``)."""
+    found: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            raise InputError(
+                f"unexpected argument {arg!r}",
+                fix=f"use KEY=VALUE with KEY one of {', '.join(allowed)}",
+            )
+        found[key] = value
+    return found
+
+
+def stdin_text(fix: str) -> str:
+    """All of stdin (a piped log), decoded leniently; a terminal there is bad input: ``fix`` says what to do."""
+    stdin = click.get_binary_stream("stdin")
+    if stdin.isatty():
+        raise InputError("no log given and stdin is a terminal", fix=fix)
+    return stdin.read().decode("utf-8", errors="replace")

@@ -1,0 +1,238 @@
+"""``buildkit python``, ``verify`` and ``doctor``: CPython with a private OpenSSL and SQLite
+(:mod:`buildkit.pybuild`), built, checked and explained."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from buildkit.cli.fetch import fetch_options
+from buildkit.cli.output import (
+    CONTEXT,
+    print_checks,
+    print_json,
+    print_verification,
+    problems_found,
+    say,
+    stdin_text,
+)
+from buildkit.errors import InputError
+
+
+@click.command("python", context_settings=CONTEXT)
+@click.argument("version", required=False)
+@click.option("--prefix", type=click.Path(file_okay=False),
+              help="Where the Python goes (made a symlink to a verified build).")
+@click.option("--with-openssl", "with_openssl", is_flag=False, flag_value="private", default=None,
+              metavar="[V|PREFIX|system]",
+              help="Build a private OpenSSL (default version, or V), use one installed at PREFIX, or the system's. "
+                   "Without it: the system's when new enough for this CPython, else a private one.")
+@click.option("--with-sqlite", "with_sqlite", is_flag=False, flag_value="private", default=None,
+              metavar="[V|PREFIX|system]",
+              help="The same for SQLite (3.8.3+ is needed for deterministic=True and Django).")
+@click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs (default: the CPUs available).")
+@click.option("--clean", is_flag=True, help="Rebuild everything from pristine sources, private OpenSSL and SQLite too.")
+@click.option("--keep", is_flag=True, help="Keep the work trees after a successful build.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (what would be built, every command) and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or with --dry-run the plan) as JSON.")
+@click.option("--source-dir", "source_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="Offline tarballs, matched by sha256 whatever their names (upstream or Debian's *.orig.tar.*).")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="A mirror: <URL>/<file name> or pyenv's <URL>/<sha256> layout.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+              help="Download cache (default ~/.cache/buildkit/sources).")
+@click.option("--no-debian", is_flag=True,
+              help="Do not fall back to Debian's source packages when upstream is unreachable.")
+@click.option("--emit-script", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the plan as a POSIX sh script for a host without buildkit, and stop.")
+@click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
+def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, source_dirs,
+               mirrors, cache_dir, no_debian, emit_script, list_versions) -> None:
+    """Build CPython VERSION from source with a private OpenSSL and SQLite, verify it, install it.
+
+    \b
+    The host decides: its OpenSSL and SQLite are probed (headers, libraries, versions; EPEL's openssl11
+    too) and, when too old for this CPython or when asked with --with-openssl/--with-sqlite, private ones
+    are built under the prefix and wired by rpath, so the result runs without LD_LIBRARY_PATH. The new
+    build is verified in place (ssl, _ssl, _hashlib, SMTP_SSL, sqlite3 version, deterministic=True, CA
+    certificates, pip, and that the libraries loaded are the private ones), and only then does PREFIX
+    switch to it: a failed or interrupted build leaves the previous install as it was.
+    Running the same command again on a verified prefix does nothing.
+
+    \b
+    Sources come from the cache, --source-dir, --mirror, upstream, then Debian's source packages, and
+    are checked against the catalog's sha256 and size either way.
+
+    \b
+    Exit status: 0 built and verified, 1 build or verification failed, 2 bad input.
+
+    \b
+    Examples:
+      buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
+      buildkit python 3.12 --with-openssl=3.0 --prefix ~/py312 --source-dir ~/tarballs
+      buildkit python 3.11.2 --with-openssl --prefix /opt/py --dry-run
+      buildkit python 3.11.2 --with-openssl --prefix /opt/py --emit-script build.sh
+    """
+    from buildkit.pybuild.plan import DEFAULTS, Request
+
+    if list_versions:
+        from buildkit import catalog
+
+        for package in catalog.PACKAGES:
+            versions = sorted({s.version for s in catalog.sources(package)},
+                              key=lambda v: catalog.parse_version(package, v))
+            click.echo(f"{package}: {' '.join(versions)}")
+        return
+    if not prefix:
+        raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
+    from buildkit.pybuild.build import build_python, with_jobs
+    from buildkit.pybuild.build import dry_run as plan_only
+
+    salt = str(time.time_ns()) if clean else ""
+    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean, salt=salt),
+                    jobs)
+    fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
+    if dry_run or emit_script:
+        # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
+        plan = plan_only(req, fetch if source_dirs else None)
+        if emit_script:
+            from buildkit.pybuild.script import write_script
+
+            write_script(plan, emit_script)
+            say(f"wrote {emit_script}: sh {emit_script} [SOURCES_DIR]")
+        elif as_json:
+            print_json(plan.to_json())
+        else:
+            _print_plan(plan)
+        return
+    import signal
+
+    def terminate(signum, frame):  # SIGTERM stops the build like Ctrl-C: make's process group is killed too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    result = build_python(req, fetch, keep=keep, say=say)
+    if as_json:
+        print_json(result.record)
+        return
+    if result.noop:
+        click.echo(f"{prefix}: already built and verified ({result.plan.build_id}); nothing to do")
+    else:
+        click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s)")
+    print_verification(result.record.get("verification") or {})
+
+
+def _print_plan(plan) -> None:
+    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id})")
+    for choice in (plan.openssl, plan.sqlite):
+        where = f" at {choice.prefix}" if choice.prefix else ""
+        click.echo(f"  {choice.package}: {choice.how} {choice.version}{where}  ({choice.reason})")
+    for comp in plan.components:
+        click.echo(f"{comp.package} {comp.version}  [{comp.source.filename}, sha256 {comp.source.sha256[:16]}...]")
+        for step in comp.steps:
+            run = step.run
+            text = " ".join(run.argv) if hasattr(run, "argv") else f"({run.name} {' '.join(run.args)})"
+            env = " ".join(f"{k}={v!r}" for k, v in getattr(run, "env", ()))
+            click.echo(f"  {step.phase:<9} {env + ' ' if env else ''}{text}")
+
+
+@click.command("verify", context_settings=CONTEXT)
+@click.argument("python", metavar="PYTHON")
+@click.option("--expect-openssl", metavar="V",
+              help="The OpenSSL version ssl.OPENSSL_VERSION must show (3.0.20, 1.1.1w).")
+@click.option("--expect-sqlite", metavar="V", help="The SQLite version sqlite3.sqlite_version must show (3.46.1).")
+@click.option("--private-prefix", "private_prefixes", multiple=True, metavar="DIR",
+              help="libssl, libcrypto and libsqlite3 must be loaded from under DIR (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | None, private_prefixes: tuple[str, ...],
+               as_json: bool) -> None:
+    """Check that the interpreter PYTHON has a working ssl, hashlib, sqlite3 and pip, and which libraries it loads.
+
+    One probe runs with PYTHON under 'env -i PATH=/usr/bin:/bin LANG=C.UTF-8', in isolated mode (-I), pip
+    with PIP_CONFIG_FILE=/dev/null: SSL_CERT_FILE, LD_LIBRARY_PATH, PIP_* and /etc/pip.conf of this shell
+    cannot hide a broken build. It imports ssl, _ssl, _hashlib, smtplib.SMTP_SSL and sqlite3, compares the
+    OpenSSL headers the module was compiled against with the library it runs, calls
+    create_function(deterministic=True), counts the CA certificates of ssl.create_default_context(), runs
+    'python -m pip --version' (or finds ensurepip), and reads /proc/self/maps for the libssl, libcrypto and
+    libsqlite3 actually loaded. Optional modules (_ctypes, _bz2, _lzma, zlib, readline, _uuid, _dbm, _gdbm,
+    _tkinter, _curses) are listed with the Debian and RHEL packages that bring them.
+
+    \b
+    Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).
+
+    \b
+    Examples:
+      buildkit verify /opt/python-3.11/bin/python3.11
+      buildkit verify /opt/py/bin/python3 --expect-openssl 3.0.20 --expect-sqlite 3.46.1 \\
+          --private-prefix /opt/py/openssl --private-prefix /opt/py/sqlite
+      buildkit verify python3 --json
+    """
+    from buildkit.pybuild.verify import verify
+
+    report = verify(python, expect_openssl=expect_openssl, expect_sqlite=expect_sqlite,
+                    private_prefixes=private_prefixes)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        click.echo(f"{report.executable} (Python {report.python_version})")
+        print_checks([(c.name, c.ok, c.required, c.detail) for c in report.checks])
+        click.echo("\noptional modules:")
+        for m in report.optional:
+            state = "present" if m.present else "MISSING"
+            click.echo(f"  {m.name:<9} {state:<7}  {m.description:<32} Debian: {m.debian:<34} RHEL: {m.rhel}")
+        failed = report.failed
+        click.echo("\n" + ("all required checks passed" if not failed else
+                           f"{len(failed)} required check(s) failed: {', '.join(c.name for c in failed)}"))
+    if not report.ok:
+        problems_found()
+
+
+@click.command("doctor", context_settings=CONTEXT)
+@click.argument("target", required=False, default="python3", metavar="[PYTHON | BUILD_DIR | LOG]")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"target\": ..., \"findings\": [...]} as JSON.")
+def doctor_cmd(target: str, as_json: bool) -> None:
+    """Explain why a Python lacks ssl, _hashlib or a usable sqlite3, and print the command that fixes it.
+
+    TARGET is an interpreter (default: python3 on PATH; it runs the probe of 'buildkit verify'), a prefix
+    holding bin/python3, a CPython build directory (config.log, Makefile, build/lib.*/_ssl_failed*.so), or
+    a log: configure or make output, or the errors met afterwards (No module named '_ssl', cannot import
+    name 'SMTP_SSL', deterministic=True requires SQLite 3.8.3 or higher, CERTIFICATE_VERIFY_FAILED). Use -
+    to read the log from stdin. Understands the make summaries of CPython 3.8-3.11 (setup.py) and 3.12+
+    (check_extension_modules.py): modules missing, failed, and "built successfully but removed because
+    they could not be imported" with the loader's reason (no rpath, lib64, OpenSSL 3 headers with a 1.1
+    library).
+
+    \b
+    Exit status: 0 nothing wrong, 1 problems found, 2 bad input.
+
+    \b
+    Examples:
+      buildkit doctor
+      buildkit doctor /opt/python-3.11/bin/python3.11
+      buildkit doctor ~/src/Python-3.11.2
+      make 2>&1 | tee build.log; buildkit doctor build.log
+    """
+    from buildkit.pybuild.doctor import doctor, doctor_text
+
+    if target == "-":
+        findings = doctor_text(stdin_text(fix="pipe a build log in or name the file"), source="stdin")
+    else:
+        findings = doctor(target)
+    problems = [f for f in findings if f.problem]
+    if as_json:
+        print_json({"target": target, "ok": not problems, "findings": [f.to_json() for f in findings]})
+    else:
+        for f in findings:
+            click.echo(f"{'PROBLEM' if f.problem else 'ok'}: {f.title}")
+            for line in f.detail.splitlines():
+                click.echo(f"    {line}")
+            if f.fix:
+                click.echo(f"  fix: {f.fix}")
+        if not findings:
+            click.echo(f"{target}: nothing to report")
+        elif not problems:
+            click.echo("no problems found")
+    if problems:
+        problems_found()
+

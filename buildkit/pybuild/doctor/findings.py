@@ -1,0 +1,119 @@
+"""What the doctor reports and how: :class:`Finding`, the collector that keeps one finding per root cause,
+and the context that phrases the fixes (the ``buildkit python ...`` command that rebuilds, the ``-dev``
+packages)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    title: str
+    detail: str
+    fix: str
+    problem: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "detail": self.detail, "fix": self.fix, "problem": self.problem}
+
+
+# --- fixes --------------------------------------------------------------------------------------------
+
+# Development packages for modules whose headers configure looks for: module -> (Debian/Ubuntu, RHEL/Fedora).
+def _dev_packages() -> dict[str, tuple[str, str]]:
+    from buildkit.pybuild.verify import OPTIONAL_MODULES
+
+    table = {name: (deb, rpm) for name, (_, deb, rpm) in OPTIONAL_MODULES.items()}
+    table.update({
+        "_ssl": ("libssl-dev", "openssl-devel"),
+        "_hashlib": ("libssl-dev", "openssl-devel"),
+        "_sqlite3": ("libsqlite3-dev", "sqlite-devel"),
+        "_curses_panel": ("libncurses-dev", "ncurses-devel"),
+        "_crypt": ("libcrypt-dev", "libxcrypt-devel"),
+        "nis": ("libnsl-dev", "libnsl2-devel"),
+    })
+    return table
+
+
+@dataclass
+class _Context:
+    cpython: str | None = None  # "3.11.2" or "3.11"
+    prefix: str | None = None
+
+    def rebuild(self) -> str:
+        from buildkit.catalog import parse_version, sources
+
+        version = self.cpython or "X.Y.Z"
+        openssl = "3.0.20"
+        sqlite = "3.46.1"
+        try:
+            old = self.cpython is not None and parse_version("cpython", self.cpython) < parse_version("cpython", "3.10")
+            series = "1.1.1" if old else "3.0."
+            known = [s.version for s in sources("openssl") if s.version.startswith(series)]
+            openssl = known[-1] if known else openssl
+            lite = [s.version for s in sources("sqlite") if s.kind == "amalgamation"]
+            sqlite = lite[-1] if lite else sqlite
+        except Exception:  # noqa: BLE001 - a catalog problem must not hide the diagnosis
+            pass
+        prefix = self.prefix or (f"/opt/python{'.'.join(version.split('.')[:2])}" if self.cpython else "/opt/python")
+        if ".buildkit" + os.sep in prefix + os.sep:  # a build of buildkit's own: name the prefix the user chose
+            prefix = prefix[: prefix.index(".buildkit")]
+        return f"buildkit python {version} --with-openssl={openssl} --with-sqlite={sqlite} --prefix {prefix}"
+
+    def openssl_min(self) -> str:
+        from buildkit.catalog import compat_for
+
+        try:
+            return compat_for(self.cpython).openssl_min if self.cpython else "1.1.1"
+        except Exception:  # noqa: BLE001
+            return "1.1.1"
+
+    def sqlite_min(self) -> str:
+        """CPython's minimum SQLite; unknown CPython: the range the catalog spans."""
+        from buildkit.catalog import compat_for
+
+        try:
+            if self.cpython:
+                return compat_for(self.cpython).sqlite_min
+            return f"{compat_for('3.10').sqlite_min} up to 3.12, {compat_for('3.13').sqlite_min} from 3.13"
+        except Exception:  # noqa: BLE001
+            return "3.7.15 up to 3.12, 3.15.2 from 3.13"
+
+    def system_openssl(self) -> str:
+        text = ("or install the OpenSSL headers and rebuild: apt-get install libssl-dev (Debian/Ubuntu), "
+                "dnf install openssl-devel (RHEL 8+/Fedora)")
+        if self.openssl_min() != "1.0.2":
+            text += ("; on RHEL/CentOS 7, whose OpenSSL is 1.0.2, yum install epel-release && yum install "
+                     "openssl11-devel, then configure with CPPFLAGS=\"$(pkg-config --cflags openssl11)\" "
+                     "LDFLAGS=\"$(pkg-config --libs-only-L openssl11)\" (--with-openssl=/usr/include/openssl11 "
+                     "does not work: --with-openssl=DIR wants DIR/include/openssl/ssl.h and DIR/lib)")
+        return text
+
+    def system_sqlite(self) -> str:
+        return ("or install the SQLite headers and rebuild: apt-get install libsqlite3-dev (Debian/Ubuntu), "
+                "dnf install sqlite-devel (RHEL/Fedora; RHEL/CentOS 7's SQLite 3.7.17 is too old for Django "
+                "and CPython 3.13, use a private SQLite)")
+
+
+class _Collector:
+    """Findings keyed by root cause: a second sign of the same cause adds evidence, not a finding."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[Any]] = {}
+
+    def add(self, key: str, title: str, detail: str, fix: str, problem: bool = True) -> None:
+        item = self._items.get(key)
+        if item is None:
+            self._items[key] = [title, [detail] if detail else [], fix, problem]
+        elif detail and detail not in item[1] and len(item[1]) < 8:
+            item[1].append(detail)
+
+    def has(self, key: str) -> bool:
+        return key in self._items
+
+    def findings(self) -> list[Finding]:
+        out = [Finding(t, "\n".join(d), f, p) for t, d, f, p in self._items.values()]
+        return sorted(out, key=lambda f: not f.problem)  # problems first, stable otherwise

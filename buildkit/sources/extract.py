@@ -1,0 +1,233 @@
+"""Unpack a source tarball (or zip) safely: nothing may land outside the destination.
+
+:func:`safe_extract` refuses absolute paths, ``..``, links that leave the archive's top directory, devices,
+pipes and setuid/setgid bits before anything is written, checks again where each member really lands as the
+tree is written, and renames the tree into place only when it is whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import lzma
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+
+from buildkit.errors import InputError
+from buildkit.sources.transfer import _ensure_dir
+
+TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz", ".tar")
+
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # 3.12+, and 3.8.17/3.9.17/3.10.12/3.11.4 backports
+_NO_FILTER = {"filter": "fully_trusted"} if _HAS_DATA_FILTER else {}  # without tarfile's 3.12+ warning
+
+
+def _refuse(archive: Path, name: str, why: str) -> InputError:
+    return InputError(f"{archive}: refusing member {name!r}: {why}",
+                      fix="this is not a plain source archive; check where it came from")
+
+
+def _member_path(archive: Path, name: str) -> str:
+    """A member's path relative to the destination ('' for the root itself); absolute or '..' refused."""
+    if name.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", name):
+        raise _refuse(archive, name, "absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(archive, name, "'..' in its path")
+    return "/".join(parts)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> str:
+    """Static checks of one member (what it is, where it points); returns its relative path."""
+    path = _member_path(archive, member.name)
+    if member.ischr() or member.isblk():
+        raise _refuse(archive, member.name, "device file")
+    if member.isfifo():
+        raise _refuse(archive, member.name, "named pipe")
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        raise _refuse(archive, member.name, f"unsupported member type {member.type!r}")
+    if member.mode & (stat.S_ISUID | stat.S_ISGID):
+        raise _refuse(archive, member.name, "setuid or setgid bit")
+    if member.issym():
+        if member.linkname.startswith("/"):
+            raise _refuse(archive, member.name, f"symlink to an absolute path {member.linkname!r}")
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
+        if target == ".." or target.startswith("../"):
+            raise _refuse(archive, member.name, f"symlink pointing outside the destination ({member.linkname!r})")
+    if member.islnk():
+        if member.linkname.startswith("/") or ".." in member.linkname.split("/"):
+            raise _refuse(archive, member.name, f"hard link to {member.linkname!r}, outside the destination")
+    return path
+
+
+def _check_on_disk(archive: Path, name: str, path: str, root: str, top_root: str, link: str | None,
+                   hard: bool) -> None:
+    """Where the member really lands, given the symlinks written so far (this catches chains of links):
+    its folder must stay under ``root``, the file and any link target under the top directory ``top_root``."""
+    parent = os.path.realpath(os.path.join(root, os.path.dirname(path)))
+    if not _inside(parent, root):
+        raise _refuse(archive, name, "its folder leads outside the destination through a symlink")
+    if link is None:
+        where = os.path.realpath(os.path.join(parent, os.path.basename(path)))
+        if not _inside(where, top_root):
+            raise _refuse(archive, name, "it would be written through a symlink outside the destination")
+        return
+    target = os.path.realpath(os.path.join(root if hard else parent, link))
+    if not _inside(target, top_root):
+        raise _refuse(archive, name, f"link to {link!r} resolves outside the destination")
+
+
+def _check_link_stays_in_top(archive: Path, name: str, path: str, link: str, top: str) -> None:
+    """A symlink must point into the archive's own top directory, not at ``dest`` or a sibling tree."""
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+    if target != top and not target.startswith(top + "/"):
+        raise _refuse(archive, name, f"symlink pointing outside the destination ({link!r})")
+
+
+def _single_top(archive: Path, paths: list[tuple[str, bool]]) -> str:
+    """The one top-level directory of the members ``(path, is_dir)``."""
+    tops = sorted({p.split("/", 1)[0] for p, _ in paths if p})
+    if len(tops) != 1:
+        shown = ", ".join(tops[:5]) + (", ..." if len(tops) > 5 else "")
+        raise InputError(f"{archive}: expected one top-level directory, found {len(tops)} entries ({shown or 'none'})",
+                         fix="unpack it by hand; buildkit expects an upstream source archive")
+    top = tops[0]
+    if not any(is_dir and p == top for p, is_dir in paths) and not any(p.startswith(top + "/") for p, _ in paths):
+        raise InputError(f"{archive}: its only top-level entry {top!r} is not a directory",
+                         fix="unpack it by hand; buildkit expects an upstream source archive")
+    return top
+
+
+def _sanitized(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """For Pythons without tarfile's data filter: no owners from the archive, no odd permission bits."""
+    m = copy.copy(member)
+    m.uid, m.gid, m.uname, m.gname = os.geteuid(), os.getegid(), "", ""
+    if m.isdir():
+        m.mode = (m.mode & 0o755) | 0o700
+    elif m.isreg() or m.islnk():
+        m.mode = (m.mode & 0o755) | 0o600
+        if not m.mode & 0o100:
+            m.mode &= ~0o111
+    return m
+
+
+def _extract_error(archive: Path, e: BaseException, where: Path) -> InputError:
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InputError(f"disk full while extracting {archive} into {where}",
+                          fix="free some space there; the partial tree was removed")
+    if isinstance(e, OSError) and e.errno is not None:
+        return InputError(f"cannot extract {archive} into {where}: {e.strerror or e}", fix="check the folder")
+    return InputError(f"{archive}: not a readable archive ({e})",
+                      fix="fetch it again (buildkit fetch verifies checksums)")
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
+def _extract_tar(archive: Path, tmp: Path, dest: Path) -> str:
+    with tarfile.open(archive, "r:*") as tar:
+        plan = [(m, _check_tar_member(archive, m)) for m in tar.getmembers()]
+        plan = [(m, p) for m, p in plan if p]  # "." itself is not extracted
+        top = _single_top(archive, [(p, m.isdir()) for m, p in plan])
+        if os.path.lexists(dest / top):
+            raise InputError(f"{dest / top} already exists", fix="remove it, or extract into another folder")
+        for member, path in plan:
+            if member.issym():
+                _check_link_stays_in_top(archive, member.name, path, member.linkname, top)
+        root = os.path.realpath(tmp)
+        top_root = os.path.join(root, top)
+        for member, path in plan:
+            link = member.linkname if member.issym() or member.islnk() else None
+            _check_on_disk(archive, member.name, path, root, top_root, link, member.islnk())
+            if _HAS_DATA_FILTER:
+                try:
+                    tar.extract(member, root, filter="data")
+                except tarfile.FilterError as e:
+                    raise _refuse(archive, member.name, str(e)) from None
+            else:  # this Python has no data filter (or a test pretends so): our checks and sanitizing only
+                tar.extract(_sanitized(member), root, **_NO_FILTER)
+        # A link checked while its target was missing may point elsewhere once later links exist.
+        for member, path in plan:
+            if member.issym() and not _inside(os.path.realpath(os.path.join(root, path)), top_root):
+                raise _refuse(archive, member.name, f"link to {member.linkname!r} resolves outside the destination "
+                              "once the whole archive is written")
+    return top
+
+
+def _extract_zip(archive: Path, tmp: Path, dest: Path) -> str:
+    with zipfile.ZipFile(archive) as zf:
+        plan = []
+        for info in zf.infolist():
+            path = _member_path(archive, info.filename)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _refuse(archive, info.filename, "symlink (not supported in zip archives)")
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                raise _refuse(archive, info.filename, "device file")
+            if mode & (stat.S_ISUID | stat.S_ISGID):
+                raise _refuse(archive, info.filename, "setuid or setgid bit")
+            if path:
+                plan.append((info, path, mode))
+        top = _single_top(archive, [(p, i.is_dir()) for i, p, _ in plan])
+        if os.path.lexists(dest / top):
+            raise InputError(f"{dest / top} already exists", fix="remove it, or extract into another folder")
+        root = os.path.realpath(tmp)
+        for info, path, mode in plan:
+            _check_on_disk(archive, info.filename, path, root, os.path.join(root, top), None, False)
+            out = zf.extract(info, root)
+            if not info.is_dir() and mode & 0o100:
+                os.chmod(out, (mode & 0o755) | 0o600)
+    return top
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Unpack ``archive`` (.tar.gz, .tgz, .tar.xz, .tar.bz2, .tar, .zip) into ``dest`` and return its single
+    top-level directory, ``dest/<top>``.
+
+    Members with an absolute path or a ``..`` component, links that point outside ``dest``, devices, pipes
+    and setuid/setgid bits are refused (``InputError`` naming the member) before anything is written; where
+    each member really lands is checked again as the tree is written, and tarfile's ``data`` filter is used
+    when this Python has it. The tree is written into a temporary folder inside ``dest`` and renamed into
+    place, so ``dest/<top>`` either appears whole or not at all; it must not exist yet.
+    """
+    archive = Path(archive)
+    dest = Path(dest)
+    name = archive.name.lower()
+    if name.endswith(TAR_SUFFIXES):
+        extract = _extract_tar
+    elif name.endswith(".zip"):
+        extract = _extract_zip
+    else:
+        raise InputError(f"{archive}: unknown archive type", fix=f"expected one of {', '.join(TAR_SUFFIXES)}, .zip")
+    if not archive.is_file():
+        raise InputError(f"{archive}: no such file", fix="fetch it first (buildkit fetch)")
+    dest = _ensure_dir(dest, "destination")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extract-", dir=dest))
+    try:
+        try:
+            top = extract(archive, tmp, dest)
+        except InputError:
+            raise
+        except _ARCHIVE_ERRORS as e:
+            raise _extract_error(archive, e, dest) from None
+        final = dest / top
+        try:
+            os.rename(tmp / top, final)
+        except OSError as e:
+            raise InputError(f"cannot move the extracted tree to {final}: {e.strerror}",
+                             fix="remove it, or extract into another folder") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

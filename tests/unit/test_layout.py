@@ -1,0 +1,110 @@
+"""The shape of the package, read from the source with ``ast`` (nothing is imported): kmod/ stands alone, only
+buildkit/cli/ imports click or buildkit.cli, and ``buildkit symvers`` loads none of the build or container code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "buildkit"
+#: what kmod/ must never import: it reads and resolves symbols, and knows nothing of builds, containers or the CLI
+NOT_FOR_KMOD = ("buildkit.pybuild", "buildkit.container", "buildkit.sources", "buildkit.cli")
+#: outside buildkit/cli/, only ``python -m buildkit`` may reach the command line
+CLI_ENTRY_POINTS = {PACKAGE / "__main__.py"}
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of every import in ``path``, function-level ones too; ``from a import b``
+    yields ``a`` and ``a.b`` (b may be a module)."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            yield node.lineno, base
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def is_under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_the_import_reader_sees_relative_and_nested_imports(tmp_path):
+    pkg = tmp_path / "buildkit" / "kmod"
+    pkg.mkdir(parents=True)
+    (pkg / "x.py").write_text("def f():\n    from ..cli import main\n    import click\nfrom . import elf\n")
+    assert set(imports(pkg / "x.py", tmp_path)) == {(2, "buildkit.cli"), (2, "buildkit.cli.main"), (3, "click"),
+                                         (4, "buildkit.kmod"), (4, "buildkit.kmod.elf")}
+
+
+def test_kmod_imports_nothing_of_builds_containers_sources_or_the_cli():
+    files = python_files("buildkit/kmod")
+    assert files, "buildkit/kmod has no modules?"
+    bad = [f"{path.relative_to(ROOT)}:{line}: {name}"
+           for path in files for line, name in imports(path) if is_under(name, NOT_FOR_KMOD)]
+    assert not bad, "buildkit/kmod must stand alone:\n" + "\n".join(bad)
+
+
+def test_only_the_cli_imports_click_or_the_cli():
+    cli = PACKAGE / "cli"
+    files = [p for p in python_files("buildkit", "recipes", "containers", "bench")
+             if cli not in p.parents and p not in CLI_ENTRY_POINTS]
+    bad = [f"{path.relative_to(ROOT)}:{line}: {name}"
+           for path in files for line, name in imports(path) if is_under(name, ("click", "buildkit.cli"))]
+    assert not bad, "only buildkit/cli/ may import click or buildkit.cli:\n" + "\n".join(bad)
+
+
+LOADED_BY = """
+import json, sys
+from buildkit.cli import main
+sys.argv = ["buildkit", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print("MODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_by(*args: str) -> list[str]:
+    """The modules ``buildkit ARGS`` has imported when it is done."""
+    run = subprocess.run([sys.executable, "-c", LOADED_BY, *args], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1].removeprefix("MODULES "))
+
+
+@pytest.mark.parametrize("args", [("symvers", "show", "--help"), ("symvers", "check", "--help")])
+def test_symvers_commands_load_no_build_or_container_code(args):
+    loaded = loaded_by(*args)
+    assert "buildkit.cli.symvers" in loaded
+    heavy = ("buildkit.container", "buildkit.pybuild", "buildkit.sources", "buildkit.cli.python", "buildkit.cli.ci",
+             "buildkit.cli.fetch", "docker", "jinja2")
+    assert [m for m in loaded if is_under(m, heavy)] == []
+
+
+def test_root_help_loads_every_command_group():
+    loaded = loaded_by("--help")
+    assert {"buildkit.cli.symvers", "buildkit.cli.python", "buildkit.cli.fetch", "buildkit.cli.ci"} <= set(loaded)
