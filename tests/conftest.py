@@ -39,6 +39,16 @@ def kernel_tree() -> KernelTree:
 
 
 @pytest.fixture(scope="session")
+def kernel_tree_oldest() -> KernelTree:
+    """The oldest bookworm 6.1 ABI the archive still offers (headers, kbuild, image), for tests across ABIs."""
+    dest = FIXTURES / "kernel-oldest"
+    if not (dest / ".done").exists():
+        subprocess.run(["sh", str(HERE / "fixtures" / "kernel.sh"), str(dest)], check=True,
+                       env={**os.environ, "BUILDKIT_KABI": "oldest"})
+    return KernelTree(dest / "root", (dest / "abi").read_text().strip())
+
+
+@pytest.fixture(scope="session")
 def docker_host() -> str:
     """A Docker engine with the bookworm base image: $DOCKER_HOST, else the private engine of
     tests/fixtures/dockerd.sh, started here if need be (and stopped at the end of the session)."""

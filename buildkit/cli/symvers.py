@@ -1,4 +1,5 @@
-"""``buildkit symvers``: kernel-module symbols (:mod:`buildkit.kmod`): show, check, diagnose, deps, who-exports."""
+"""``buildkit symvers``: kernel-module symbols (:mod:`buildkit.kmod`): show, check, diagnose, deps, who-exports;
+load and diff (:mod:`buildkit.cli.kabi`)."""
 
 from __future__ import annotations
 
@@ -328,3 +329,13 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
             say(f"buildkit: {name}: not exported by {searched}")
         problems_found()
 
+
+
+def _add_kabi_commands() -> None:
+    from buildkit.cli.kabi import symvers_diff, symvers_load
+
+    symvers.add_command(symvers_load)
+    symvers.add_command(symvers_diff)
+
+
+_add_kabi_commands()

@@ -157,14 +157,13 @@ def _parse_modinfo(blob: bytes) -> dict[str, tuple[str, ...]]:
 
 
 def _parse_versions(elf: ElfFile) -> dict[str, int]:
+    """``__versions``: ``struct modversion_info { unsigned long crc; char name[64 - sizeof(long)]; }``."""
     blob = elf.section_data("__versions")
     crc_size = 8 if elf.is64 else 4
-    versions: dict[str, int] = {}
-    for off in range(0, len(blob) - 63, 64):
-        name = cstring(blob[off + crc_size : off + 64], 0)
-        if name:
-            versions[name] = elf.uint(blob, off, crc_size) & 0xFFFFFFFF
-    return versions
+    fmt = f"{elf.order}{'Q' if elf.is64 else 'I'}{64 - crc_size}s"
+    usable = len(blob) - len(blob) % 64
+    return {name.split(b"\0", 1)[0].decode("latin-1"): crc & 0xFFFFFFFF
+            for crc, name in struct.iter_unpack(fmt, blob[:usable]) if name[:1] != b"\0"}
 
 
 def _relocations(elf: ElfFile, section_index: int) -> Iterable[tuple[int, int, int]]:

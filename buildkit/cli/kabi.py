@@ -1,0 +1,143 @@
+"""``buildkit symvers load`` and ``buildkit symvers diff``: a module against a kernel it has not met yet."""
+
+from __future__ import annotations
+
+import click
+
+from buildkit.cli.output import CONTEXT, print_json, problems_found
+
+_TARGET_HELP = ("The kernel: /lib/modules/VER, a headers directory, /boot/symvers-VER.gz, or a folder holding one "
+                "(a dpkg -x root). Repeatable: a module x kernel table.")
+
+
+@click.command("load", context_settings=CONTEXT)
+@click.argument("modules", nargs=-1, required=True, metavar="MODULE...")
+@click.option("--kernel", "kernels", multiple=True, required=True, metavar="TARGET", help=_TARGET_HELP)
+@click.option("--loaded", multiple=True, metavar="MODULE|NAME",
+              help="Already in the kernel: a module file, or an in-tree module's name (with what it depends on). "
+                   "Repeatable.")
+@click.option("--sig-enforce", is_flag=True,
+              help="The kernel refuses unsigned modules (booted with module.sig_enforce=1; "
+                   "CONFIG_MODULE_SIG_FORCE=y in the target's config does the same).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"kernel", "modules": [...]} (several --kernel: {"kernels": [...]}).')
+def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tuple[str, ...], sig_enforce: bool,
+                 as_json: bool) -> None:
+    """Predict, offline and read-only, whether each MODULE loads into the TARGET kernel, with the exact lines
+    that kernel prints, the errno, what insmod and modprobe say, and the fix.
+
+    \b
+    MODULEs load in the order given, each after the ones before it that loaded, as insmod would; a folder
+    gives its modules in dependency order (as modprobe would load them). In-tree modules of the target
+    count as dependencies only once loaded: name them with --loaded, or see the modprobe line.
+    The loader's gates run in the kernel's order for the target's version: signature (with
+    --sig-enforce), ELF and architecture, the module_layout CRC, vermagic (the release is skipped for a
+    module with symbol versions), then every undefined symbol (not exported, GPL-only from a non-GPL
+    module, CRC mismatch, no symbol version, namespace not imported), then exports that duplicate
+    what is loaded. Taints (out-of-tree, unsigned, licence) are warnings. A kernel upgrade, checked:
+      buildkit symvers load /lib/modules/OLD/updates --kernel /lib/modules/NEW
+
+    \b
+    Exit status: 0 every module loads, 1 some would be refused, 2 bad input.
+
+    \b
+    Examples:
+      buildkit symvers load prov/prov.ko cons/cons.ko --kernel /lib/modules/6.1.0-57-amd64
+      buildkit symvers load drv.ko --kernel /usr/src/linux-headers-6.1.0-57-amd64 --loaded snd --json
+      buildkit symvers load /lib/modules/$(uname -r)/updates --kernel /lib/modules/6.1.0-57-amd64
+      buildkit symvers load drv.ko --kernel /boot/symvers-5.14.0-427.el9.x86_64.gz --sig-enforce
+    """
+    from buildkit.kmod.load import expand_modules, predict
+    from buildkit.kmod.target import read_target
+
+    paths = expand_modules(modules)
+    targets = [read_target(k) for k in kernels]
+    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce)) for t in targets]
+    if as_json:
+        docs = [{"kernel": t.release, "target": t.spec, "modules": [r.to_json() for r in results]}
+                for t, results in runs]
+        print_json(docs[0] if len(docs) == 1 else {"kernels": docs})
+    else:
+        if len(runs) > 1:
+            _print_matrix(runs)
+        for t, results in runs:
+            _print_run(t, results, details_only_refused=len(runs) > 1)
+    if any(not r.loads for _t, results in runs for r in results):
+        problems_found()
+
+
+def _print_matrix(runs) -> None:
+    names = [r.name for r in runs[0][1]]
+    width = max(len(n) for n in names + ["module"])
+    cols = [t.release for t, _ in runs]
+    click.echo(f"{'module':<{width}}  " + "  ".join(f"{c:<16}" for c in cols))
+    for i, name in enumerate(names):
+        cells = ["loads" if results[i].loads else f"{results[i].error} ({results[i].errno})" for _t, results in runs]
+        click.echo(f"{name:<{width}}  " + "  ".join(f"{c:<16}" for c in cells))
+    click.echo("")
+
+
+def _print_run(target, results, *, details_only_refused: bool) -> None:
+    click.echo(f"kernel {target.release}: {target.symvers_path} (vermagic '{target.vermagic}', {target.vendor})")
+    for r in results:
+        if r.loads and details_only_refused:
+            continue
+        verdict = "loads" if r.loads else f"refused: {r.error} ({r.errno})"
+        click.echo(f"{r.name}: {verdict}  ({r.path}; depends: {', '.join(r.depends) or '-'})")
+        for line in r.dmesg:
+            click.echo(f"  dmesg: {line}")
+        if not r.loads:
+            click.echo(f"  {r.insmod}")
+            if r.modprobe and r.modprobe != r.insmod:
+                click.echo(f"  {r.modprobe}  (modprobe, once installed)")
+            elif not r.modprobe:
+                click.echo("  modprobe (once installed): loads, its in-tree dependencies first")
+        for p in r.problems:
+            label = "warning" if p.kind == "taint" else p.kind
+            click.echo(f"  {label}: {p.message}")
+            click.echo(f"    fix: {p.fix}")
+    click.echo("")
+
+
+@click.command("diff", context_settings=CONTEXT)
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--uses", "uses", multiple=True, metavar="MODULE|DIR",
+              help="Only the symbols these modules import (their __versions and undefined symbols). Repeatable.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"lost", "added", "crc", "type", "namespace", "owner"} as JSON.')
+def symvers_diff(old: str, new: str, uses: tuple[str, ...], as_json: bool) -> None:
+    """Compare two kernels' exports: lost, added, CRC changed, type (GPL-ness) changed, namespace changed,
+    owner moved.
+
+    \b
+    OLD and NEW are a Module.symvers (any layout kbuild has written), a symvers-VER.gz, or a TARGET as
+    for 'symvers load'. The lines are kabi.pl's: KABI: symbol s(mod:m ns:NS) lost / changed crc from A
+    to B / changed type from A to B; then namespace and owner changes, then additions.
+
+    \b
+    Exit status: 0 nothing in scope lost or changed, 1 something was, 2 bad input.
+
+    \b
+    Examples:
+      buildkit symvers diff /lib/modules/6.1.0-47-amd64 /lib/modules/6.1.0-57-amd64
+      buildkit symvers diff old/Module.symvers /boot/symvers-5.14.0-427.el9.x86_64.gz --json
+      buildkit symvers diff /lib/modules/6.1.0-47-amd64 /lib/modules/6.1.0-57-amd64 --uses ./mydriver.ko
+    """
+    from buildkit.kmod.abidiff import diff_exports, imported_symbols, read_exports
+
+    old_name, old_exports = read_exports(old)
+    new_name, new_exports = read_exports(new)
+    scope = imported_symbols(uses) if uses else None
+    result = diff_exports(old_name, old_exports, new_name, new_exports, scope)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        for line in result.lines():
+            click.echo(line)
+        counts = (f"{len(result.lost)} lost, {len(result.crc)} CRC, {len(result.type)} type, "
+                  f"{len(result.namespace)} namespace, {len(result.owner)} owner changes, {len(result.added)} added")
+        where = f" among the {result.scope} symbols the modules use" if result.scope is not None else ""
+        click.echo(f"{old_name} -> {new_name}: {counts}{where}", err=True)
+    if result.breaks:
+        problems_found()

@@ -1,0 +1,600 @@
+"""Will it load? The target kernel's module loader, walked offline over module files.
+
+For each module, in the order given (as ``insmod`` would load them, each after the ones before it that
+loaded), the gates of :mod:`buildkit.kmod.loader_rules` for the target's version run in the kernel's
+order; the first that refuses ends the load with its errno, the lines before it are what the kernel
+printed. The kernel's state carries over from one module to the next: the modules loaded (their exports,
+their taint), and the once-per-boot messages already printed. It starts as a kernel just booted, with the
+``--loaded`` modules in it.
+
+Nothing is written and nothing needs root: only the target's files are read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from buildkit.errors import InputError
+from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line
+from buildkit.kmod.loader_rules import (
+    DUPEXPORT,
+    DUPNAME,
+    ELF,
+    FATAL_NO_SYMBOL_VERSION,
+    LAYOUT,
+    SIG,
+    SYMBOLS,
+    TAINTS,
+    UNSIGNED,
+    VERMAGIC,
+    errno_name,
+    insmod_line,
+    modprobe_line,
+    rules_for,
+)
+from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, read_module, read_module_bytes
+from buildkit.kmod.target import KernelTarget
+
+__all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "predict", "SIG_MARKER"]
+
+SIG_MARKER = b"~Module signature appended~\n"
+_ET_REL = 1
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    kind: str  # signature, arch, module_layout, vermagic, exists, undefined, gpl-only, crc, no-version,
+    #            namespace, duplicate-export, taint (a warning: the module still loads)
+    symbol: str
+    message: str
+    fix: str
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "symbol": self.symbol, "message": self.message, "fix": self.fix}
+
+
+@dataclass
+class LoadResult:
+    name: str
+    path: str
+    errno: int = 0
+    dmesg: list[str] = field(default_factory=list)
+    problems: list[LoadProblem] = field(default_factory=list)  # refusals (and taints, kind "taint")
+    depends: list[str] = field(default_factory=list)  # the modules its symbols come from
+    modprobe_errno: int | None = None  # with its in-tree dependencies loaded first, as modprobe does
+
+    @property
+    def loads(self) -> bool:
+        return self.errno == 0
+
+    @property
+    def error(self) -> str:
+        return errno_name(self.errno) if self.errno else ""
+
+    @property
+    def insmod(self) -> str:
+        return insmod_line(self.path, self.errno)
+
+    @property
+    def modprobe(self) -> str:
+        return modprobe_line(self.name, self.errno if self.modprobe_errno is None else self.modprobe_errno)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": self.path, "loads": self.loads, "errno": self.errno, "error": self.error,
+                "dmesg": self.dmesg, "insmod": self.insmod, "modprobe": self.modprobe, "depends": self.depends,
+                "problems": [p.to_json() for p in self.problems]}
+
+
+@dataclass
+class Loaded:
+    """A module in the kernel: its exports (symbol -> (crc, type, namespace)) and whether it taints P."""
+
+    name: str
+    exports: dict[str, tuple[int | None, str, str]]
+    proprietary: bool = False
+
+
+@dataclass
+class KernelState:
+    """What carries over between loads: modules in the kernel, taints, messages printed once per boot."""
+
+    loaded: dict[str, Loaded] = field(default_factory=dict)
+    taints: set[str] = field(default_factory=set)  # O, P, E, F
+    unsigned_noticed: bool = False  # pr_notice_once
+    owner_of: dict[str, str] = field(default_factory=dict)  # symbol -> loaded module exporting it
+
+    def add(self, module: Loaded) -> None:
+        self.loaded[module.name] = module
+        for sym in module.exports:
+            self.owner_of.setdefault(sym, module.name)
+
+    def copy(self) -> KernelState:
+        return KernelState(dict(self.loaded), set(self.taints), self.unsigned_noticed, dict(self.owner_of))
+
+
+class _Refused(Exception):
+    def __init__(self, number: int) -> None:
+        self.errno = number
+
+
+def _same_magic(have: str, want: str, has_crcs: bool) -> bool:
+    """kernel/module/version.c same_magic(): the release token is skipped for a module with CRCs."""
+    if has_crcs:
+        have = have[len(have.split(" ", 1)[0]):]
+        want = want[len(want.split(" ", 1)[0]):]
+    return have == want
+
+
+def _rebuild(target: KernelTarget, module: ModuleInfo) -> str:
+    headers = target.build_dir or f"/lib/modules/{target.release}/build"
+    source = os.path.dirname(os.path.abspath(module.path))
+    return f"rebuild it against the target's headers: make -C {headers} M={source} modules"
+
+
+class _Walk:
+    """One module through the gates of one kernel."""
+
+    def __init__(self, target: KernelTarget, state: KernelState, module: LazyModule, sig_enforce: bool,
+                 providers: Callable[[str], str | None], flags: int) -> None:
+        self.t = target
+        self.state = state
+        self.m = module
+        # insmod -f: the module counts as unsigned, its vermagic and/or __versions as absent
+        self.signed = module.signed and not flags
+        self.vermagic_of = None if flags & MODULE_INIT_IGNORE_VERMAGIC else module.vermagic
+        self.versions = {} if flags & MODULE_INIT_IGNORE_MODVERSIONS else module.versions
+        self.m_type = module.type
+        self.sig_enforce = sig_enforce
+        self.rules = rules_for(target.version)
+        self.providers = providers
+        self.proprietary = (module.license or "") not in GPL_COMPATIBLE  # P; inherited from a P exporter too
+        self.result = LoadResult(module.name, module.path)
+
+    def say(self, key: str, **values: object) -> str:
+        line = self.rules.messages[key].format(mod=self.m.name, **values)
+        self.result.dmesg.append(line)
+        return line
+
+    def problem(self, kind: str, symbol: str, message: str, fix: str) -> None:
+        self.result.problems.append(LoadProblem(kind, symbol, message, fix))
+
+    def taint(self, letter: str, key: str | None, **values: object) -> None:
+        """Add a taint; its line is printed only when the kernel did not have it (test_taint)."""
+        if letter in self.state.taints:
+            return
+        self.state.taints.add(letter)
+        if key:
+            self.say(key, **values)
+        if letter in ("P", "F") and not self.state.taints & ({"P", "F"} - {letter}):
+            self.say("lockdep_off")  # the first taint that makes lockdep unreliable
+
+    def run(self) -> LoadResult:
+        gates = {SIG: self.signature, ELF: self.elf, LAYOUT: self.module_layout, VERMAGIC: self.vermagic,
+                 TAINTS: self.taints, DUPNAME: self.duplicate_name, UNSIGNED: self.unsigned,
+                 SYMBOLS: self.symbols, DUPEXPORT: self.duplicate_exports}
+        try:
+            for gate in self.rules.order:
+                gates[gate]()
+        except _Refused as refused:
+            self.result.errno = refused.errno
+            return self.result
+        self.state.add(Loaded(self.m.name, {e.name: (e.crc, e.type, e.namespace) for e in self.m.exports},
+                              proprietary=self.proprietary))
+        return self.result
+
+    # --- the gates ----------------------------------------------------------------------------------
+
+    def signature(self) -> None:
+        if self.signed or not (self.sig_enforce or self.t.sig_force):
+            return
+        why = "module.sig_enforce=1" if self.sig_enforce else "CONFIG_MODULE_SIG_FORCE=y"
+        line = self.say("sig_rejected")
+        self.problem("signature", "", line,
+                     f"sign it with a key the kernel trusts ({why}): {self._sign_file()} sha256 KEY.priv KEY.der "
+                     f"{self.m.path}, the key enrolled with mokutil --import KEY.der")
+        raise _Refused(errno.EKEYREJECTED)
+
+    def _sign_file(self) -> str:
+        return os.path.join(self.t.build_dir, "scripts", "sign-file") if self.t.build_dir else "scripts/sign-file"
+
+    def elf(self) -> None:
+        if self.m.machine == self.t.machine and self.m_type == _ET_REL:
+            return
+        if self.rules.detailed_elf_errors:
+            line = (self.say("elf_arch", machine=self.m.machine) if self.m_type == _ET_REL
+                    else self.say("elf_type", type=self.m_type))
+        else:
+            line = self.say("elf_invalid")
+        self.problem("arch", "", line, f"build it for the target's architecture (ELF machine {self.t.machine}): "
+                     + _rebuild(self.t, self.m))
+        raise _Refused(errno.ENOEXEC)
+
+    def _check_version(self, sym: str, crc: int | None) -> str | None:
+        """version.c check_version(): None when accepted, else the problem kind (its line printed)."""
+        if crc is None:
+            return None
+        if not self.versions:
+            self.taint("F", "no_versions_taint", sym=sym) if self.t.enabled("CONFIG_MODULE_FORCE_LOAD") else None
+            return None if self.t.enabled("CONFIG_MODULE_FORCE_LOAD") else "no-versions"
+        have = self.versions.get(sym)
+        if have is None:
+            if FATAL_NO_SYMBOL_VERSION.get(self.t.vendor, False):
+                self.say("no_version", sym=sym)
+                return "no-version"
+            return None  # upstream: pr_warn_once and accept
+        if have != crc:
+            self.say("disagrees", sym=sym)
+            return "crc"
+        return None
+
+    def module_layout(self) -> None:
+        want = self.t.module_layout_crc
+        if want is None or not self.t.enabled("CONFIG_MODVERSIONS"):
+            return
+        kind = self._check_version("module_layout", want)
+        if kind is None:
+            return
+        have = self.versions.get("module_layout")
+        detail = f" (module 0x{have:08x}, kernel 0x{want:08x})" if have is not None else ""
+        self.problem("module_layout", "module_layout",
+                     (self.result.dmesg[-1] if kind != "no-versions" else "module_layout: no __versions") + detail,
+                     f"it was built for another kernel ABI than {self.t.release}; " + _rebuild(self.t, self.m))
+        raise _Refused(errno.ENOEXEC)
+
+    def vermagic(self) -> None:
+        have = self.vermagic_of
+        if have is None:
+            if self.t.enabled("CONFIG_MODULE_FORCE_LOAD"):
+                self.taint("F", "bad_vermagic_taint")
+                return
+            raise _Refused(errno.ENOEXEC)
+        if _same_magic(have, self.t.vermagic, bool(self.versions)):
+            return
+        line = self.say("vermagic", have=have, want=self.t.vermagic)
+        self.problem("vermagic", "", line, _rebuild(self.t, self.m))
+        raise _Refused(errno.ENOEXEC)
+
+    def taints(self) -> None:
+        if self.m.info("intree") is None:
+            self.taint("O", "out_of_tree")
+            self.problem("taint", "", "out-of-tree module: taints the kernel (O)", "none needed; expected for a module "
+                         "built outside the kernel tree")
+        if self.proprietary:
+            licence = self.m.license or "unspecified"
+            self.taint("P", "license_taint", license=licence)
+            self.problem("taint", "", f"module license '{licence}' taints the kernel (P); GPL-only symbols are "
+                         "out of its reach", 'MODULE_LICENSE("GPL") or another GPL-compatible licence, if the code '
+                         "allows it")
+
+    def duplicate_name(self) -> None:
+        if self.m.name in self.state.loaded:
+            self.problem("exists", "", f"a module named {self.m.name} is already loaded (no kernel message)",
+                         f"rmmod {self.m.name} first, or do not load it twice")
+            raise _Refused(errno.EEXIST)
+
+    def unsigned(self) -> None:
+        if self.signed:
+            return
+        self.problem("taint", "", "unsigned module: taints the kernel (E); refused under module.sig_enforce=1 or "
+                     "Secure Boot", f"sign it: {self._sign_file()} sha256 KEY.priv KEY.der {self.m.path}")
+        self.state.taints.add("E")
+        if not self.state.unsigned_noticed:
+            self.state.unsigned_noticed = True
+            self.say("unsigned_taint")
+
+    def symbols(self) -> None:
+        """simplify_symbols(): every undefined symbol, all failures reported, the last one's errno wins."""
+        last = 0
+        used_gpl_only = False
+        imports = set(self.m.import_ns)
+        depends: list[str] = []
+        for sym in self.m.undefined:
+            if sym == "_GLOBAL_OFFSET_TABLE_":
+                continue
+            gpl = not self.proprietary
+            found = self._find(sym, gpl)
+            if found is None:
+                if sym in self.m.weak:
+                    continue
+                last = -errno.ENOENT
+                self.say("unknown_symbol", sym=sym, err=last)
+                self._unknown(sym, gpl)
+                continue
+            owner, crc, kind, ns = found
+            if kind in GPL_ONLY_TYPES:
+                used_gpl_only = True
+            if owner != "vmlinux" and self.state.loaded[owner].proprietary:
+                if used_gpl_only:
+                    self.say("inherit_gpl", sym=sym, owner=owner)
+                    last = -errno.ENOENT
+                    self.say("unknown_symbol", sym=sym, err=last)
+                    self.problem("gpl-only", sym, self.result.dmesg[-2],
+                                 f"{owner} is proprietary: a module using GPL-only symbols cannot use it")
+                    continue
+                self.say("inherit_taint", sym=sym, owner=owner)
+                self.proprietary = True
+            bad = self._check_version(sym, crc)
+            if bad is not None:
+                last = -errno.EINVAL
+                self.say("unknown_symbol", sym=sym, err=last)
+                self._version_problem(sym, bad, owner, crc)
+                continue
+            if ns and ns not in imports:
+                self.say("namespace", sym=sym, ns=ns)
+                last = -errno.EINVAL
+                self.say("unknown_symbol", sym=sym, err=last)
+                self.problem("namespace", sym, self.result.dmesg[-2],
+                             f"add {import_ns_line(ns, self.t.version)} to {self.m.name}'s source and rebuild")
+                continue
+            if owner != "vmlinux" and owner not in depends:
+                depends.append(owner)
+        self.result.depends = depends
+        if last:
+            raise _Refused(-last)
+
+    def _find(self, sym: str, gpl: bool) -> tuple[str, int | None, str, str] | None:
+        """find_symbol(): vmlinux, then the modules in the kernel; GPL-only exports only for GPL modules."""
+        entry = self.t.export(sym)
+        if entry is not None and entry.in_vmlinux and (gpl or entry.type not in GPL_ONLY_TYPES):
+            return "vmlinux", entry.crc, entry.type, entry.namespace
+        owner = self.state.owner_of.get(sym)
+        if owner is not None:
+            crc, kind, ns = self.state.loaded[owner].exports[sym]
+            if gpl or kind not in GPL_ONLY_TYPES:
+                return owner, crc, kind, ns
+        return None
+
+    def _unknown(self, sym: str, gpl: bool) -> None:
+        line = self.result.dmesg[-1]
+        entry = self.t.export(sym)
+        loaded_owner = self.state.owner_of.get(sym)
+        if not gpl and ((entry is not None and entry.in_vmlinux and entry.type in GPL_ONLY_TYPES)
+                        or (loaded_owner is not None)):
+            who = "the kernel" if entry is not None and entry.in_vmlinux else (loaded_owner or "?")
+            self.problem("gpl-only", sym, line,
+                         f"{sym} is EXPORT_SYMBOL_GPL in {who} and {self.m.name}'s licence is "
+                         f"'{self.m.license or 'unspecified'}': use MODULE_LICENSE(\"GPL\") (or another of "
+                         f"{', '.join(GPL_COMPATIBLE)}) if the code allows it")
+            return
+        provider = self.providers(sym)
+        if provider:
+            self.problem("undefined", sym, line, provider)
+            return
+        if entry is not None and not entry.in_vmlinux:
+            from buildkit.kmod.modfile import module_name
+
+            owner = module_name(entry.module)
+            self.problem("undefined", sym, line, f"load {owner} first (modprobe {owner}; insmod does not load "
+                                                  "dependencies)")
+            return
+        self.problem("undefined", sym, line, f"{sym} is not exported by {self.t.release} nor by any module loaded "
+                                             "before it: " + _rebuild(self.t, self.m) + " and fix what modpost reports")
+
+    def _version_problem(self, sym: str, kind: str, owner: str, crc: int | None) -> None:
+        message = self.result.dmesg[-2]
+        if kind == "crc":
+            have = self.versions.get(sym)
+            message += f" (module 0x{have:08x}, {'kernel' if owner == 'vmlinux' else owner} 0x{crc:08x})"
+            if owner == "vmlinux":
+                fix = _rebuild(self.t, self.m)
+            else:
+                fix = (f"{owner} changed since {self.m.name} was built: rebuild {self.m.name} with "
+                       f"KBUILD_EXTRA_SYMBOLS naming the Module.symvers of the {owner} that is loaded")
+            self.problem("crc", sym, message, fix)
+        else:
+            self.problem("no-version", sym, message, f"{sym} has no CRC in {self.m.name}'s __versions (built without "
+                         "the exporter's Module.symvers): " + _rebuild(self.t, self.m))
+
+    def duplicate_exports(self) -> None:
+        for export in self.m.exports:  # the module's __ksymtab is sorted by name
+            entry = self.t.export(export.name)
+            owner = "kernel" if entry is not None and entry.in_vmlinux else self.state.owner_of.get(export.name)
+            if owner is None:
+                continue
+            line = self.say("duplicate_export", sym=export.name, owner=owner)
+            self.problem("duplicate-export", export.name, line,
+                         f"{owner} already exports {export.name}: rename it in {self.m.name} or make it static"
+                         + ("" if owner == "kernel" else f", or unload {owner} first"))
+            raise _Refused(errno.ENOEXEC)
+
+
+class LazyModule:
+    """A module as the loader reads it: the header, ``.modinfo`` and ``__versions`` at once (the first
+    gates need nothing else), the symbol table only when a module gets as far as its symbols."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        from buildkit.kmod.elf import ElfFile
+        from buildkit.kmod.modfile import _parse_modinfo, _parse_versions, module_name
+
+        self.path = path
+        elf = ElfFile(data, path)  # not kept: a tree of 4,000 modules is read before any is loaded
+        self.machine = elf.machine
+        self.type = elf.type
+        self.signed = data.endswith(SIG_MARKER)
+        self.modinfo = _parse_modinfo(elf.section_data(".modinfo"))
+        self.versions = _parse_versions(elf)
+        self.name = self.modinfo.get("name", (module_name(path),))[0]
+        self._full: ModuleInfo | None = None
+
+    def info(self, key: str) -> str | None:
+        values = self.modinfo.get(key)
+        return values[0] if values else None
+
+    license = property(lambda self: self.info("license"))
+    vermagic = property(lambda self: self.info("vermagic"))
+    import_ns = property(lambda self: self.modinfo.get("import_ns", ()))
+    depends = property(lambda self: tuple(d for d in (self.info("depends") or "").split(",") if d))
+
+    @property
+    def full(self) -> ModuleInfo:
+        if self._full is None:
+            self._full = read_module(self.path)
+        return self._full
+
+    undefined = property(lambda self: self.full.undefined)
+    weak = property(lambda self: self.full.weak)
+    exports = property(lambda self: self.full.exports)
+
+
+def read_for_load(path: str) -> LazyModule:
+    return LazyModule(path, read_module_bytes(path))
+
+
+def preload(target: KernelTarget, state: KernelState, name: str) -> None:
+    """Put in-tree module ``name`` (and what its modinfo says it depends on) into the kernel, as loaded."""
+    files = target.module_files()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in state.loaded:
+            continue
+        exports = {e.symbol: (e.crc, e.type, e.namespace) for e in target.exports_of(current)}
+        path = files.get(current)
+        if not exports and path is None:
+            raise InputError(f"--loaded {name}: no module {current} in {target.release}",
+                             fix="name an in-tree module of the target (as lsmod shows it) or a module file")
+        state.add(Loaded(current, exports))
+        if path is not None:
+            try:
+                pending.extend(read_module(path).depends)
+            except InputError:
+                pass
+
+
+MODULE_INIT_IGNORE_MODVERSIONS = 1  # insmod --force-modversion
+MODULE_INIT_IGNORE_VERMAGIC = 2  # insmod --force-vermagic (-f is both)
+
+
+class Loader:
+    """A kernel that modules are loaded into one after another (``insmod``), and unloaded from."""
+
+    def __init__(self, target: KernelTarget, *, loaded: Sequence[str] = (), sig_enforce: bool = False,
+                 modules: Sequence[LazyModule] = ()) -> None:
+        self.target = target
+        self.sig_enforce = sig_enforce
+        self.state = KernelState()
+        self.tried: set[str] = set()
+        self._given = list(modules)  # the run's modules: who could provide a missing symbol
+        self._exporters: dict[str, LazyModule] | None = None
+        for item in loaded:
+            if os.path.isfile(item):
+                info = read_module(item)
+                self.state.add(Loaded(info.name, {e.name: (e.crc, e.type, e.namespace) for e in info.exports},
+                                      proprietary=(info.license or "") not in GPL_COMPATIBLE))
+            else:
+                preload(target, self.state, item.replace("-", "_"))
+
+    def _provider(self, current: LazyModule) -> Callable[[str], str | None]:
+        def provider(sym: str) -> str | None:
+            if self._exporters is None:  # made once some symbol is missing
+                self._exporters = {}
+                for other in self._given:
+                    for e in other.exports:
+                        self._exporters.setdefault(e.name, other)
+            other = self._exporters.get(sym)
+            if other is None or other.name == current.name:
+                return None
+            if other.name in self.tried:
+                return f"{other.name} ({other.path}) exports it but did not load: fix {other.name} first"
+            return f"{other.name} ({other.path}) exports it: load it before {current.name}"
+        return provider
+
+    def load(self, module: str | LazyModule, flags: int = 0) -> LoadResult:
+        """``finit_module(fd, "", flags)``: the kernel's answer, its state updated."""
+        info = module if isinstance(module, LazyModule) else read_for_load(module)
+        before = self.state.copy()
+        result = _Walk(self.target, self.state, info, self.sig_enforce, self._provider(info), flags).run()
+        self.tried.add(info.name)
+        if not result.loads:
+            result.modprobe_errno = _as_modprobe(self.target, before, info, self.sig_enforce, result)
+        return result
+
+    def unload(self, name: str) -> None:
+        """The module left the kernel (its taints stay, as the kernel's do)."""
+        gone = self.state.loaded.pop(name, None)
+        if gone is not None:
+            self.state.owner_of = {sym: owner for sym, owner in self.state.owner_of.items() if owner != name}
+            for other in self.state.loaded.values():
+                for sym in other.exports:
+                    self.state.owner_of.setdefault(sym, other.name)
+
+
+def predict(paths: Sequence[str | LazyModule], target: KernelTarget, *, loaded: Sequence[str] = (),
+            sig_enforce: bool = False) -> list[LoadResult]:
+    """Load ``paths`` in order into ``target`` (with ``loaded`` already in it): one result per module."""
+    modules = [p if isinstance(p, LazyModule) else read_for_load(p) for p in paths]
+    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules)
+    return [loader.load(m) for m in modules]
+
+
+def _as_modprobe(target: KernelTarget, before: KernelState, info: LazyModule, sig_enforce: bool,
+                 result: LoadResult) -> int:
+    """modprobe loads the in-tree modules a module needs first: the errno it would meet then."""
+    needed = {module_of for p in result.problems if p.kind == "undefined"
+              for module_of in [_in_tree_owner(target, p.symbol)] if module_of}
+    if not needed:
+        return result.errno
+    state = before.copy()
+    for name in sorted(needed):
+        preload(target, state, name)
+    return _Walk(target, state, info, sig_enforce, lambda sym: None, 0).run().errno
+
+
+def _in_tree_owner(target: KernelTarget, symbol: str) -> str | None:
+    entry = target.export(symbol)
+    if entry is None or entry.in_vmlinux:
+        return None
+    from buildkit.kmod.modfile import module_name
+
+    return module_name(entry.module)
+
+
+def expand_modules(args: Sequence[str]) -> list[str | LazyModule]:
+    """MODULE arguments as files: a file stays where it is; a folder gives its modules in dependency order
+    (providers first, as modprobe would load them; otherwise in the order of their paths)."""
+    from buildkit.kmod.modfile import is_module_file
+
+    paths: list[str | LazyModule] = []
+    for arg in args:
+        if not os.path.isdir(arg):
+            if not os.path.isfile(arg):
+                raise InputError(f"{arg}: no such module file or folder", fix="name .ko files or folders of them")
+            paths.append(arg)
+            continue
+        found = sorted(os.path.join(root, f) for root, dirs, files in os.walk(arg)
+                       for f in files if is_module_file(f) and not root.endswith(("/build", "/source")))
+        if not found:
+            raise InputError(f"{arg}: no module files (*.ko, *.ko.xz, ...) in it",
+                             fix="name built modules or their folder")
+        paths.extend(_dependency_order(found))
+    return paths
+
+
+def _dependency_order(found: list[str]) -> list[LazyModule]:
+    """Depth-first over the ``depends=`` modpost wrote into each module (what depmod derives from the
+    symbols): providers before the modules that need them; a cycle is broken where it is met."""
+    modules = [read_for_load(path) for path in found]
+    index = {m.name: i for i, m in enumerate(modules)}
+    deps = [[index[n] for n in m.depends if n in index] for m in modules]
+    order: list[int] = []
+    state = [0] * len(found)  # 0 new, 1 on the stack, 2 placed
+    for first in range(len(found)):
+        if state[first]:
+            continue
+        state[first] = 1
+        stack = [(first, iter(deps[first]))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if state[child] == 0:
+                    state[child] = 1
+                    stack.append((child, iter(deps[child])))
+                    break
+            else:
+                stack.pop()
+                state[node] = 2
+                order.append(node)
+    return [modules[i] for i in order]

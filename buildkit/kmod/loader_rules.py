@@ -1,0 +1,128 @@
+"""What each kernel version's module loader checks, in which order, and the exact lines it prints.
+
+All per-version behaviour of ``symvers load`` is here, as data; ``load.py`` only walks it. Read from the
+kernel sources (``kernel/module/{main,version,signing}.c`` from 5.19 on, ``kernel/module.c`` before) of
+Debian's 5.10, 6.1, 6.12 and a 7.x tree, and upstream's 6.6; 5.4 and 5.15 are taken to match their
+neighbours. The integration tests boot Debian's 6.1 kernel and compare every line printed here with
+what it really printed.
+
+The format strings use ``{mod}`` for the module's name (the loader prints it first; ``kernel/module/`` has
+no ``pr_fmt``), ``{sym}``, ``{ns}``, ``{owner}`` and so on.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+__all__ = ["GATES", "LoaderRules", "rules_for", "KMOD_INSMOD_TEXT", "errno_name", "insmod_line", "modprobe_line"]
+
+# Gate names, as load.py implements them.
+SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPEXPORT = (
+    "signature", "elf", "module_layout", "vermagic", "taints", "duplicate-name", "unsigned-taint", "symbols",
+    "duplicate-export")
+GATES = (SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPEXPORT)
+
+MESSAGES = {
+    "sig_rejected": "Loading of unsigned module is rejected",
+    "elf_arch": "Invalid architecture in ELF header: {machine}",
+    "elf_invalid": "Module has invalid ELF structures",
+    "elf_type": "Invalid ELF header type: {type} != 1",
+    "no_versions_taint": "{mod}: {sym}: kernel tainted.",
+    "lockdep_off": "Disabling lock debugging due to kernel taint",
+    "disagrees": "{mod}: disagrees about version of symbol {sym}",
+    "no_version": "{mod}: no symbol version for {sym}",
+    "vermagic": "{mod}: version magic '{have}' should be '{want}'",
+    "bad_vermagic_taint": "{mod}: bad vermagic: kernel tainted.",
+    "out_of_tree": "{mod}: loading out-of-tree module taints kernel.",
+    "license_taint": "{mod}: module license '{license}' taints kernel.",
+    "unsigned_taint": "{mod}: module verification failed: signature and/or required key missing - tainting kernel",
+    "unknown_symbol": "{mod}: Unknown symbol {sym} (err {err})",
+    "namespace": "{mod}: module uses symbol ({sym}) from namespace {ns}, but does not import it.",
+    "inherit_gpl": "{mod}: module using GPL-only symbols uses symbols {sym} from proprietary module {owner}.",
+    "inherit_taint": "{mod}: module uses symbols {sym} from proprietary module {owner}, inheriting taint.",
+    "duplicate_export": "{mod}: exports duplicate symbol {sym} (owned by {owner})",
+}
+
+
+@dataclass(frozen=True)
+class LoaderRules:
+    """The loader of kernels ``since`` and later (until the next entry)."""
+
+    since: tuple[int, int]
+    order: tuple[str, ...]  # the gates in the order load_module() meets them
+    detailed_elf_errors: bool  # per-check ELF messages (6.1: yes); else one "invalid ELF structures" line
+    inherit_names_symbol: bool  # "uses symbols %s from proprietary module" names the symbol (5.11+)
+    gpl_flag_table: bool  # 7.x: GPL-ness in __kflagstab; modules with only __ksymtab_gpl are warned about
+    messages: dict[str, str]
+    source: str  # where it was read
+
+
+def _msgs(**changes: str) -> dict[str, str]:
+    return {**MESSAGES, **changes}
+
+
+_ORDER_5 = (SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPEXPORT)
+# 6.4 (early_mod_check): the name is looked up before anything is allocated, and the taints are added
+# after it (module_augment_kernel_taints), the unsigned one among them.
+_ORDER_64 = (SIG, ELF, LAYOUT, VERMAGIC, DUPNAME, TAINTS, UNSIGNED, SYMBOLS, DUPEXPORT)
+
+RULES = (
+    LoaderRules((5, 4), _ORDER_5, False, False, False,
+                _msgs(inherit_gpl="{mod}: module using GPL-only symbols uses symbols from proprietary module {owner}.",
+                      inherit_taint="{mod}: module uses symbols from proprietary module {owner}, inheriting taint."),
+                "Debian 5.10.223 kernel/module.c (5.4 taken to match)"),
+    LoaderRules((5, 11), _ORDER_5, False, True, False, MESSAGES, "taken to match 5.10 and 6.1 (not read)"),
+    LoaderRules((5, 17), _ORDER_5, True, True, False, MESSAGES, "Debian 6.1.192 kernel/module/ (main.c, version.c)"),
+    LoaderRules((6, 4), _ORDER_64, True, True, False, MESSAGES, "6.6 and Debian 6.12.117 kernel/module/main.c"),
+    LoaderRules((7, 0), _ORDER_64, True, True, True, MESSAGES, "Debian 7.2.13 kernel/module/"),
+)
+
+
+def rules_for(version: tuple[int, int]) -> LoaderRules:
+    chosen = RULES[0]
+    for rules in RULES:
+        if version >= rules.since:
+            chosen = rules
+    return chosen
+
+
+# Debian's module-disable-matching-missing-version-crc.patch: a symbol missing from __versions fails the
+# load ("no symbol version for", err -22) where upstream warns once and accepts it.
+FATAL_NO_SYMBOL_VERSION = {"debian": True, "upstream": False}
+
+# kmod's tools/insmod.c mod_strerror(); every other errno is glibc's strerror().
+KMOD_INSMOD_TEXT = {
+    errno.ENOEXEC: "Invalid module format",
+    errno.ENOENT: "Unknown symbol in module",
+    errno.ESRCH: "Module has wrong symbol version",
+    errno.EINVAL: "Invalid parameters",
+}
+# tools/modprobe.c: EEXIST and ENOENT have their own words, the rest is strerror().
+KMOD_MODPROBE_TEXT = {
+    errno.EEXIST: "Module already in kernel",
+    errno.ENOENT: "Unknown symbol in module, or unknown parameter (see dmesg)",
+}
+
+
+def errno_name(number: int) -> str:
+    return errno.errorcode.get(number, str(number))
+
+
+def _strerror(number: int) -> str:
+    import os
+
+    return os.strerror(number)
+
+
+def insmod_line(path: str, number: int) -> str:
+    """What kmod's insmod prints for a refused module (nothing when it loaded)."""
+    if not number:
+        return ""
+    return f"insmod: ERROR: could not insert module {path}: {KMOD_INSMOD_TEXT.get(number, _strerror(number))}"
+
+
+def modprobe_line(name: str, number: int) -> str:
+    if not number:
+        return ""
+    return f"modprobe: ERROR: could not insert '{name}': {KMOD_MODPROBE_TEXT.get(number, _strerror(number))}"

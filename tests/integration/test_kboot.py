@@ -1,0 +1,545 @@
+"""What Debian's bookworm kernel really does when it loads broken modules, booted under QEMU (tests/kboot.py).
+
+Tiny out-of-tree modules are built once against the fixture's headers (one kbuild run; the broken variants
+are byte edits of built .ko files, made with kboot.edit_modinfo / edit_version_crc), then loaded in four boots
+of ~8 s each (one per module-scoped fixture): a long plain sequence, one with ``module.sig_enforce=1``, and two
+short ones whose first load shows the order of the kernel's once-per-boot taint lines. The assertions are the errno and the exact kernel log lines
+observed on 6.1.0-57-amd64; they document the kernel's behaviour for buildkit's load predictions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kboot import (
+    MODULE_INIT_IGNORE_VERMAGIC,
+    BootResult,
+    KbootError,
+    Step,
+    StepResult,
+    boot,
+    edit_modinfo,
+    edit_version_crc,
+    tools,
+    vmlinuz,
+)
+
+pytestmark = pytest.mark.integration
+
+SOURCES = {
+    # The provider: one GPL-only and one plain export.
+    "bk_prov": """
+int bk_prov_add(int a, int b) { return a + b; }
+EXPORT_SYMBOL_GPL(bk_prov_add);
+int bk_prov_sub(int a, int b) { return a - b; }
+EXPORT_SYMBOL(bk_prov_sub);
+MODULE_LICENSE("GPL");
+""",
+    "bk_cons": """
+extern int bk_prov_add(int, int);
+static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
+static void __exit c_exit(void) { }
+module_init(c_init);
+module_exit(c_exit);
+MODULE_LICENSE("GPL");
+""",
+    # Both exports; its license becomes "Proprietary" by an edit (modpost refuses to link a proprietary
+    # module that uses a GPL-only export, so it cannot be built as such).
+    "bk_cons_prop": """
+extern int bk_prov_add(int, int);
+extern int bk_prov_sub(int, int);
+static int __init c_init(void) { return bk_prov_sub(bk_prov_add(1, 2), 3); }
+module_init(c_init);
+MODULE_LICENSE("GPL and additional rights");
+""",
+    "bk_two": """
+extern int bk_prov_add(int, int);
+extern int bk_prov_sub(int, int);
+static int __init c_init(void) { return bk_prov_add(1, 2) - bk_prov_sub(5, 2); }
+module_init(c_init);
+MODULE_LICENSE("GPL");
+""",
+    "bk_cons_magic": """
+extern int bk_prov_add(int, int);
+static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
+module_init(c_init);
+MODULE_LICENSE("GPL");
+""",
+    "bk_cons_crc": """
+extern int bk_prov_add(int, int);
+static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
+module_init(c_init);
+MODULE_LICENSE("GPL");
+""",
+    # An init and no exit: the kernel refuses to unload it.
+    "bk_noexit": """
+static int __init n_init(void) { return 0; }
+module_init(n_init);
+MODULE_LICENSE("GPL");
+""",
+    "bk_plain": 'MODULE_LICENSE("GPL");\n',
+    "bk_magic": 'MODULE_LICENSE("GPL");\n',
+    "bk_rel": 'MODULE_LICENSE("GPL");\n',
+    # An export that the in-tree lib/crc-itu-t.ko already has (modpost allows it for external modules).
+    "bk_dup": """
+u16 crc_itu_t(u16 crc, const u8 *buffer, size_t len) { return crc; }
+EXPORT_SYMBOL(crc_itu_t);
+MODULE_LICENSE("GPL");
+""",
+}
+OOT_TAINT = "loading out-of-tree module taints kernel."
+SIG_TAINT = "module verification failed: signature and/or required key missing - tainting kernel"
+
+
+@dataclass(frozen=True)
+class Mods:
+    ko: dict[str, Path]
+    vermagic: str  # the headers' vermagic, e.g. "6.1.0-57-amd64 SMP preempt mod_unload modversions "
+    bad_vermagic: str  # the same without "preempt " (a module built for a kernel without it)
+    bad_release: str  # the same with another release: the kernel does not compare it (CONFIG_MODVERSIONS)
+    crc_itu_t: Path  # in-tree, signed by Debian's build key
+
+
+@pytest.fixture(scope="module")
+def mods(kernel_tree, tmp_path_factory) -> Mods:
+    try:
+        tools()
+    except KbootError as e:
+        pytest.fail(str(e))
+    if shutil.which("make") is None:
+        pytest.fail("make is needed: apt-get install build-essential")
+    work = tmp_path_factory.mktemp("kboot-mods")
+    (work / "Kbuild").write_text("obj-m := " + " ".join(f"{n}.o" for n in SOURCES) + "\n")
+    for name, body in SOURCES.items():
+        (work / f"{name}.c").write_text(f"#include <linux/module.h>\n{body}")
+    run = subprocess.run(["make", "-C", str(kernel_tree.build), f"M={work}", "modules"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert run.returncode == 0, run.stdout
+    ko = {name: work / f"{name}.ko" for name in SOURCES}
+    edit_modinfo(ko["bk_cons_prop"], ko["bk_cons_prop"], "license", "Proprietary")
+    vermagic = edit_modinfo(ko["bk_plain"], work / "probe.ko", "vermagic", "x")
+    assert vermagic.startswith(kernel_tree.release + " ") and " preempt " in vermagic, vermagic
+    bad_vermagic = vermagic.replace("preempt ", "")
+    bad_release = "9" * len(kernel_tree.release) + vermagic[len(kernel_tree.release):]
+    for name in ("bk_magic", "bk_cons_magic"):
+        edit_modinfo(ko[name], ko[name], "vermagic", bad_vermagic)
+    edit_modinfo(ko["bk_rel"], ko["bk_rel"], "vermagic", bad_release)
+    edit_version_crc(ko["bk_cons_crc"], ko["bk_cons_crc"], "bk_prov_add")
+    crc_itu_t = kernel_tree.modules / "kernel" / "lib" / "crc-itu-t.ko"
+    return Mods(ko, vermagic, bad_vermagic, bad_release, crc_itu_t)
+
+
+def default_steps(m: Mods) -> list[Step]:
+    k = m.ko
+    return [
+        Step("cons_alone", [k["bk_cons"]]),
+        Step("two_unknown", [k["bk_two"]]),
+        Step("bad_vermagic_and_unknown", [k["bk_cons_magic"]]),
+        Step("bad_vermagic", [k["bk_magic"]]),
+        Step("bad_vermagic_forced", [k["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
+        Step("other_release", [k["bk_rel"]]),
+        Step("prov_then_cons", [k["bk_prov"], k["bk_cons"]]),
+        Step("proprietary_uses_gpl_only", [k["bk_cons_prop"]]),
+        Step("crc_mismatch", [k["bk_cons_crc"]]),
+        Step("duplicate_export", [m.crc_itu_t, k["bk_dup"]]),
+        Step("load_twice", [k["bk_prov"]]),
+        Step("no_exit", [k["bk_noexit"]]),
+        Step("rmmod_in_use", rmmod=["bk_prov"]),
+        Step("rmmod", rmmod=["bk_noexit", "bk_cons", "bk_prov", "bk_prov"]),
+        Step("insmod_unknown", [k["bk_cons"]], tool="insmod"),
+        Step("insmod_bad_vermagic", [k["bk_cons_magic"]], tool="insmod"),
+        Step("insmod_ok", [k["bk_prov"]], tool="insmod"),
+    ]
+
+
+def enforce_steps(m: Mods) -> list[Step]:
+    k = m.ko
+    return [
+        Step("unsigned", [k["bk_plain"]]),
+        Step("unsigned_bad_vermagic", [k["bk_magic"]]),
+        Step("unsigned_unknown", [k["bk_cons"]]),
+        Step("unsigned_forced", [k["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
+        Step("signed_intree", [m.crc_itu_t]),
+        Step("insmod_unsigned", [k["bk_plain"]], tool="insmod"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def plain(kernel_tree, mods) -> BootResult:
+    return boot(vmlinuz(kernel_tree), default_steps(mods))
+
+
+@pytest.fixture(scope="module")
+def enforced(kernel_tree, mods) -> BootResult:
+    return boot(vmlinuz(kernel_tree), enforce_steps(mods), append="module.sig_enforce=1")
+
+
+def errnos(step: StepResult) -> list[tuple[int | None, str]]:
+    return [(load.errno, load.errname) for load in step.loads]
+
+
+@pytest.fixture(scope="module")
+def fresh_proprietary(kernel_tree, mods) -> BootResult:
+    """A boot whose first load is out-of-tree, unsigned, proprietary and lacks symbols: the order of the
+    kernel's once-per-boot lines."""
+    return boot(vmlinuz(kernel_tree), [Step("proprietary_first", [mods.ko["bk_cons_prop"]])])
+
+
+@pytest.fixture(scope="module")
+def fresh_forced(kernel_tree, mods) -> BootResult:
+    """A boot whose first loads have a bad vermagic: refused, then forced."""
+    return boot(vmlinuz(kernel_tree), [
+        Step("bad_vermagic_first", [mods.ko["bk_magic"]]),
+        Step("forced_first", [mods.ko["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
+    ])
+
+
+def test_the_guest_is_the_fixture_kernel(kernel_tree, plain, enforced):
+    for result in (plain, enforced):
+        assert result.release == kernel_tree.release
+        assert result.seconds < 120, result.seconds
+    assert "module.sig_enforce=1" in enforced.cmdline.split()
+    assert "module.sig_enforce=1" not in plain.cmdline.split()
+
+
+def test_consumer_alone_unknown_symbol_and_first_taints(plain):
+    step = plain.steps["cons_alone"]
+    assert errnos(step) == [(2, "ENOENT")]
+    # The first out-of-tree, unsigned load of the boot prints the taint lines, even though it fails.
+    assert step.dmesg == [
+        f"bk_cons: {OOT_TAINT}",
+        f"bk_cons: {SIG_TAINT}",
+        "bk_cons: Unknown symbol bk_prov_add (err -2)",
+    ]
+    assert [line.level for line in step.log] == [4, 5, 4]  # KERN_WARNING, KERN_NOTICE, KERN_WARNING
+    assert step.tainted == 0x1000 | 0x2000  # O and E stay although nothing was loaded
+    assert step.loaded == ()
+
+
+def test_every_unknown_symbol_is_named(plain):
+    step = plain.steps["two_unknown"]
+    assert errnos(step) == [(2, "ENOENT")]
+    # One line per missing symbol, in the module's symbol-table order (not the source's); no taint lines
+    # any more: they are printed once per boot.
+    assert step.dmesg == ["bk_two: Unknown symbol bk_prov_sub (err -2)", "bk_two: Unknown symbol bk_prov_add (err -2)"]
+
+
+def test_vermagic_is_checked_before_symbols(plain, mods):
+    step = plain.steps["bad_vermagic_and_unknown"]
+    assert errnos(step) == [(8, "ENOEXEC")]
+    assert step.dmesg == [f"bk_cons_magic: version magic '{mods.bad_vermagic}' should be '{mods.vermagic}'"]
+    assert [line.level for line in step.log] == [3]
+
+
+def test_bad_vermagic(plain, mods):
+    step = plain.steps["bad_vermagic"]
+    assert errnos(step) == [(8, "ENOEXEC")]
+    assert step.dmesg == [f"bk_magic: version magic '{mods.bad_vermagic}' should be '{mods.vermagic}'"]
+
+
+def test_bad_vermagic_forced_loads_and_taints(plain):
+    step = plain.steps["bad_vermagic_forced"]  # finit_module(..., MODULE_INIT_IGNORE_VERMAGIC): insmod -f
+    assert errnos(step) == [(0, "")]
+    assert step.dmesg == ["bk_magic: bad vermagic: kernel tainted.", "Disabling lock debugging due to kernel taint"]
+    assert step.tainted & 2  # F
+    assert "bk_magic" in step.loaded
+
+
+def test_release_part_of_vermagic_is_not_compared(plain, mods):
+    # With CONFIG_MODVERSIONS the kernel compares vermagic from its first space on: the release may differ.
+    assert mods.bad_release.split(" ", 1)[0] != mods.vermagic.split(" ", 1)[0]
+    step = plain.steps["other_release"]
+    assert errnos(step) == [(0, "")]
+    assert step.dmesg == []
+
+
+def test_provider_then_consumer(plain):
+    step = plain.steps["prov_then_cons"]
+    assert errnos(step) == [(0, ""), (0, "")]
+    assert step.dmesg == []
+    assert {"bk_prov", "bk_cons"} <= set(step.loaded)
+
+
+def test_proprietary_module_cannot_see_gpl_only_exports(plain):
+    step = plain.steps["proprietary_uses_gpl_only"]
+    assert errnos(step) == [(2, "ENOENT")]
+    # bk_prov_sub (EXPORT_SYMBOL) resolves; bk_prov_add (EXPORT_SYMBOL_GPL) is just "unknown".
+    assert step.dmesg == [
+        "bk_cons_prop: module license 'Proprietary' taints kernel.",
+        "bk_cons_prop: Unknown symbol bk_prov_add (err -2)",
+    ]
+    assert step.tainted & 1  # P, although the load failed
+
+
+def test_crc_mismatch(plain):
+    step = plain.steps["crc_mismatch"]
+    assert errnos(step) == [(22, "EINVAL")]
+    assert step.dmesg == [
+        "bk_cons_crc: disagrees about version of symbol bk_prov_add",
+        "bk_cons_crc: Unknown symbol bk_prov_add (err -22)",
+    ]
+
+
+def test_duplicate_export_of_a_loaded_in_tree_module(plain):
+    step = plain.steps["duplicate_export"]
+    assert errnos(step) == [(0, ""), (8, "ENOEXEC")]
+    assert step.dmesg == ["bk_dup: exports duplicate symbol crc_itu_t (owned by crc_itu_t)"]
+    assert [line.level for line in step.log] == [3]
+
+
+def test_load_twice_is_silent_eexist(plain):
+    step = plain.steps["load_twice"]
+    assert errnos(step) == [(17, "EEXIST")]
+    assert step.dmesg == []
+
+
+def test_rmmod(plain):
+    step = plain.steps["rmmod_in_use"]
+    assert [(u.name, u.errno, u.errname) for u in step.unloads] == [("bk_prov", 11, "EAGAIN")]  # used by bk_cons
+    assert step.dmesg == []
+    step = plain.steps["rmmod"]
+    assert [(u.name, u.errno, u.errname) for u in step.unloads] == [
+        ("bk_noexit", 16, "EBUSY"),  # a module_init and no module_exit: never unloadable
+        ("bk_cons", 0, ""),
+        ("bk_prov", 0, ""),
+        ("bk_prov", 2, "ENOENT"),
+    ]
+    assert step.dmesg == []
+    assert "bk_prov" not in step.loaded and "bk_noexit" in step.loaded
+
+
+def test_kmod_insmod_messages(plain, mods):
+    step = plain.steps["insmod_unknown"]
+    assert [(load.status, load.output) for load in step.loads] == [
+        (1, ("insmod: ERROR: could not insert module bk_cons.ko: Unknown symbol in module",))
+    ]
+    assert step.dmesg == ["bk_cons: Unknown symbol bk_prov_add (err -2)"]
+    step = plain.steps["insmod_bad_vermagic"]
+    assert [(load.status, load.output) for load in step.loads] == [
+        (1, ("insmod: ERROR: could not insert module bk_cons_magic.ko: Invalid module format",))
+    ]
+    assert step.dmesg == [f"bk_cons_magic: version magic '{mods.bad_vermagic}' should be '{mods.vermagic}'"]
+    step = plain.steps["insmod_ok"]
+    assert [(load.status, load.output) for load in step.loads] == [(0, ())]
+    assert step.dmesg == []
+
+
+@pytest.mark.parametrize("name", ["unsigned", "unsigned_bad_vermagic", "unsigned_unknown", "unsigned_forced"])
+def test_sig_enforce_rejects_unsigned_first(enforced, name):
+    # The signature is checked before anything else (vermagic, symbols), even with IGNORE_VERMAGIC; the
+    # line names no module and no taint line follows.
+    step = enforced.steps[name]
+    assert errnos(step) == [(129, "EKEYREJECTED")]
+    assert step.dmesg == ["Loading of unsigned module is rejected"]
+    assert [line.level for line in step.log] == [5]
+    assert step.tainted == 0 and step.loaded == ()
+
+
+def test_sig_enforce_loads_debian_signed_modules(enforced):
+    # The in-tree modules of linux-image-*-unsigned carry Debian's build-key signature, which this kernel trusts.
+    step = enforced.steps["signed_intree"]
+    assert errnos(step) == [(0, "")]
+    assert step.dmesg == []
+    step = enforced.steps["insmod_unsigned"]
+    assert [(load.status, load.output) for load in step.loads] == [
+        (1, ("insmod: ERROR: could not insert module bk_plain.ko: Key was rejected by service",))
+    ]
+    assert step.dmesg == ["Loading of unsigned module is rejected"]
+
+
+def test_order_of_the_first_taint_lines(fresh_proprietary):
+    step = fresh_proprietary.steps["proprietary_first"]
+    assert errnos(step) == [(2, "ENOENT")]
+    # vermagic, out-of-tree, license (check_modinfo), then the signature verdict, then the symbols.
+    assert step.dmesg == [
+        f"bk_cons_prop: {OOT_TAINT}",
+        "bk_cons_prop: module license 'Proprietary' taints kernel.",
+        "Disabling lock debugging due to kernel taint",
+        f"bk_cons_prop: {SIG_TAINT}",
+        "bk_cons_prop: Unknown symbol bk_prov_sub (err -2)",
+        "bk_cons_prop: Unknown symbol bk_prov_add (err -2)",
+    ]
+    assert [line.level for line in step.log] == [4, 4, 4, 5, 4, 4]
+    assert step.tainted == 0x1000 | 0x2000 | 1  # O, E, P
+
+
+def test_bad_vermagic_fails_before_any_taint(fresh_forced, mods):
+    step = fresh_forced.steps["bad_vermagic_first"]
+    assert errnos(step) == [(8, "ENOEXEC")]
+    assert step.dmesg == [f"bk_magic: version magic '{mods.bad_vermagic}' should be '{mods.vermagic}'"]
+    assert step.tainted == 0  # so the next out-of-tree load still prints the taint lines
+    step = fresh_forced.steps["forced_first"]
+    assert errnos(step) == [(0, "")]
+    assert step.dmesg == [
+        "bk_magic: bad vermagic: kernel tainted.",
+        "Disabling lock debugging due to kernel taint",
+        f"bk_magic: {OOT_TAINT}",
+        f"bk_magic: {SIG_TAINT}",
+    ]
+    assert step.tainted == 0x1000 | 0x2000 | 2  # O, E, F
+
+
+def test_boot_time(plain, enforced, fresh_proprietary, fresh_forced):
+    for result in (plain, enforced, fresh_proprietary, fresh_forced):
+        print(f"boot: {result.seconds:.1f}s wall, /init at {result.uptime:.2f}s of guest uptime")
+
+
+# --- buildkit symvers load, judged by the booted kernel ------------------------------------------------------
+
+
+def replay(kernel_tree, result: BootResult, steps: list[Step], *, sig_enforce: bool = False) -> dict[str, list]:
+    """buildkit's loader over the same steps, in the same order (unloads taken from what the kernel did)."""
+    from buildkit.kmod.load import Loader
+    from buildkit.kmod.target import read_target
+
+    loader = Loader(read_target(str(kernel_tree.root)), sig_enforce=sig_enforce)
+    predicted = {}
+    for step in steps:
+        for unload in result.steps[step.name].unloads:
+            if unload.errno == 0:
+                loader.unload(unload.name)
+        predicted[step.name] = [loader.load(str(m), step.flags) for m in step.modules]
+    return predicted
+
+
+def mismatches(result: BootResult, steps: list[Step], predicted: dict[str, list]) -> list[str]:
+    bad = []
+    for step in steps:
+        if not step.modules:
+            continue
+        real, mine = result.steps[step.name], predicted[step.name]
+        lines = [line for p in mine for line in p.dmesg]
+        if lines != real.dmesg:
+            bad.append(f"{step.name}: dmesg\n  kernel:   {real.dmesg}\n  buildkit: {lines}")
+        for load, p, module in zip(real.loads, mine, step.modules):
+            if step.tool == "ldmod":
+                if (load.errno, load.errname) != (p.errno, p.error):
+                    bad.append(f"{step.name}: {module.name}: kernel errno {load.errno} {load.errname}, "
+                               f"buildkit {p.errno} {p.error}")
+            else:  # kmod's own insmod, given the file's name in the guest
+                said = tuple(line for line in [p.insmod.replace(str(module), module.name)] if line)
+                if (load.status, load.output) != (1 if p.errno else 0, said):
+                    bad.append(f"{step.name}: insmod printed {load.output} (exit {load.status}), buildkit {said}")
+    return bad
+
+
+def test_load_predictions_match_the_kernel(kernel_tree, mods, plain, enforced, fresh_proprietary, fresh_forced):
+    """Every load of the four boots: buildkit's errno and kernel log lines are the kernel's, exactly."""
+    boots = [
+        (plain, default_steps(mods), False),
+        (enforced, enforce_steps(mods), True),
+        (fresh_proprietary, [Step("proprietary_first", [mods.ko["bk_cons_prop"]])], False),
+        (fresh_forced, [Step("bad_vermagic_first", [mods.ko["bk_magic"]]),
+                        Step("forced_first", [mods.ko["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC)], False),
+    ]
+    bad = []
+    compared = 0
+    for result, steps, enforce in boots:
+        bad += mismatches(result, steps, replay(kernel_tree, result, steps, sig_enforce=enforce))
+        compared += sum(len(s.modules) for s in steps)
+    assert compared >= 25
+    assert not bad, "\n".join(bad)
+
+
+# --- the other gates: module_layout (another ABI), namespaces, a symbol missing from __versions, ELF machine --
+
+GATE_SOURCES = {
+    "bk_prov_ns": """
+int bk_ns_fn(int a) { return a; }
+EXPORT_SYMBOL_NS_GPL(bk_ns_fn, BKTEST);
+MODULE_LICENSE("GPL");
+""",
+    "bk_cons_ns": """
+extern int bk_ns_fn(int);
+static int __init c_init(void) { return bk_ns_fn(0); }
+module_init(c_init);
+MODULE_IMPORT_NS(BKTEST);
+MODULE_LICENSE("GPL");
+""",
+}
+
+
+def edit_version_name(src: Path, dst: Path, symbol: str, new: str) -> None:
+    """Copy a .ko, renaming ``symbol``'s entry in __versions (as if built without the exporter's CRC)."""
+    from kboot import _sections
+
+    data = bytearray(Path(src).read_bytes())
+    off, size = _sections(bytes(data))["__versions"]
+    for entry in range(off, off + size, 64):
+        if bytes(data[entry + 8:entry + 64]).split(b"\0", 1)[0].decode() == symbol:
+            data[entry + 8:entry + 8 + len(new)] = new.encode()
+            Path(dst).write_bytes(bytes(data))
+            return
+    raise ValueError(f"{src}: no {symbol} in __versions")
+
+
+@dataclass(frozen=True)
+class GateMods:
+    prov: Path
+    prov_ns: Path
+    cons_ns: Path
+    cons_ns_noimport: Path  # import_ns=BKTEST edited to BKTESX
+    cons_nover: Path  # bk_prov_add renamed in __versions
+    arch: Path  # e_machine edited to aarch64 (183)
+    old_abi: Path  # built against the oldest bookworm ABI's headers
+    old_release: str
+
+
+def _build(headers: Path, work: Path, sources: dict[str, str]) -> None:
+    (work / "Kbuild").write_text("obj-m := " + " ".join(f"{n}.o" for n in sources) + "\n")
+    for name, body in sources.items():
+        (work / f"{name}.c").write_text(f"#include <linux/module.h>\n{body}")
+    run = subprocess.run(["make", "-C", str(headers), f"M={work}", "modules"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    assert run.returncode == 0, run.stdout
+
+
+@pytest.fixture(scope="module")
+def gate_mods(kernel_tree, kernel_tree_oldest, mods, tmp_path_factory) -> GateMods:
+    work = tmp_path_factory.mktemp("kboot-gates")
+    _build(kernel_tree.build, work, GATE_SOURCES)
+    noimport = work / "bk_cons_ns_noimport.ko"
+    assert edit_modinfo(work / "bk_cons_ns.ko", noimport, "import_ns", "BKTESX") == "BKTEST"
+    nover = work / "bk_cons_nover.ko"
+    edit_version_name(mods.ko["bk_cons"], nover, "bk_prov_add", "bk_prov_adx")
+    arch = work / "bk_arch.ko"
+    data = bytearray(mods.ko["bk_plain"].read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")
+    arch.write_bytes(bytes(data))
+    old = tmp_path_factory.mktemp("kboot-old-abi")
+    _build(kernel_tree_oldest.build, old, {"bk_old": 'MODULE_LICENSE("GPL");\n'})
+    return GateMods(mods.ko["bk_prov"], work / "bk_prov_ns.ko", work / "bk_cons_ns.ko", noimport, nover, arch,
+                    old / "bk_old.ko", kernel_tree_oldest.release)
+
+
+def gate_steps(g: GateMods) -> list[Step]:
+    return [
+        Step("other_abi", [g.old_abi]),
+        Step("arch", [g.arch]),
+        Step("providers", [g.prov, g.prov_ns]),
+        Step("no_symbol_version", [g.cons_nover]),
+        Step("namespace_not_imported", [g.cons_ns_noimport]),
+        Step("namespace_imported", [g.cons_ns]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def gates(kernel_tree, gate_mods) -> BootResult:
+    return boot(vmlinuz(kernel_tree), gate_steps(gate_mods))
+
+
+def test_other_gates_as_the_kernel_prints_them(kernel_tree, gate_mods, gates):
+    steps = gate_steps(gate_mods)
+    assert gate_mods.old_release != kernel_tree.release
+    assert errnos(gates.steps["other_abi"]) == [(8, "ENOEXEC")]
+    assert "bk_old: disagrees about version of symbol module_layout" in gates.steps["other_abi"].dmesg
+    assert errnos(gates.steps["arch"]) == [(8, "ENOEXEC")]
+    assert errnos(gates.steps["no_symbol_version"]) == [(22, "EINVAL")]
+    assert errnos(gates.steps["namespace_not_imported"]) == [(22, "EINVAL")]
+    assert errnos(gates.steps["namespace_imported"]) == [(0, "")]
+    bad = mismatches(gates, steps, replay(kernel_tree, gates, steps))
+    assert not bad, "\n".join(bad)
