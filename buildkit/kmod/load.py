@@ -13,8 +13,9 @@ Nothing is written and nothing needs root: only the target's files are read.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
@@ -88,13 +89,32 @@ class LoadResult:
                 "problems": [p.to_json() for p in self.problems]}
 
 
-@dataclass
 class Loaded:
-    """A module in the kernel: its exports (symbol -> (crc, type, namespace)) and whether it taints P."""
+    """A module in the kernel: the names it exports, each export's (crc, type, namespace) read only when a
+    later module uses it, and whether it taints P."""
 
-    name: str
-    exports: dict[str, tuple[int | None, str, str]]
-    proprietary: bool = False
+    def __init__(self, name: str, names: Iterable[str],
+                 details: Mapping[str, tuple[int | None, str, str]] | Callable[[], Mapping] = (),
+                 proprietary: bool = False) -> None:
+        self.name = name
+        self.names = frozenset(names)
+        self._details = details
+        self.proprietary = proprietary
+
+    @classmethod
+    def of(cls, info: ModuleInfo, proprietary: bool = False) -> Loaded:
+        return cls(info.name, [e.name for e in info.exports], {e.name: (e.crc, e.type, e.namespace)
+                                                               for e in info.exports}, proprietary)
+
+    def export_table(self) -> Mapping[str, tuple[int | None, str, str]]:
+        if callable(self._details):
+            self._details = self._details()
+        return self._details
+
+    def export(self, symbol: str) -> tuple[int | None, str, str]:
+        if callable(self._details):
+            self._details = self._details()
+        return self._details[symbol]
 
 
 @dataclass
@@ -108,7 +128,7 @@ class KernelState:
 
     def add(self, module: Loaded) -> None:
         self.loaded[module.name] = module
-        for sym in module.exports:
+        for sym in module.names:
             self.owner_of.setdefault(sym, module.name)
 
     def copy(self) -> KernelState:
@@ -145,7 +165,7 @@ class _Walk:
         # insmod -f: the module counts as unsigned, its vermagic and/or __versions as absent
         self.signed = module.signed and not flags
         self.vermagic_of = None if flags & MODULE_INIT_IGNORE_VERMAGIC else module.vermagic
-        self.versions = {} if flags & MODULE_INIT_IGNORE_MODVERSIONS else module.versions
+        self.has_versions = bool(module._versions_blob) and not flags & MODULE_INIT_IGNORE_MODVERSIONS
         self.m_type = module.type
         self.sig_enforce = sig_enforce
         self.rules = rules_for(target.version)
@@ -181,7 +201,8 @@ class _Walk:
         except _Refused as refused:
             self.result.errno = refused.errno
             return self.result
-        self.state.add(Loaded(self.m.name, {e.name: (e.crc, e.type, e.namespace) for e in self.m.exports},
+        m = self.m
+        self.state.add(Loaded(m.name, m.export_names, lambda: Loaded.of(m.full).export_table(),
                               proprietary=self.proprietary))
         return self.result
 
@@ -216,10 +237,10 @@ class _Walk:
         """version.c check_version(): None when accepted, else the problem kind (its line printed)."""
         if crc is None:
             return None
-        if not self.versions:
+        if not self.has_versions:
             self.taint("F", "no_versions_taint", sym=sym) if self.t.enabled("CONFIG_MODULE_FORCE_LOAD") else None
             return None if self.t.enabled("CONFIG_MODULE_FORCE_LOAD") else "no-versions"
-        have = self.versions.get(sym)
+        have = self.m.version_of(sym)
         if have is None:
             if FATAL_NO_SYMBOL_VERSION.get(self.t.vendor, False):
                 self.say("no_version", sym=sym)
@@ -237,7 +258,7 @@ class _Walk:
         kind = self._check_version("module_layout", want)
         if kind is None:
             return
-        have = self.versions.get("module_layout")
+        have = self.m.version_of("module_layout") if self.has_versions else None
         detail = f" (module 0x{have:08x}, kernel 0x{want:08x})" if have is not None else ""
         self.problem("module_layout", "module_layout",
                      (self.result.dmesg[-1] if kind != "no-versions" else "module_layout: no __versions") + detail,
@@ -251,7 +272,7 @@ class _Walk:
                 self.taint("F", "bad_vermagic_taint")
                 return
             raise _Refused(errno.ENOEXEC)
-        if _same_magic(have, self.t.vermagic, bool(self.versions)):
+        if _same_magic(have, self.t.vermagic, self.has_versions):
             return
         line = self.say("vermagic", have=have, want=self.t.vermagic)
         self.problem("vermagic", "", line, _rebuild(self.t, self.m))
@@ -288,6 +309,7 @@ class _Walk:
     def symbols(self) -> None:
         """simplify_symbols(): every undefined symbol, all failures reported, the last one's errno wins."""
         last = 0
+        self.m.versions  # noqa: B018 - decoded once here: every symbol is looked up in it
         used_gpl_only = False
         imports = set(self.m.import_ns)
         depends: list[str] = []
@@ -342,7 +364,7 @@ class _Walk:
             return "vmlinux", entry.crc, entry.type, entry.namespace
         owner = self.state.owner_of.get(sym)
         if owner is not None:
-            crc, kind, ns = self.state.loaded[owner].exports[sym]
+            crc, kind, ns = self.state.loaded[owner].export(sym)
             if gpl or kind not in GPL_ONLY_TYPES:
                 return owner, crc, kind, ns
         return None
@@ -376,7 +398,7 @@ class _Walk:
     def _version_problem(self, sym: str, kind: str, owner: str, crc: int | None) -> None:
         message = self.result.dmesg[-2]
         if kind == "crc":
-            have = self.versions.get(sym)
+            have = self.m.version_of(sym)
             message += f" (module 0x{have:08x}, {'kernel' if owner == 'vmlinux' else owner} 0x{crc:08x})"
             if owner == "vmlinux":
                 fix = _rebuild(self.t, self.m)
@@ -389,14 +411,14 @@ class _Walk:
                          "the exporter's Module.symvers): " + _rebuild(self.t, self.m))
 
     def duplicate_exports(self) -> None:
-        for export in self.m.exports:  # the module's __ksymtab is sorted by name
-            entry = self.t.export(export.name)
-            owner = "kernel" if entry is not None and entry.in_vmlinux else self.state.owner_of.get(export.name)
+        for name in sorted(self.m.export_names):  # the module's __ksymtab is sorted by name
+            entry = self.t.export(name)
+            owner = "kernel" if entry is not None and entry.in_vmlinux else self.state.owner_of.get(name)
             if owner is None:
                 continue
-            line = self.say("duplicate_export", sym=export.name, owner=owner)
-            self.problem("duplicate-export", export.name, line,
-                         f"{owner} already exports {export.name}: rename it in {self.m.name} or make it static"
+            line = self.say("duplicate_export", sym=name, owner=owner)
+            self.problem("duplicate-export", name, line,
+                         f"{owner} already exports {name}: rename it in {self.m.name} or make it static"
                          + ("" if owner == "kernel" else f", or unload {owner} first"))
             raise _Refused(errno.ENOEXEC)
 
@@ -405,28 +427,70 @@ class LazyModule:
     """A module as the loader reads it: the header, ``.modinfo`` and ``__versions`` at once (the first
     gates need nothing else), the symbol table only when a module gets as far as its symbols."""
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(self, path: str, data: bytes | mmap.mmap) -> None:
         from buildkit.kmod.elf import ElfFile
-        from buildkit.kmod.modfile import _parse_modinfo, _parse_versions, module_name
+        from buildkit.kmod.modfile import module_name
 
         self.path = path
         elf = ElfFile(data, path)  # not kept: a tree of 4,000 modules is read before any is loaded
         self.machine = elf.machine
         self.type = elf.type
-        self.signed = data.endswith(SIG_MARKER)
-        self.modinfo = _parse_modinfo(elf.section_data(".modinfo"))
-        self.versions = _parse_versions(elf)
-        self.name = self.modinfo.get("name", (module_name(path),))[0]
+        self.signed = data[-len(SIG_MARKER):] == SIG_MARKER
+        self._modinfo_blob = elf.section_data(".modinfo")
+        self._is64, self._order = elf.is64, elf.order
+        self._versions_blob = elf.section_data("__versions")
+        self._modinfo: dict[str, tuple[str, ...]] | None = None
+        self._versions: dict[str, int] | None = None
+        self.name = self.info("name") or module_name(path)
         self._full: ModuleInfo | None = None
+        self._names: tuple[tuple[str, ...], frozenset[str], tuple[str, ...]] | None = None
+
+    @property
+    def modinfo(self) -> dict[str, tuple[str, ...]]:
+        if self._modinfo is None:
+            from buildkit.kmod.modfile import _parse_modinfo
+
+            self._modinfo = _parse_modinfo(self._modinfo_blob)
+        return self._modinfo
+
+    @property
+    def versions(self) -> dict[str, int]:
+        if self._versions is None:
+            from buildkit.kmod.modfile import parse_versions_blob
+
+            self._versions = parse_versions_blob(self._versions_blob, self._is64, self._order)
+        return self._versions
+
+    def version_of(self, symbol: str) -> int | None:
+        """One ``__versions`` CRC without decoding the others (the module_layout gate needs only it)."""
+        if self._versions is not None:
+            return self._versions.get(symbol)
+        size = 8 if self._is64 else 4
+        needle = symbol.encode() + b"\0"
+        at = self._versions_blob.find(needle)
+        while at >= 0:
+            if at % 64 == size:
+                return int.from_bytes(self._versions_blob[at - size:at], "little" if self._order == "<" else "big")
+            at = self._versions_blob.find(needle, at + 1)
+        return None
 
     def info(self, key: str) -> str | None:
-        values = self.modinfo.get(key)
-        return values[0] if values else None
+        """The first ``key=`` of ``.modinfo``, found without decoding the rest (hundreds of aliases)."""
+        if self._modinfo is not None:
+            values = self._modinfo.get(key)
+            return values[0] if values else None
+        blob, needle = self._modinfo_blob, key.encode() + b"="
+        at = 0 if blob.startswith(needle) else blob.find(b"\0" + needle) + 1
+        if at == 0 and not blob.startswith(needle):
+            return None
+        start = at + len(needle)
+        end = blob.find(b"\0", start)
+        return blob[start: end if end >= 0 else len(blob)].decode("utf-8", "replace")
 
     license = property(lambda self: self.info("license"))
     vermagic = property(lambda self: self.info("vermagic"))
     import_ns = property(lambda self: self.modinfo.get("import_ns", ()))
-    depends = property(lambda self: tuple(d for d in (self.info("depends") or "").split(",") if d))
+    depends = property(lambda self: tuple(d.replace("-", "_") for d in (self.info("depends") or "").split(",") if d))
 
     @property
     def full(self) -> ModuleInfo:
@@ -434,12 +498,31 @@ class LazyModule:
             self._full = read_module(self.path)
         return self._full
 
-    undefined = property(lambda self: self.full.undefined)
-    weak = property(lambda self: self.full.weak)
-    exports = property(lambda self: self.full.exports)
+    def _symtab(self) -> tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]:
+        if self._names is None:
+            from buildkit.kmod.elf import ElfFile
+            from buildkit.kmod.modfile import symtab_names
+
+            exports, undefined, weak = symtab_names(ElfFile(read_module_bytes(self.path), self.path))
+            self._names = (tuple(n.decode("latin-1") for n in undefined),
+                           frozenset(n.decode("latin-1") for n in weak),
+                           tuple(n.decode("latin-1") for n in exports))
+        return self._names
+
+    undefined = property(lambda self: self._symtab()[0])  # in symbol-table order, as the loader meets them
+    weak = property(lambda self: self._symtab()[1])
+    export_names = property(lambda self: self._symtab()[2])
 
 
 def read_for_load(path: str) -> LazyModule:
+    """Mapped, not read: of a plain .ko only the pages of its headers, .modinfo and __versions are touched."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) == b"\x7fELF":
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    return LazyModule(path, mapped)
+    except (OSError, ValueError):
+        pass  # unreadable or empty: read_module_bytes names the problem
     return LazyModule(path, read_module_bytes(path))
 
 
@@ -448,7 +531,7 @@ def preload(target: KernelTarget, state: KernelState, name: str) -> None:
     files = target.module_files()
     pending = [name]
     while pending:
-        current = pending.pop()
+        current = pending.pop().replace("-", "_")
         if current in state.loaded:
             continue
         exports = {e.symbol: (e.crc, e.type, e.namespace) for e in target.exports_of(current)}
@@ -456,7 +539,7 @@ def preload(target: KernelTarget, state: KernelState, name: str) -> None:
         if not exports and path is None:
             raise InputError(f"--loaded {name}: no module {current} in {target.release}",
                              fix="name an in-tree module of the target (as lsmod shows it) or a module file")
-        state.add(Loaded(current, exports))
+        state.add(Loaded(current, exports, exports))
         if path is not None:
             try:
                 pending.extend(read_module(path).depends)
@@ -482,8 +565,7 @@ class Loader:
         for item in loaded:
             if os.path.isfile(item):
                 info = read_module(item)
-                self.state.add(Loaded(info.name, {e.name: (e.crc, e.type, e.namespace) for e in info.exports},
-                                      proprietary=(info.license or "") not in GPL_COMPATIBLE))
+                self.state.add(Loaded.of(info, proprietary=(info.license or "") not in GPL_COMPATIBLE))
             else:
                 preload(target, self.state, item.replace("-", "_"))
 
@@ -492,8 +574,8 @@ class Loader:
             if self._exporters is None:  # made once some symbol is missing
                 self._exporters = {}
                 for other in self._given:
-                    for e in other.exports:
-                        self._exporters.setdefault(e.name, other)
+                    for name in other.export_names:
+                        self._exporters.setdefault(name, other)
             other = self._exporters.get(sym)
             if other is None or other.name == current.name:
                 return None
@@ -505,10 +587,12 @@ class Loader:
     def load(self, module: str | LazyModule, flags: int = 0) -> LoadResult:
         """``finit_module(fd, "", flags)``: the kernel's answer, its state updated."""
         info = module if isinstance(module, LazyModule) else read_for_load(module)
-        before = self.state.copy()
+        # A refused load changes only the taints: what it met is the state with the taints it found.
+        taints, noticed = set(self.state.taints), self.state.unsigned_noticed
         result = _Walk(self.target, self.state, info, self.sig_enforce, self._provider(info), flags).run()
         self.tried.add(info.name)
         if not result.loads:
+            before = KernelState(self.state.loaded, taints, noticed, self.state.owner_of)
             result.modprobe_errno = _as_modprobe(self.target, before, info, self.sig_enforce, result)
         return result
 
@@ -518,7 +602,7 @@ class Loader:
         if gone is not None:
             self.state.owner_of = {sym: owner for sym, owner in self.state.owner_of.items() if owner != name}
             for other in self.state.loaded.values():
-                for sym in other.exports:
+                for sym in other.names:
                     self.state.owner_of.setdefault(sym, other.name)
 
 

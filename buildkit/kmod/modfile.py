@@ -157,10 +157,13 @@ def _parse_modinfo(blob: bytes) -> dict[str, tuple[str, ...]]:
 
 
 def _parse_versions(elf: ElfFile) -> dict[str, int]:
+    return parse_versions_blob(elf.section_data("__versions"), elf.is64, elf.order)
+
+
+def parse_versions_blob(blob: bytes, is64: bool, order: str) -> dict[str, int]:
     """``__versions``: ``struct modversion_info { unsigned long crc; char name[64 - sizeof(long)]; }``."""
-    blob = elf.section_data("__versions")
-    crc_size = 8 if elf.is64 else 4
-    fmt = f"{elf.order}{'Q' if elf.is64 else 'I'}{64 - crc_size}s"
+    crc_size = 8 if is64 else 4
+    fmt = f"{order}{'Q' if is64 else 'I'}{64 - crc_size}s"
     usable = len(blob) - len(blob) % 64
     return {name.split(b"\0", 1)[0].decode("latin-1"): crc & 0xFFFFFFFF
             for crc, name in struct.iter_unpack(fmt, blob[:usable]) if name[:1] != b"\0"}
@@ -301,21 +304,7 @@ def quick_symbol_names(path: str, data: bytes | None = None) -> tuple[list[bytes
     sections); only the undefined names are cut out one by one.
     """
     elf = ElfFile(read_module_bytes(path) if data is None else data, path)
-    strtab, words = elf.global_symbol_words()
-    exports = _CRC_NAMES.findall(strtab) if b"\0__crc_" in strtab else []
-    if not exports and b"\0__kstrtab_" in strtab:
-        exports = _KSTRTAB_NAMES.findall(strtab)
-    # st_shndx is the top 16 bits of a word: SHN_UNDEF (0) leaves the word below 1 << 48.
-    undef = list(filter(_SHNDX_ONE.__gt__, words))
-    find = strtab.find
-    undefined = [strtab[off : find(b"\0", off)] for off in map(_NAME_MASK.__and__, undef) if off]
-    weak: set[bytes] = set()
-    if undef and max(undef) >= _WEAK_WORD:  # any symbol of weak (or higher) binding or any st_other bit
-        weak = {
-            strtab[off : find(b"\0", off)]
-            for off, bind in zip(map(_NAME_MASK.__and__, undef), map(_BIND_BITS.__and__, undef))
-            if off and bind == _WEAK_WORD
-        }
+    exports, undefined, weak = symtab_names(elf)
     blob = elf.section_data("__versions")
     if blob:
         start = 8 if elf.is64 else 4
@@ -331,4 +320,25 @@ def quick_symbol_names(path: str, data: bytes | None = None) -> tuple[list[bytes
         extra.discard(b"")
         if extra:
             undefined.extend([name for name in names if name in extra])
+    return exports, undefined, weak
+
+
+def symtab_names(elf: ElfFile) -> tuple[list[bytes], list[bytes], set[bytes]]:
+    """Exported names, undefined names in symbol-table order (the order the module loader resolves them
+    in), and the weak ones among them, from the symbol table alone."""
+    strtab, words = elf.global_symbol_words()
+    exports = _CRC_NAMES.findall(strtab) if b"\0__crc_" in strtab else []
+    if not exports and b"\0__kstrtab_" in strtab:
+        exports = _KSTRTAB_NAMES.findall(strtab)
+    # st_shndx is the top 16 bits of a word: SHN_UNDEF (0) leaves the word below 1 << 48.
+    undef = list(filter(_SHNDX_ONE.__gt__, words))
+    find = strtab.find
+    undefined = [strtab[off : find(b"\0", off)] for off in map(_NAME_MASK.__and__, undef) if off]
+    weak: set[bytes] = set()
+    if undef and max(undef) >= _WEAK_WORD:  # any symbol of weak (or higher) binding or any st_other bit
+        weak = {
+            strtab[off : find(b"\0", off)]
+            for off, bind in zip(map(_NAME_MASK.__and__, undef), map(_BIND_BITS.__and__, undef))
+            if off and bind == _WEAK_WORD
+        }
     return exports, undefined, weak

@@ -58,7 +58,7 @@ class Symvers:
     line. When all entries are wanted it is parsed whole, and a line that does not parse is named.
     """
 
-    __slots__ = ("path", "layout", "_text", "_entries", "_index", "_lines")
+    __slots__ = ("path", "layout", "_text", "_entries", "_index", "_lines", "_seen")
 
     def __init__(
         self, path: str, layout: str, entries: Sequence[SymversEntry] | None = None, text: str | None = None
@@ -69,6 +69,7 @@ class Symvers:
         self._entries = tuple(entries) if entries is not None else None
         self._index: dict[str, SymversEntry] | None = None
         self._lines: dict[str, str] | None = None
+        self._seen: dict[str, SymversEntry | None] = {}
 
     @property
     def entries(self) -> tuple[SymversEntry, ...]:
@@ -90,6 +91,13 @@ class Symvers:
     def get(self, symbol: str) -> SymversEntry | None:
         if self._index is not None or self._text is None:
             return self._table().get(symbol)
+        try:
+            return self._seen[symbol]
+        except KeyError:
+            found = self._seen[symbol] = self._get_line(symbol)
+            return found
+
+    def _get_line(self, symbol: str) -> SymversEntry | None:
         if self._lines is None:
             lines = self._text.splitlines()
             symbols = [line.split("\t", 2)[1] for line in lines]
