@@ -433,21 +433,40 @@ class FixFinder:
                 f"defined in the kernel (System.map: {kind} {symbol}) but not exported to modules: no build"
                 " setting fixes this; use an exported interface instead"
             )
-        near = self.near_miss(symbol)
+        near = self.near_misses(symbol)
         if near:
-            return f"did you mean `{near}`? (exported by {_owner(self.exports.get(near))})"
+            if len(near) == 1:
+                return f"did you mean `{near[0]}`? (exported by {_owner(self.exports.get(near[0]))})"
+            listed = ", ".join(f"`{n}` ({_owner(self.exports.get(n))})" for n in near[:-1])
+            return f"did you mean {listed} or `{near[-1]}` ({_owner(self.exports.get(near[-1]))})?"
         searched = ", ".join(self._searched) or "nowhere"
         return (
             f"no exporter found in {kdir}/Module.symvers, KBUILD_EXTRA_SYMBOLS, System.map or the search roots"
             f" ({searched}): check the spelling, or pass --search DIR where the providing module lives"
         )
 
-    def near_miss(self, symbol: str) -> str | None:
-        for guess in ("_" + symbol, symbol.lstrip("_"), "__" + symbol):
+    def near_misses(self, symbol: str, most: int = 3) -> list[str]:
+        """Exported names the user may have meant, best first. An underscore variant (``printk`` is a macro
+        for the export ``_printk``) is certain and comes alone; otherwise names are compared with their
+        leading underscores set aside, so that ``printkk`` finds ``_printk`` before ``vprintk``, and up to
+        ``most`` are given when they are about as close as the best."""
+        for guess in ("_" + symbol, symbol.lstrip("_"), "__" + symbol, "_" + symbol.lstrip("_")):
             if guess != symbol and self.exports.get(guess):
-                return guess
-        close = difflib.get_close_matches(symbol, self.exports.names(), n=1, cutoff=0.84)
-        return close[0] if close else None
+                return [guess]
+        bare: dict[str, list[str]] = {}
+        for name in self.exports.names():
+            bare.setdefault(name.lstrip("_"), []).append(name)
+        wanted = symbol.lstrip("_")
+        scored: dict[str, float] = {}
+        for base in difflib.get_close_matches(wanted, bare, n=8, cutoff=0.8):
+            ratio = difflib.SequenceMatcher(None, wanted, base).ratio()
+            for name in sorted(bare[base], key=lambda n: (len(n) - len(n.lstrip("_")), n)):
+                scored.setdefault(name, ratio)
+        if not scored:
+            return []
+        best = max(scored.values())
+        ranked = sorted(scored, key=lambda n: (-scored[n], len(n) - len(n.lstrip("_")), n))
+        return [n for n in ranked if scored[n] >= best - 0.05][:most]
 
 
 def _under(path: str, root: str) -> bool:

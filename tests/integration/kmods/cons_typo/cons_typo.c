@@ -1,7 +1,10 @@
-// Calls the symbol printk, which 6.1 no longer exports (printk() is a macro for _printk).
+// Calls the symbol printk, which 6.1 no longer exports (printk() is a macro for _printk), and two typos:
+// printkk (meant printk, i.e. _printk) and mutex_lok (meant mutex_lock).
 #include <linux/module.h>
 #undef printk
 extern int printk(const char *fmt, ...);
-static int __init c_init(void) { printk("hello\n"); return 0; }
+extern int printkk(const char *fmt, ...);
+extern void mutex_lok(void *lock);
+static int __init c_init(void) { printk("hello\n"); printkk("again\n"); mutex_lok(NULL); return 0; }
 module_init(c_init);
 MODULE_LICENSE("GPL");

@@ -1,0 +1,99 @@
+"""A kernel upgrade, checked on two real bookworm ABIs: the oldest the archive offers (OLD) and the newest
+(NEW), both from Debian's packages (tests/fixtures/kernel.sh).
+
+``symvers load OLD-modules --kernel NEW`` must refuse exactly the modules that ``depmod -n -e -E`` (the
+core of RHEL's weak-modules) warns about, each for its first failing gate, and change nothing on disk;
+``symvers diff OLD NEW`` must agree with a plain reading of the two Module.symvers files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def buildkit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "buildkit", *args], capture_output=True, text=True)
+
+
+def snapshot(tree) -> dict[str, tuple[int, int]]:
+    return {os.path.join(root, f): (os.stat(os.path.join(root, f)).st_mtime_ns, os.stat(os.path.join(root, f)).st_size)
+            for root, _dirs, files in os.walk(tree) for f in files}
+
+
+def plain_symvers(path) -> dict[str, tuple[str, ...]]:
+    """symbol -> (crc, module, type, namespace) of a 5.6+ Module.symvers, read the simplest way."""
+    table = {}
+    for line in path.read_text().splitlines():
+        crc, sym, mod, typ, ns = line.split("\t")
+        table.setdefault(sym, (crc, mod, typ, ns))
+    return table
+
+
+def test_upgrade_check_agrees_with_depmod_and_writes_nothing(kernel_tree, kernel_tree_oldest):
+    depmod = shutil.which("depmod") or "/usr/sbin/depmod"
+    old_tree = kernel_tree_oldest.modules / "kernel"
+    before = snapshot(kernel_tree_oldest.modules) | snapshot(kernel_tree.modules)
+    run = buildkit("symvers", "load", str(old_tree), "--kernel", str(kernel_tree.modules), "--json")
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    assert report["kernel"] == kernel_tree.release
+    modules = report["modules"]
+    count = sum(1 for _r, _d, files in os.walk(old_tree) for f in files if f.endswith(".ko"))
+    assert len(modules) == count > 3000
+    warned = subprocess.run([depmod, "-n", "-e", "-E", str(kernel_tree.build / "Module.symvers"), "-b",
+                             str(kernel_tree_oldest.root), kernel_tree_oldest.release], capture_output=True, text=True)
+    flagged = {re.sub(r"\.ko.*$", "", m.rsplit("/", 1)[-1]).replace("-", "_")
+               for m in re.findall(r"WARNING: (\S+\.ko\S*) (?:disagrees|needs unknown)", warned.stderr)}
+    assert {m["name"] for m in modules if not m["loads"]} == flagged
+    # The ABIs differ in module_layout itself: the loader stops there, before vermagic and symbols.
+    old_layout = plain_symvers(kernel_tree_oldest.build / "Module.symvers")["module_layout"][0]
+    new_layout = plain_symvers(kernel_tree.build / "Module.symvers")["module_layout"][0]
+    assert old_layout != new_layout
+    first = modules[0]
+    assert (first["errno"], first["error"]) == (8, "ENOEXEC")
+    assert first["dmesg"] == [f"{first['name']}: disagrees about version of symbol module_layout"]
+    assert first["insmod"].endswith(": Invalid module format")
+    assert first["problems"][0]["kind"] == "module_layout"
+    assert f"make -C {kernel_tree.modules / 'build'} M=" in first["problems"][0]["fix"]
+    assert all(m["problems"][0]["kind"] == "module_layout" for m in modules)
+    # The same kernel's own modules all load into it; nothing was written anywhere.
+    same = buildkit("symvers", "load", str(kernel_tree.modules / "kernel"), "--kernel", str(kernel_tree.root))
+    assert same.returncode == 0, same.stdout[-2000:] + same.stderr
+    assert snapshot(kernel_tree_oldest.modules) | snapshot(kernel_tree.modules) == before
+
+
+def test_diff_of_two_real_abis(kernel_tree, kernel_tree_oldest, tmp_path):
+    old = plain_symvers(kernel_tree_oldest.build / "Module.symvers")
+    new = plain_symvers(kernel_tree.build / "Module.symvers")
+    run = buildkit("symvers", "diff", str(kernel_tree_oldest.root), str(kernel_tree.modules), "--json")
+    assert run.returncode == 1, run.stderr
+    data = json.loads(run.stdout)
+    assert sorted(e["symbol"] for e in data["lost"]) == sorted(set(old) - set(new))
+    assert sorted(e["symbol"] for e in data["added"]) == sorted(set(new) - set(old))
+    assert sorted(c["symbol"] for c in data["crc"]) == sorted(s for s in set(old) & set(new) if old[s][0] != new[s][0])
+    assert sorted(c["symbol"] for c in data["type"]) == sorted(s for s in set(old) & set(new) if old[s][2] != new[s][2])
+    assert sorted(c["symbol"] for c in data["owner"]) == sorted(s for s in set(old) & set(new) if old[s][1] != new[s][1])
+    layout = next(c for c in data["crc"] if c["symbol"] == "module_layout")
+    assert (layout["old"], layout["new"]) == (old["module_layout"][0], new["module_layout"][0])
+    text = buildkit("symvers", "diff", str(kernel_tree_oldest.build / "Module.symvers"), str(kernel_tree.build))
+    lost = sorted(set(old) - set(new))[0]
+    assert f"KABI: symbol {lost}(mod:{old[lost][1]}) lost" in text.stdout.splitlines()
+    assert (f"KABI: symbol module_layout(mod:vmlinux) changed crc from {old['module_layout'][0]} to "
+            f"{new['module_layout'][0]}") in text.stdout.splitlines()
+
+    # --uses: a real module of OLD narrows the diff to what it imports.
+    user = kernel_tree_oldest.modules / "kernel" / "lib" / "crc-itu-t.ko"
+    narrow = json.loads(buildkit("symvers", "diff", str(kernel_tree_oldest.root), str(kernel_tree.modules),
+                                 "--uses", str(user), "--json").stdout)
+    assert narrow["scope"] is not None and narrow["scope"] < 20
+    changed = {c["symbol"] for c in narrow["crc"]}
+    assert "module_layout" in changed and changed < {c["symbol"] for c in data["crc"]}
