@@ -3,7 +3,7 @@
 Builds the test provider and a consumer with Debian's 6.1 headers, then times, in this process tree:
   modpost  scripts/mod/modpost -i Module.symvers -i prov/Module.symvers on the consumer (what kbuild runs)
   check    buildkit symvers check M=cons KBUILD_EXTRA_SYMBOLS=prov/Module.symvers (interpreter start included)
-The target: check <= 0.2 s wall. Exit status 1 when missed.
+The target: at most modpost's wall time (1.0x). Exit status 1 when missed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import ROOT, buildkit_cmd, kernel, need, peak_rss_mb, timed
 
+MAX_RATIO = 1.0  # modpost's wall, interpreter start included
 REPEAT = 15
 
 
@@ -40,10 +41,13 @@ def main() -> int:
     rss = peak_rss_mb(check)
     print(f"kernel Module.symvers: {sum(1 for _ in open(kdir / 'Module.symvers'))} lines; median of {REPEAT} runs")
     print(f"{'modpost (peer)':<22} {t_modpost * 1000:8.1f} ms")
-    print(f"{'buildkit symvers check':<22} {t_check * 1000:8.1f} ms   ratio {t_check / t_modpost:5.2f}x   "
-          f"peak RSS {rss:.0f} MB   target <= 200 ms: {'ok' if t_check <= 0.2 else 'MISSED'}")
+    ratio = t_check / t_modpost
+    print(f"{'buildkit symvers check':<22} {t_check * 1000:8.1f} ms   ratio {ratio:5.2f}x   "
+          f"peak RSS {rss:.0f} MB   target <= {MAX_RATIO}x modpost: {'ok' if ratio <= MAX_RATIO else 'MISSED'}")
+    print(f"(interpreter: {sys.executable}; run it with the environment ./quickstart makes, "
+          "/opt/buildkit/venv/bin/python: an interpreter whose site imports more starts slower)")
     shutil.rmtree(work)
-    return 0 if t_check <= 0.2 else 1
+    return 0 if ratio <= MAX_RATIO else 1
 
 
 if __name__ == "__main__":

@@ -1,80 +1,33 @@
-"""The ``buildkit`` command line: the only package that imports click or exits.
+"""The ``buildkit`` command line (:mod:`buildkit.cli.root` has the click group).
 
-Each command parses its arguments, calls the library, and prints through :mod:`buildkit.cli.output`; every
-failure the library knows about is a :class:`~buildkit.errors.BuildkitError`, shown by :func:`main` as one
-line on stderr with its exit code (2 bad input, 1 problems found or a failed build, 130 interrupted).
-
-A command group lives in its own module (``symvers``, ``python``: python, verify and doctor, ``fetch``,
-``ci``), imported only when one of its commands runs (:class:`~buildkit.cli.lazy.LazyGroup`); heavy
-imports stay inside the commands, so that ``buildkit symvers check`` starts fast.
+``main`` is the console script. ``buildkit symvers check`` (run by build scripts after every ``make``)
+takes a path that imports no click (:mod:`buildkit.cli.checkrun`) when its arguments are plain; anything
+else (``--help``, a misspelt option) goes through click, which gives the usual help and errors.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-
-import click
-
-from buildkit import __version__
-from buildkit.cli.lazy import LazyGroup
-from buildkit.cli.output import CONTEXT, error, fail, say
-from buildkit.errors import BuildkitError, Interrupted
 
 __all__ = ["cli", "main"]
 
-#: every command of ``buildkit`` and where it lives
-COMMANDS = {
-    "symvers": "buildkit.cli.symvers:symvers",
-    "python": "buildkit.cli.python:python_cmd",
-    "verify": "buildkit.cli.python:verify_cmd",
-    "doctor": "buildkit.cli.python:doctor_cmd",
-    "fetch": "buildkit.cli.fetch:fetch_command",
-    "ci": "buildkit.cli.ci:ci",
-}
-
-
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="buildkit")
-def cli() -> None:
-    """Build tooling for old or locked-down Linux hosts.
-
-    \b
-    symvers  kernel-module symbols: Module.symvers, .ko files, modpost errors, modules.dep
-               buildkit symvers check M=drivers/cons KERNELDIR=/usr/src/linux-headers-6.1.0-50-amd64
-    python   build CPython with a private OpenSSL and SQLite; verify it, install it atomically
-               buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
-    verify   check an interpreter's ssl, hashlib, sqlite3, pip and the libraries it loads
-               buildkit verify /opt/python-3.11/bin/python3.11
-    doctor   explain a Python, build tree or log lacking ssl or sqlite3, and print the fix
-               make 2>&1 | tee build.log; buildkit doctor build.log
-    fetch    download and verify the catalog's tarballs (cache, folders, mirrors, upstream, Debian)
-               buildkit fetch cpython@3.11.2 openssl@3.0.20 sqlite@3.40.1
-    ci       python and symvers inside throwaway containers of the target distribution (Docker)
-               buildkit ci python 3.13 --with-openssl --with-sqlite --image debian:12 --out dist
-
-    \b
-    'buildkit COMMAND --help' gives each command's options, examples and exit status.
-    Exit status: 0 done, 1 problems found or a failed build, 2 bad input, 130 interrupted.
-    """
-
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False, prog_name="buildkit")
-    except BuildkitError as err:
-        fail(err)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        say("buildkit: interrupted")
-        sys.exit(Interrupted.exit_code)
-    except click.UsageError as err:
-        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
-        error(f"{err.format_message()}{hint}")
-        sys.exit(err.exit_code)
-    except click.ClickException as err:
-        error(err.format_message())
-        sys.exit(err.exit_code)
-    except BrokenPipeError:
-        # `buildkit ... | head`: the reader went away; nothing left to say.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    argv = sys.argv[1:]
+    if argv[:2] == ["symvers", "check"]:
+        from buildkit.cli.checkrun import fast_main
+
+        code = fast_main(argv[2:])
+        if code is not None:
+            sys.exit(code)
+    from buildkit.cli.root import run
+
+    run()
+
+
+def __getattr__(name: str):
+    if name in ("cli", "COMMANDS"):
+        from buildkit.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,14 +7,17 @@ hierarchy (:mod:`buildkit.errors`): 0 done, 1 problems found or a failed build, 
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 
+from buildkit.cli.plain import error, parse_kbuild_args, print_json, print_module_reports
 from buildkit.errors import BuildkitError, CheckFailed, InputError
+
+__all__ = ["CONTEXT", "say", "warn", "error", "fail", "fail_all", "problems_found", "print_json",
+           "print_module_reports", "print_checks", "print_verification", "parse_kbuild_args", "stdin_text"]
 
 #: click settings of every group and command: -h too, and help text up to 100 columns
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -30,10 +33,6 @@ def say(line: str) -> None:
 
 def warn(message: object) -> None:
     click.echo(f"buildkit: warning: {message}", err=True)
-
-
-def error(message: object) -> None:
-    click.echo(f"buildkit: error: {message}", err=True)
 
 
 def fail(err: BuildkitError) -> NoReturn:
@@ -56,21 +55,6 @@ def problems_found() -> NoReturn:
 
 
 # --- stdout -------------------------------------------------------------------------------------------------
-
-
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-def print_module_reports(reports: Iterable[Any]) -> None:
-    """A module a line, its problems below it with their fixes (symvers check, ci symvers)."""
-    for r in reports:
-        status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
-        deps = ", ".join(r.depends) or "-"
-        click.echo(f"{r.name}: {status}  ({r.path}; depends: {deps})")
-        for p in r.problems:
-            click.echo(f"  {p.kind}: {p.message}")
-            click.echo(f"    fix: {p.fix}")
 
 
 def print_checks(checks: Sequence[tuple[str, bool, bool, str]]) -> None:
@@ -96,20 +80,6 @@ def print_verification(report: dict) -> None:
 
 
 # --- input ----------------------------------------------------------------------------------------------------
-
-
-def parse_kbuild_args(args: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
-    """``KEY=VALUE`` arguments in kbuild's style (``M=drivers/foo KERNELDIR=...``)."""
-    found: dict[str, str] = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in allowed:
-            raise InputError(
-                f"unexpected argument {arg!r}",
-                fix=f"use KEY=VALUE with KEY one of {', '.join(allowed)}",
-            )
-        found[key] = value
-    return found
 
 
 def stdin_text(fix: str) -> str:

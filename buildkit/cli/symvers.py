@@ -12,7 +12,6 @@ from buildkit.cli.output import (
     error,
     parse_kbuild_args,
     print_json,
-    print_module_reports,
     problems_found,
     say,
     stdin_text,
@@ -113,26 +112,9 @@ def symvers_check(kbuild_args: tuple[str, ...], search: tuple[str, ...], no_defa
       buildkit symvers check M=drivers/cons KERNELDIR=/usr/src/linux-headers-6.1.0-50-amd64
       buildkit symvers check M=cons KBUILD_EXTRA_SYMBOLS="$PWD/prov/Module.symvers" --json
     """
-    from buildkit.kmod.resolve import CheckOptions, check, default_kerneldir
+    from buildkit.cli.checkrun import run_check
 
-    args = parse_kbuild_args(kbuild_args, ("M", "KERNELDIR", "KDIR", "KBUILD_EXTRA_SYMBOLS"))
-    if "M" not in args:
-        raise InputError("M=DIR is required", fix="pass the directory of the external module, e.g. M=$PWD")
-    kerneldir = args.get("KERNELDIR") or args.get("KDIR") or default_kerneldir()
-    opts = CheckOptions(
-        m_dir=os.path.abspath(args["M"]),
-        kerneldir=kerneldir,
-        extra_symbols=tuple(args.get("KBUILD_EXTRA_SYMBOLS", "").split()),
-        search=search,
-        system_map=system_map,
-        default_search=not no_default_search,
-    )
-    reports = check(opts)
-    if as_json:
-        print_json({"modules": [r.to_json() for r in reports]})
-    else:
-        print_module_reports(reports)
-    if any(r.problems for r in reports):
+    if run_check(kbuild_args, search, no_default_search, system_map, as_json):
         problems_found()
 
 

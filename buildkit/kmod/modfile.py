@@ -12,9 +12,6 @@ found the way the kernel lays them out in each era:
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 import re
 import struct
@@ -122,21 +119,29 @@ def read_module_bytes(path: str) -> bytes:
     except OSError as e:
         why = e.strerror or str(e)
         raise InputError(f"{path}: cannot read module: {why}", fix="check the path and its permissions") from None
+    if data[:4] == b"\x7fELF":  # the common case: no decompressor is even imported
+        return data
     try:
         if data[:2] == b"\x1f\x8b":
+            import gzip
+
             return gzip.decompress(data)
         if data[:6] == b"\xfd7zXZ\x00":
+            import lzma
+
             return lzma.decompress(data)
         if data[:4] == b"\x28\xb5\x2f\xfd":
             import zstandard
 
             return zstandard.ZstdDecompressor().decompressobj().decompress(data)
         if data[:3] == b"BZh":
+            import bz2
+
             return bz2.decompress(data)
-    except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
+    except (OSError, EOFError, ValueError) as e:  # lzma.LZMAError is an Exception: below
         raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
-    except Exception as e:  # zstandard.ZstdError is not an OSError
-        if type(e).__name__ == "ZstdError":
+    except Exception as e:  # zstandard.ZstdError and lzma.LZMAError are not OSErrors
+        if type(e).__name__ in ("ZstdError", "LZMAError"):
             raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
         raise
     return data
@@ -276,10 +281,11 @@ _NAME_MASK = 0xFFFFFFFF
 _BIND_BITS = 0xF0 << 32
 _WEAK_WORD = STB_WEAK << 36
 # A __versions record: the CRC (8 or 4 bytes), then the name NUL-padded to 64 bytes in all.
-_VERSION_NAMES_64 = re.compile(rb"(?s).{8}(?=([^\0]*)).{56}")
-_VERSION_NAMES_32 = re.compile(rb"(?s).{4}(?=([^\0]*)).{60}")
-_CRC_NAMES = re.compile(rb"\0__crc_([^\0]+)")
-_KSTRTAB_NAMES = re.compile(rb"\0__kstrtab_([^\0]+)")
+# Compiled on first use (re's own cache): `symvers check` of one module should not pay for them at start.
+_VERSION_NAMES_64 = rb"(?s).{8}(?=([^\0]*)).{56}"
+_VERSION_NAMES_32 = rb"(?s).{4}(?=([^\0]*)).{60}"
+_CRC_NAMES = rb"\0__crc_([^\0]+)"
+_KSTRTAB_NAMES = rb"\0__kstrtab_([^\0]+)"
 
 
 def quick_symbols(path: str, data: bytes | None = None) -> QuickSymbols:
@@ -310,7 +316,7 @@ def quick_symbol_names(path: str, data: bytes | None = None) -> tuple[list[bytes
         start = 8 if elf.is64 else 4
         names = None
         if len(blob) % 64 == 0:  # whole records: their names in one pass, unless one is not terminated
-            names = (_VERSION_NAMES_64 if elf.is64 else _VERSION_NAMES_32).findall(blob)
+            names = re.findall(_VERSION_NAMES_64 if elf.is64 else _VERSION_NAMES_32, blob)
             if names and max(map(len, names)) >= 64 - start:
                 names = None
         if names is None:
@@ -327,9 +333,9 @@ def symtab_names(elf: ElfFile) -> tuple[list[bytes], list[bytes], set[bytes]]:
     """Exported names, undefined names in symbol-table order (the order the module loader resolves them
     in), and the weak ones among them, from the symbol table alone."""
     strtab, words = elf.global_symbol_words()
-    exports = _CRC_NAMES.findall(strtab) if b"\0__crc_" in strtab else []
+    exports = re.findall(_CRC_NAMES, strtab) if b"\0__crc_" in strtab else []
     if not exports and b"\0__kstrtab_" in strtab:
-        exports = _KSTRTAB_NAMES.findall(strtab)
+        exports = re.findall(_KSTRTAB_NAMES, strtab)
     # st_shndx is the top 16 bits of a word: SHN_UNDEF (0) leaves the word below 1 << 48.
     undef = list(filter(_SHNDX_ONE.__gt__, words))
     find = strtab.find

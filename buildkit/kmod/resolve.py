@@ -12,7 +12,6 @@ Stages, as in kbuild's ``scripts/mod/modpost.c`` (6.x):
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from typing import NamedTuple
@@ -35,9 +34,7 @@ __all__ = [
 
 # Undefined in every module object until modpost's generated <mod>.mod.c is linked in.
 _IGNORED = frozenset({"__this_module", "_GLOBAL_OFFSET_TABLE_", ".TOC."})
-_EXPORT_IN_SOURCE = re.compile(
-    rb"^\s*EXPORT_(?:UNUSED_)?SYMBOL(?:_NS)?(_GPL(?:_FUTURE)?)?(?:_NS)?(?:_GPL)?\s*\(\s*(\w+)", re.M
-)
+_EXPORT_IN_SOURCE = rb"(?m)^\s*EXPORT_(?:UNUSED_)?SYMBOL(?:_NS)?(_GPL(?:_FUTURE)?)?(?:_NS)?(?:_GPL)?\s*\(\s*(\w+)"
 _SKIP_DIRS = frozenset({".git", ".svn", ".hg", "build", "source", "__pycache__", ".tmp_versions"})
 
 
@@ -360,7 +357,7 @@ class FixFinder:
                     continue
                 if b"EXPORT_" not in text:
                     continue
-                for m in _EXPORT_IN_SOURCE.finditer(text):
+                for m in re.finditer(_EXPORT_IN_SOURCE, text):
                     sym = m[2].decode("latin-1")
                     line = text.count(b"\n", 0, m.start()) + 1
                     index.setdefault(sym, _Found("source", path, line=line))
@@ -453,6 +450,8 @@ class FixFinder:
         for guess in ("_" + symbol, symbol.lstrip("_"), "__" + symbol, "_" + symbol.lstrip("_")):
             if guess != symbol and self.exports.get(guess):
                 return [guess]
+        import difflib
+
         bare: dict[str, list[str]] = {}
         for name in self.exports.names():
             bare.setdefault(name.lstrip("_"), []).append(name)

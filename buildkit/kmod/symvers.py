@@ -16,7 +16,6 @@ the same bytes.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -98,18 +97,35 @@ class Symvers:
             return found
 
     def _get_line(self, symbol: str) -> SymversEntry | None:
-        if self._lines is None:
-            lines = self._text.splitlines()
-            symbols = [line.split("\t", 2)[1] for line in lines]
-            self._lines = dict(zip(reversed(symbols), reversed(lines)))  # the first line wins
-        line = self._lines.get(symbol)
-        if line is None:
-            return None
+        text = self._text
+        if self._lines is None and len(self._seen) < _FIND_LOOKUPS:
+            # A check looks up a few dozen of 25,000 symbols: a search in C beats splitting every line.
+            # The line is ``crc \t symbol \t module \t type \t ns``; the first such line wins.
+            needle = f"\t{symbol}\t"
+            at = text.find(needle)
+            while at >= 0 and text.rfind("\t", text.rfind("\n", 0, at) + 1, at) >= 0:
+                at = text.find(needle, at + 1)  # the name appeared in another column: look further
+            if at < 0:
+                return None
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            line = text[start: end if end >= 0 else len(text)]
+        else:
+            line = self._line_of(symbol)
+            if line is None:
+                return None
         crc, sym, mod, typ, ns = line.split("\t")  # the shape was checked in parse_symvers
         try:
             return _entry(int(crc, 16), sym, mod, typ, ns)
         except ValueError:
             return self._table().get(symbol)  # parsing it all names the bad line
+
+    def _line_of(self, symbol: str) -> str | None:
+        if self._lines is None:
+            lines = self._text.splitlines()
+            symbols = [line.split("\t", 2)[1] for line in lines]
+            self._lines = dict(zip(reversed(symbols), reversed(lines)))  # the first line wins
+        return self._lines.get(symbol)
 
     def by_symbol(self) -> dict[str, SymversEntry]:
         """Symbol -> entry; the first entry wins, as it does for modpost."""
@@ -117,6 +133,7 @@ class Symvers:
 
 
 _entry = SymversEntry
+_FIND_LOOKUPS = 48  # lookups answered by searching the text before every line is indexed
 _TYPE_FIELDS = tuple(f"\t{t}\t" for t in EXPORT_TYPES)
 
 
@@ -186,6 +203,8 @@ def read_symvers(path: str) -> Symvers:
         with open(path, "rb") as f:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
+            import gzip
+
             raw = gzip.decompress(raw)
     except OSError as e:
         if isinstance(e, FileNotFoundError):

@@ -108,3 +108,25 @@ def test_symvers_commands_load_no_build_or_container_code(args):
 def test_root_help_loads_every_command_group():
     loaded = loaded_by("--help")
     assert {"buildkit.cli.symvers", "buildkit.cli.python", "buildkit.cli.fetch", "buildkit.cli.ci"} <= set(loaded)
+
+
+def test_plain_symvers_check_imports_no_click(tmp_path):
+    """The check build scripts run after every make starts without click (buildkit.cli.checkrun), and its
+    answer is the click command's: same stdout, stderr and exit status."""
+    kdir = tmp_path / "headers"
+    kdir.mkdir()
+    (kdir / "Module.symvers").write_text("0x1\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n")
+    m_dir = tmp_path / "empty"
+    m_dir.mkdir()
+    args = ["symvers", "check", f"M={m_dir}", f"KERNELDIR={kdir}"]
+    probe = LOADED_BY.replace("    assert not e.code, e.code\n", "    print('EXIT', e.code)\n")
+    fast = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT)
+    loaded = json.loads(fast.stdout.splitlines()[-1].removeprefix("MODULES "))
+    assert "click" not in loaded and "buildkit.cli.root" not in loaded
+    assert fast.stdout.splitlines()[0] == "EXIT 2"  # an empty M=: bad input
+    via_click = "import sys; sys.argv = ['buildkit', *sys.argv[1:]]; from buildkit.cli.root import run; run()"
+    for case in (args, args + ["--json"], args + ["--search", str(m_dir), "--no-default-search"]):
+        slow = subprocess.run([sys.executable, "-c", via_click, *case], capture_output=True, text=True, cwd=ROOT)
+        quick = subprocess.run([sys.executable, "-m", "buildkit", *case], capture_output=True, text=True, cwd=ROOT)
+        assert (quick.returncode, quick.stdout, quick.stderr) == (slow.returncode, slow.stdout, slow.stderr)
+        assert quick.returncode == 2 and quick.stderr.startswith("buildkit: error: ")
