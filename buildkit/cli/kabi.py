@@ -92,11 +92,24 @@ def _print_run(target, results, *, details_only_refused: bool) -> None:
                 click.echo(f"  {r.modprobe}  (modprobe, once installed)")
             elif not r.modprobe:
                 click.echo("  modprobe (once installed): loads, its in-tree dependencies first")
-        for p in r.problems:
-            label = "warning" if p.kind == "taint" else p.kind
-            click.echo(f"  {label}: {p.message}")
-            click.echo(f"    fix: {p.fix}")
+        for kind, fix, group in _grouped(r.problems):
+            label = "warning" if kind == "taint" else kind
+            if len(group) == 1:
+                click.echo(f"  {label}: {group[0].message}")
+            else:  # one fix for many symbols (load snd first): said once
+                names = [p.symbol for p in group]
+                shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+                click.echo(f"  {label}: {len(names)} symbols: {shown}")
+            click.echo(f"    fix: {fix}")
     click.echo("")
+
+
+def _grouped(problems):
+    """(kind, fix, [problems]) with the problems that share a kind and a fix together, first seen first."""
+    groups: dict[tuple[str, str], list] = {}
+    for p in problems:
+        groups.setdefault((p.kind, p.fix), []).append(p)
+    return [(kind, fix, group) for (kind, fix), group in groups.items()]
 
 
 @click.command("diff", context_settings=CONTEXT)

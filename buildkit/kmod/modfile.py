@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
-from buildkit.kmod.elf import SHN_ABS, SHN_UNDEF, STB_WEAK, ElfError, ElfFile, cstring
+from buildkit.kmod.elf import SHN_ABS, SHN_UNDEF, STB_WEAK, ElfError, ElfFile, Symbol, cstring
 
 __all__ = [
     "Export",
@@ -190,7 +190,7 @@ def _relocations(elf: ElfFile, section_index: int) -> Iterable[tuple[int, int, i
 def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
     """Everything modpost and depmod read from one module file."""
     elf = ElfFile(read_module_bytes(path) if data is None else data, path)
-    symbols = list(elf.symbols())
+    strtab, raw = elf.raw_symbols()
     sections = elf.sections
 
     def string_at(shndx: int, offset: int) -> str:
@@ -204,7 +204,12 @@ def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
     strtab_names: dict[tuple[int, int], str] = {}
     undefined: list[str] = []
     weak: set[str] = set()
-    for sym in symbols:
+    # Only undefined symbols and "__" names (__ksymtab_, __kstrtab_, __crc_, ...) matter: the hundreds
+    # of a module's own functions and locals are skipped without decoding their names.
+    for name_off, info, shndx, value, _size in raw[1:]:
+        if shndx != SHN_UNDEF and strtab[name_off : name_off + 2] != b"__":
+            continue
+        sym = Symbol(cstring(strtab, name_off, path), value, _size, info >> 4, info & 0xF, shndx)
         name = sym.name
         if sym.shndx == SHN_UNDEF:
             if name:
@@ -239,10 +244,10 @@ def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
             if kind is None or sec.name.startswith(".rel"):
                 continue
             for _off, symindex, addend in _relocations(elf, index):
-                if symindex == 0 or symindex > len(symbols):
+                if symindex == 0 or symindex >= len(raw):
                     continue
-                target = symbols[symindex - 1]
-                exported = strtab_names.get((target.shndx, target.value + addend))
+                _off, _info, target_shndx, target_value, _sz = raw[symindex]
+                exported = strtab_names.get((target_shndx, target_value + addend))
                 if exported and not types.get(exported):
                     types[exported] = kind
     for name, ns in list(namespaces.items()):  # 5.4 wrote "ns.sym" labels; normalise both eras
