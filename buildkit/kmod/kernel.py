@@ -51,8 +51,9 @@ def import_ns_line(namespace: str, version: tuple[int, int] | None) -> str:
 
 
 def kernel_release_string(kerneldir: str) -> str | None:
-    """The full release (``6.1.0-50-amd64``) of the kernel whose headers are in ``kerneldir``."""
-    for rel in ("include/config/kernel.release", "include/generated/utsrelease.h"):
+    """The full release (``6.1.0-50-amd64``) of the kernel whose headers are in ``kerneldir``: UTS_RELEASE,
+    what ``uname -r`` prints (Debian's ``include/config/kernel.release`` holds the upstream ``6.1.192``)."""
+    for rel in ("include/generated/utsrelease.h", "include/config/kernel.release"):
         found = re.search(r"(\d+\.\d+[^\s\"]*)", _read_small(os.path.join(kerneldir, rel)))
         if found:
             return found[1]

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
+from buildkit.kmod.kernel import kernel_release_string
 from buildkit.kmod.modfile import MODULE_SUFFIXES, module_name
 from buildkit.kmod.symvers import Symvers, SymversEntry, parse_symvers
 
@@ -109,14 +110,6 @@ def _parse_config(text: str) -> dict[str, str]:
         if m:
             config[m[1]] = m[2].strip('"')
     return config
-
-
-def _release_of_headers(headers: str) -> str | None:
-    for rel in ("include/config/kernel.release", "include/generated/utsrelease.h"):
-        m = re.search(r"(\d+\.\d+[^\s\"]*)", _read(os.path.join(headers, rel)))
-        if m:
-            return m[1]
-    return None
 
 
 def _version(release: str) -> tuple[int, int]:
@@ -247,7 +240,7 @@ def _headers_config(build_dir: str) -> dict[str, str]:
 
 
 def _from_headers(spec: str, build_dir: str) -> KernelTarget:
-    release = _release_of_headers(build_dir)
+    release = kernel_release_string(build_dir)
     if release is None:
         raise TargetError(f"{build_dir}: headers without include/config/kernel.release or utsrelease.h",
                           fix="run 'make modules_prepare' in it, or name /lib/modules/VER")

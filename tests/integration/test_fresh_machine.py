@@ -89,11 +89,16 @@ def _boot(engine, suite: str, logs: Path):
     return machine
 
 
+def _machine_after(engine, tmp_path_factory, suite: str, command: str, log: str):
+    machine = _boot(engine, suite, tmp_path_factory.mktemp("fresh-logs"))
+    machine.first = machine.sh(f"cd {SRC} && {command}", log=log, check=False)
+    return machine
+
+
 @pytest.fixture(scope="module")
 def bookworm(engine, tmp_path_factory):
     """Fresh bookworm, after the README's first command: ./quickstart (install + the main job)."""
-    machine = _boot(engine, "bookworm", tmp_path_factory.mktemp("fresh-logs"))
-    machine.first = machine.sh(f"cd {SRC} && ./quickstart", log="quickstart", check=False)
+    machine = _machine_after(engine, tmp_path_factory, "bookworm", "./quickstart", "quickstart")
     yield machine
     machine.c.__exit__(None, None, None)
 
@@ -101,8 +106,7 @@ def bookworm(engine, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trixie(engine, tmp_path_factory):
     """Fresh trixie, after the install step: ./quickstart install."""
-    machine = _boot(engine, "trixie", tmp_path_factory.mktemp("fresh-logs"))
-    machine.first = machine.sh(f"cd {SRC} && ./quickstart install", log="install", check=False)
+    machine = _machine_after(engine, tmp_path_factory, "trixie", "./quickstart install", "install")
     yield machine
     machine.c.__exit__(None, None, None)
 

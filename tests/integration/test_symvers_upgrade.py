@@ -97,3 +97,25 @@ def test_diff_of_two_real_abis(kernel_tree, kernel_tree_oldest, tmp_path):
     assert narrow["scope"] is not None and narrow["scope"] < 20
     changed = {c["symbol"] for c in narrow["crc"]}
     assert "module_layout" in changed and changed < {c["symbol"] for c in data["crc"]}
+
+
+def test_every_target_form_reads_the_same_kernel(kernel_tree, kernel_tree_oldest, tmp_path):
+    """/lib/modules/VER, the headers, a dpkg root and a RHEL-style /boot/symvers-VER.gz (config beside it):
+    one kernel, one verdict for the same module."""
+    import gzip
+
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    (boot / f"symvers-{kernel_tree.release}.gz").write_bytes(
+        gzip.compress((kernel_tree.build / "Module.symvers").read_bytes()))
+    shutil.copy(kernel_tree.root / "boot" / f"config-{kernel_tree.release}", boot / f"config-{kernel_tree.release}")
+    module = kernel_tree_oldest.modules / "kernel" / "lib" / "crc-itu-t.ko"
+    answers = []
+    for target in (kernel_tree.modules, kernel_tree.build.resolve(), kernel_tree.root,
+                   boot / f"symvers-{kernel_tree.release}.gz"):
+        run = buildkit("symvers", "load", str(module), "--kernel", str(target), "--json")
+        assert run.returncode == 1, (target, run.stderr)
+        data = json.loads(run.stdout)
+        answers.append((data["kernel"], data["modules"][0]["errno"], data["modules"][0]["dmesg"]))
+    assert answers[0][0] == kernel_tree.release
+    assert all(a == answers[0] for a in answers), answers
