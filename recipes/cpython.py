@@ -1,4 +1,4 @@
-"""CPython against private (or system) OpenSSL and SQLite, runnable without LD_LIBRARY_PATH."""
+"""CPython against private (or system) OpenSSL and SQLite, runnable without LD_LIBRARY_PATH and unmoved by one."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ class CPython(Recipe):
         openssl = ctx.deps.get("openssl", "")
         if openssl:
             args.append(f"--with-openssl={openssl}")
-            if ctx.at_least("3.10"):
-                args.append("--with-openssl-rpath=auto")
-            else:
-                ldflags.append(f"-Wl,-rpath,{openssl}/lib")
+            # Not --with-openssl-rpath=auto: 3.10/3.11's setup.py hands it to distutils as
+            # runtime_library_dirs, which links with -Wl,--enable-new-dtags: a DT_RUNPATH again.
+            ldflags.append(f"-Wl,-rpath,{openssl}/lib")
         sqlite = ctx.deps.get("sqlite", "")
         if sqlite:
             rpath = f"-Wl,-rpath,{sqlite}/lib"
@@ -31,6 +30,9 @@ class CPython(Recipe):
                 env["CPPFLAGS"] = f"-I{sqlite}/include"
                 ldflags += [f"-L{sqlite}/lib", rpath]
             env["PKG_CONFIG_PATH"] = f"{sqlite}/lib/pkgconfig"
+        if openssl or sqlite:
+            # DT_RPATH, not DT_RUNPATH: the private libraries win over an LD_LIBRARY_PATH naming the system's.
+            ldflags.insert(0, "-Wl,--disable-new-dtags")
         if ldflags:
             env["LDFLAGS"] = " ".join(ldflags)
         return [Command.of(*args, env=env)]

@@ -19,8 +19,10 @@ class OpenSSL(Recipe):
                 "--libdir=lib",
                 "shared",
                 "no-tests",
-                # The shared build sets no rpath: without it bin/openssl loads the system libcrypto.
+                # The shared build sets no rpath: without it bin/openssl loads the system libcrypto. A
+                # DT_RPATH (not DT_RUNPATH): libssl then finds its libcrypto whatever LD_LIBRARY_PATH says.
                 "-Wl,-rpath,$(LIBRPATH)",
+                "-Wl,--disable-new-dtags",
             )
         ]
 

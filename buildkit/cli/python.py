@@ -153,10 +153,14 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     with PIP_CONFIG_FILE=/dev/null: SSL_CERT_FILE, LD_LIBRARY_PATH, PIP_* and /etc/pip.conf of this shell
     cannot hide a broken build. It imports ssl, _ssl, _hashlib, smtplib.SMTP_SSL and sqlite3, compares the
     OpenSSL headers the module was compiled against with the library it runs, calls
-    create_function(deterministic=True), counts the CA certificates of ssl.create_default_context(), runs
-    'python -m pip --version' (or finds ensurepip), and reads /proc/self/maps for the libssl, libcrypto and
-    libsqlite3 actually loaded. Optional modules (_ctypes, _bz2, _lzma, zlib, readline, _uuid, _dbm, _gdbm,
-    _tkinter, _curses) are listed with the Debian and RHEL packages that bring them.
+    create_function(deterministic=True), uses SQLite's JSON functions, FTS5, R*Tree and window functions,
+    counts the CA certificates of ssl.create_default_context(), makes a TLS 1.2 and a TLS 1.3 handshake
+    over loopback (CA and certificate made for it by the OpenSSL in use), runs 'python -m pip --version'
+    (or finds ensurepip), and reads /proc/self/maps for the libssl, libcrypto and libsqlite3 actually
+    loaded; with --private-prefix, also with LD_LIBRARY_PATH naming the system's library directories
+    (a DT_RUNPATH gives way to it, a DT_RPATH does not). Optional modules (_ctypes, _bz2, _lzma, zlib,
+    readline, _uuid, _dbm, _gdbm, _tkinter, _curses) are listed with the Debian and RHEL packages that
+    bring them.
 
     \b
     Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).

@@ -78,6 +78,166 @@ def mapped_libraries():
     return paths, None
 
 
+# Where hosts keep their own libssl, libcrypto and libsqlite3. An LD_LIBRARY_PATH naming them is common on
+# the old hosts buildkit serves (Oracle clients, /usr/local/lib): a DT_RUNPATH gives way to it, a DT_RPATH
+# does not. The probe loads the modules again in a child with it set, and reads what the loader picked.
+SYSTEM_LIB_DIRS = ("/usr/local/lib64", "/usr/local/lib", "/usr/lib/%(multiarch)s", "/lib/%(multiarch)s",
+                   "/usr/lib64", "/lib64", "/usr/lib", "/lib")
+_HOSTILE_CHILD = """
+import json, os, sys
+imported = {}
+for name in ("_ssl", "_hashlib", "_sqlite3"):
+    try:
+        __import__(name)
+        imported[name] = True
+    except BaseException:
+        imported[name] = False
+maps = []
+with open("/proc/self/maps") as f:
+    for line in f:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[5].strip() not in maps:
+            maps.append(parts[5].strip())
+sys.stdout.write(json.dumps({"imported": imported, "mapped": maps}))
+"""
+
+
+# A CA and a server certificate for localhost, made for the handshake check with the OpenSSL the
+# interpreter loads (its bin/openssl), with the extensions a strict verifier (3.13's default) wants.
+_TLS_CONFIG = """[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+TLS_VERSIONS = ("TLSv1_2", "TLSv1_3")
+
+
+def _openssl_tool(libraries):
+    """The openssl tool of the OpenSSL that _ssl loaded (PREFIX/lib/libssl.so -> PREFIX/bin/openssl), else
+    the one on PATH."""
+    for lib in libraries.get("_ssl") or []:
+        tool = os.path.join(os.path.dirname(os.path.dirname(lib)), "bin", "openssl")
+        if os.path.basename(lib).startswith("libssl") and os.access(tool, os.X_OK):
+            return tool
+    for folder in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        tool = os.path.join(folder, "openssl")
+        if os.access(tool, os.X_OK):
+            return tool
+    return None
+
+
+def _handshake(ssl, tmp, name):
+    import socket
+    import threading
+
+    version = getattr(ssl.TLSVersion, name)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(os.path.join(tmp, "srv.pem"), os.path.join(tmp, "srv.key"))
+    client = ssl.create_default_context(cafile=os.path.join(tmp, "ca.pem"))
+    for ctx in (server, client):
+        ctx.minimum_version = ctx.maximum_version = version
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(30)
+    result = {"ok": False}
+
+    def serve():
+        try:
+            conn = listener.accept()[0]
+            with server.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(tls.recv(64)[::-1])
+        except BaseException as exc:
+            result["server_error"] = error_text(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=30) as raw:
+            with client.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"buildkit")
+                echoed = tls.recv(64)
+                result.update(ok=echoed == b"tikdliub", version=tls.version(), cipher=tls.cipher()[0])
+    except BaseException as exc:
+        result["error"] = error_text(exc)
+    finally:
+        thread.join(30)
+        listener.close()
+    return result
+
+
+def tls_facts(ssl, libraries):
+    """A real TLS 1.2 and 1.3 handshake over loopback, client and server both this interpreter's ssl."""
+    import shutil
+    import tempfile
+
+    facts = {"tool": _openssl_tool(libraries), "handshakes": {}}
+    if not hasattr(ssl, "TLSVersion"):
+        facts["skipped"] = "ssl.TLSVersion needs Python 3.7"
+        return facts
+    if facts["tool"] is None:
+        facts["error"] = "no openssl tool to make the test CA with"
+        return facts
+    tmp = tempfile.mkdtemp(prefix="buildkit-tls-")
+    try:
+        with open(os.path.join(tmp, "openssl.cnf"), "w") as f:
+            f.write(_TLS_CONFIG)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-config", "openssl.cnf"]
+        for args in (["req", "-x509"] + ec + ["-extensions", "ca", "-keyout", "ca.key", "-out", "ca.pem",
+                                              "-subj", "/CN=buildkit probe CA", "-days", "2"],
+                     ["req"] + ec + ["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"],
+                     ["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                      "-out", "srv.pem", "-days", "2", "-extfile", "openssl.cnf", "-extensions", "leaf"]):
+            proc = subprocess.Popen([facts["tool"]] + args, cwd=tmp, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            out = proc.communicate(timeout=120)[0].decode("utf-8", "replace").strip()
+            if proc.returncode != 0:
+                facts["error"] = "%s %s failed: %s" % (facts["tool"], args[0], out.splitlines()[-1:] or "")
+                return facts
+        for name in TLS_VERSIONS:
+            facts["handshakes"][name] = _handshake(ssl, tmp, name)
+    except BaseException as exc:
+        facts["error"] = error_text(exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return facts
+
+
+def hostile_facts():
+    """The libraries ``_ssl``, ``_hashlib`` and ``_sqlite3`` load with LD_LIBRARY_PATH naming the system's."""
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or "%s-linux-gnu" % os.uname()[4]
+    dirs = []
+    for pattern in SYSTEM_LIB_DIRS:
+        path = pattern % {"multiarch": multiarch}
+        if os.path.isdir(path) and os.path.realpath(path) not in [os.path.realpath(d) for d in dirs]:
+            dirs.append(path)
+    facts = {"ld_library_path": ":".join(dirs)}
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LD_LIBRARY_PATH": facts["ld_library_path"]}
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-c", _HOSTILE_CHILD], env=env, stdout=subprocess.PIPE,  # noqa: UP022 (3.6)
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
+        child = json.loads(proc.stdout.decode("utf-8", "replace"))
+    except BaseException as exc:
+        facts["error"] = error_text(exc)
+        return facts
+    mapped = [p for p in child["mapped"] if LIB_PATTERN.search(p)]
+    facts["libraries"] = dict((name, [p for p in mapped if os.path.basename(p).startswith(WANTED_LIBS[name])])
+                              for name in sorted(WANTED_LIBS) if child["imported"].get(name))
+    return facts
+
+
 def _ca_facts(ssl):
     ca = {"error": None}
     try:
@@ -121,7 +281,37 @@ def _sqlite_facts(sqlite3):
     except BaseException as exc:
         sq["deterministic"] = False
         sq["deterministic_error"] = error_text(exc)
+    sq["features"] = _sqlite_features(sqlite3)
     return sq
+
+
+# What applications use beyond plain SQL: each feature is used for real, not looked up in compile options.
+SQLITE_FEATURES = (
+    ("JSON functions", "select json_extract('{\"a\": [1, 2]}', '$.a[1]')", 2),
+    ("FTS5", "create virtual table t using fts5(body); insert into t values ('buildkit checks fts5');"
+             "select count(*) from t where t match 'fts5'", 1),
+    ("R*Tree", "create virtual table r using rtree(id, x0, x1); insert into r values (1, 0, 10);"
+               "select id from r where x0 <= 5 and x1 >= 5", 1),
+    ("window functions", "select sum(x) over (order by x rows between 1 preceding and current row) "
+                         "from (select 1 as x union all select 2) order by 1 desc limit 1", 3),
+)
+
+
+def _sqlite_features(sqlite3):
+    found = {}
+    for name, sql, expected in SQLITE_FEATURES:
+        con = sqlite3.connect(":memory:")
+        try:
+            *setup, query = sql.split(";")
+            for statement in setup:
+                con.execute(statement)
+            got = con.execute(query).fetchone()[0]
+            found[name] = {"ok": got == expected, "error": None if got == expected else "got %r" % (got,)}
+        except BaseException as exc:
+            found[name] = {"ok": False, "error": error_text(exc)}
+        finally:
+            con.close()
+    return found
 
 
 def _pip_facts():
@@ -190,6 +380,9 @@ def collect_facts(optional=None):
         if imports[name]["ok"]:
             libraries[name] = [p for p in facts["mapped"] if os.path.basename(p).startswith(WANTED_LIBS[name])]
     facts["libraries"] = libraries
+    facts["hostile"] = hostile_facts()
+    if ssl is not None:
+        facts["tls"] = tls_facts(ssl, libraries)
 
     facts["pip"] = _pip_facts()
     facts["optional"] = {}
@@ -285,6 +478,43 @@ def _library_check(facts, module, prefixes, headers, runtime):
     if others:
         detail += "; also " + ", ".join(others)
     return _check(name, False, detail)
+
+
+def _hostile_check(hostile, module, prefixes):
+    name = module + " libraries, LD_LIBRARY_PATH set"
+    where = "LD_LIBRARY_PATH=" + (hostile.get("ld_library_path") or "")
+    if hostile.get("error"):
+        return _check(name, False, "%s: the probe's child failed: %s" % (where, hostile["error"]))
+    libs = (hostile.get("libraries") or {}).get(module)
+    if libs is None:
+        return _check(name, False, "%s: %s no longer imports" % (where, module))
+    outside = [lib for lib in libs if not _inside(lib, prefixes)]
+    if not outside:
+        return _check(name, True, "%s: still %s" % (where, ", ".join(libs) or "no shared library"))
+    return _check(name, False, "%s: %s loaded %s instead of the private one (its runpath is a DT_RUNPATH, "
+                  "which LD_LIBRARY_PATH overrides: rebuild with -Wl,--disable-new-dtags, as buildkit does)"
+                  % (where, module, ", ".join(outside)))
+
+
+def _tls_checks(facts):
+    tls = facts.get("tls")
+    out = []
+    for name in TLS_VERSIONS:
+        label = "TLS %s handshake" % name[4:].replace("_", ".")
+        if tls is None:
+            out.append(_check(label, False, "ssl does not import"))
+        elif tls.get("skipped"):
+            out.append(_check(label, True, "not checked: " + tls["skipped"]))
+        elif tls.get("error"):
+            out.append(_check(label, False, tls["error"]))
+        else:
+            got = tls["handshakes"].get(name) or {}
+            if got.get("ok"):
+                out.append(_check(label, True, "%s %s over 127.0.0.1; CA and certificate made by %s"
+                                  % (got.get("version"), got.get("cipher"), tls.get("tool"))))
+            else:
+                out.append(_check(label, False, got.get("error") or got.get("server_error") or "no echo"))
+    return out
 
 
 def _ca_check(facts):
@@ -385,12 +615,21 @@ def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), d
             ok = bool(sqlite.get("deterministic"))
             checks.append(_check("create_function(deterministic=True)", ok,
                                  "works" if ok else sqlite.get("deterministic_error") or "failed"))
+        features = sqlite.get("features") or {}
+        for name, _sql, _expected in SQLITE_FEATURES:
+            got = features.get(name) or {"ok": False, "error": "not probed"}
+            checks.append(_check("SQLite " + name, bool(got["ok"]), "works" if got["ok"] else got["error"]))
 
     checks.append(_ca_check(facts))
+    checks.extend(_tls_checks(facts))
     checks.append(_pip_check(facts.get("pip") or {}))
     runtime = {"OpenSSL": runtime_openssl, "SQLite": sqlite_version}
     for module in ("_ssl", "_hashlib", "_sqlite3"):
         checks.append(_library_check(facts, module, prefixes, api_openssl, runtime))
+    if prefixes and facts.get("hostile") is not None:
+        for module in ("_ssl", "_hashlib", "_sqlite3"):
+            if (facts["imports"].get(module) or {}).get("ok"):
+                checks.append(_hostile_check(facts["hostile"], module, prefixes))
 
     optional = []
     for name, info in sorted((facts.get("optional") or {}).items(),

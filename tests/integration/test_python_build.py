@@ -93,6 +93,38 @@ def test_private_openssl_layout_and_rpath(good):
     assert f"{openssl}/lib" in dynamic
 
 
+def system_lib_dir() -> str:
+    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
+    return f"/usr/lib/{multiarch}" if multiarch else "/usr/lib64"
+
+
+def test_private_libraries_win_over_ld_library_path(good):
+    """The issue's reproduction: LD_LIBRARY_PATH naming the system's libraries (as on hosts with Oracle
+    clients or /usr/local/lib) must not swap the private OpenSSL and SQLite for the system's."""
+    system = system_lib_dir()
+    assert any(Path(system).glob("libssl.so.*")), f"no system libssl in {system} to be tempted by"
+    code = "import ssl, sqlite3; print(ssl.OPENSSL_VERSION); print(sqlite3.sqlite_version)"
+    run = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", f"LD_LIBRARY_PATH={system}", good["python"], "-I", "-c",
+                          code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    openssl, sqlite = run.stdout.split("\n")[:2]
+    assert openssl.startswith(f"OpenSSL {OPENSSL} ") and sqlite == SQLITE
+    openssl_prefix = Path(good["openssl"]["prefix"])
+    install = Path(good["python"]).resolve().parents[1]
+    for elf in [*install.glob("lib/python3.11/lib-dynload/_ssl*.so"), *install.glob("lib/python3.11/lib-dynload/_hashlib*.so"),
+                *install.glob("lib/python3.11/lib-dynload/_sqlite3*.so"), openssl_prefix / "bin" / "openssl",
+                openssl_prefix / "lib" / "libssl.so.3"]:
+        dynamic = subprocess.run(["readelf", "-d", str(elf)], capture_output=True, text=True).stdout
+        assert "(RPATH)" in dynamic and "(RUNPATH)" not in dynamic, f"{elf}:\n{dynamic}"
+    tool = subprocess.run(["env", "-i", f"LD_LIBRARY_PATH={system}", str(openssl_prefix / "bin" / "openssl"), "version"],
+                          capture_output=True, text=True)
+    assert tool.stdout.startswith(f"OpenSSL {OPENSSL} "), tool.stdout + tool.stderr
+    checks = {c["name"]: c for c in good["verification"]["checks"]}
+    for module in ("_ssl", "_hashlib", "_sqlite3"):
+        check = checks[f"{module} libraries, LD_LIBRARY_PATH set"]
+        assert check["ok"] and "LD_LIBRARY_PATH=" in check["detail"] and str(Path(system)) in check["detail"], check
+
+
 def test_provenance_record(good):
     install = Path(good["python"]).resolve().parents[1]
     record = json.loads((install / "BUILDKIT.json").read_text())
@@ -101,7 +133,8 @@ def test_provenance_record(good):
     )
     assert record["host"]["compiler"] and record["host"]["glibc"]
     configure = next(s for c in record["steps"] if c["package"] == "cpython" for s in c["steps"] if s["phase"] == "configure")
-    assert "--with-openssl-rpath=auto" in configure["argv"] and "LIBSQLITE3_LIBS" in configure["env"]
+    assert "--with-openssl-rpath=auto" not in configure["argv"] and "LIBSQLITE3_LIBS" in configure["env"]
+    assert configure["env"]["LDFLAGS"].startswith("-Wl,--disable-new-dtags -Wl,-rpath,")
     prefix = Path(record["prefix"])
     assert prefix.is_symlink() and prefix.resolve() == install
 

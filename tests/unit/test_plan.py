@@ -37,7 +37,9 @@ def test_centos7_gets_private_openssl_and_sqlite():
     assert "3.7.17 is older than 3.8.3" in plan.sqlite.reason  # Django's minimum beats CPython's 3.7.15
     assert [c.package for c in plan.components] == ["openssl", "sqlite", "cpython"]
     argv, env = configure(plan, "cpython")
-    assert f"--with-openssl={plan.openssl.prefix}" in argv and "--with-openssl-rpath=auto" in argv
+    assert f"--with-openssl={plan.openssl.prefix}" in argv and "--with-openssl-rpath=auto" not in argv
+    # DT_RPATH (found before LD_LIBRARY_PATH): distutils' runtime_library_dirs would add --enable-new-dtags
+    assert env["LDFLAGS"] == f"-Wl,--disable-new-dtags -Wl,-rpath,{plan.openssl.prefix}/lib"
     assert env["LIBSQLITE3_LIBS"].startswith(f"-L{plan.sqlite.prefix}/lib -Wl,-rpath,{plan.sqlite.prefix}/lib")
     assert plan.install_dir.startswith("/opt/py.buildkit/builds/3.11.2-")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +119,12 @@ def test_private_prefix_elsewhere_fails_naming_the_system_library() -> None:
     assert not report.check("_hashlib libraries").ok
     sq = report.check("_sqlite3 libraries")
     assert not sq.ok and libsqlite in sq.detail
-    assert {c.name for c in report.failed} == {"_ssl libraries", "_hashlib libraries", "_sqlite3 libraries"}
+    assert {c.name for c in report.failed} == {"_ssl libraries", "_hashlib libraries", "_sqlite3 libraries",
+                                               "_ssl libraries, LD_LIBRARY_PATH set",
+                                               "_hashlib libraries, LD_LIBRARY_PATH set",
+                                               "_sqlite3 libraries, LD_LIBRARY_PATH set"}
+    hostile = report.check("_ssl libraries, LD_LIBRARY_PATH set")
+    assert "LD_LIBRARY_PATH=" in hostile.detail and "loaded " in hostile.detail and "/libssl.so" in hostile.detail
 
 
 @needs_debian_python
@@ -236,7 +242,15 @@ def base_facts(**changes) -> dict:
                "capath_files": 0, "capath_hashed": 0, "stats": {"x509": 140, "crl": 0, "x509_ca": 140},
                "ca_certs": 140},
         "smtp_ssl": {"ok": True, "error": None},
-        "sqlite": {"version": "3.46.1", "deterministic": True, "deterministic_error": None},
+        "sqlite": {"version": "3.46.1", "deterministic": True, "deterministic_error": None,
+                   "features": {name: {"ok": True, "error": None} for name, _sql, _want in probe_script.SQLITE_FEATURES}},
+        "tls": {"tool": "/opt/py/openssl/bin/openssl",
+                "handshakes": {v: {"ok": True, "version": v.replace("_", "."), "cipher": "TLS_AES_256_GCM_SHA384"}
+                               for v in probe_script.TLS_VERSIONS}},
+        "hostile": {"ld_library_path": "/usr/lib/x86_64-linux-gnu",
+                    "libraries": {"_ssl": ["/opt/py/openssl/lib64/libcrypto.so.3", "/opt/py/openssl/lib64/libssl.so.3"],
+                                  "_hashlib": ["/opt/py/openssl/lib64/libcrypto.so.3"],
+                                  "_sqlite3": ["/opt/py/sqlite/lib/libsqlite3.so.0.8.6"]}},
         "maps_error": None,
         "libraries": {"_ssl": ["/opt/py/openssl/lib64/libcrypto.so.3", "/opt/py/openssl/lib64/libssl.so.3"],
                       "_hashlib": ["/opt/py/openssl/lib64/libcrypto.so.3"],
@@ -262,6 +276,22 @@ def test_judge_healthy_private_build() -> None:
     assert [m.name for m in report.optional] == ["_ctypes", "zlib"]  # the table's order
     assert report.optional[0].debian == "libffi-dev" and report.optional[0].rhel == "libffi-devel"
     assert not report.optional[0].present
+
+
+def test_judge_behaviour_and_hostile_environment() -> None:
+    facts = base_facts()
+    facts["sqlite"]["features"]["FTS5"] = {"ok": False, "error": "OperationalError: no such module: fts5"}
+    facts["tls"]["handshakes"]["TLSv1_3"] = {"ok": False, "error": "SSLError: [SSL: NO_PROTOCOLS_AVAILABLE]"}
+    facts["hostile"]["libraries"]["_sqlite3"] = ["/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"]
+    report = judged(facts)
+    assert {c.name for c in report.failed} == {"SQLite FTS5", "TLS 1.3 handshake",
+                                               "_sqlite3 libraries, LD_LIBRARY_PATH set"}
+    assert report.check("SQLite FTS5").detail == "OperationalError: no such module: fts5"
+    assert report.check("TLS 1.2 handshake").detail.startswith("TLSv1.2 TLS_AES_256_GCM_SHA384 over 127.0.0.1")
+    hostile = report.check("_sqlite3 libraries, LD_LIBRARY_PATH set").detail
+    assert hostile.startswith("LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu: _sqlite3 loaded "
+                              "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6 instead of the private one")
+    assert "DT_RUNPATH" in hostile
 
 
 def test_judge_capath_only_and_no_ca() -> None:
@@ -330,7 +360,7 @@ def test_probe_script_standalone_on_stdin(tmp_path: Path) -> None:
            "--expect-openssl", "9.9.9", "--private-prefixes", "/usr /opt/none", "--record", str(record)]
     proc = subprocess.run(cmd, input=PROBE_SOURCE, stdout=subprocess.PIPE, text=True)
     assert proc.returncode == 1
-    assert "OpenSSL version                      FAIL" in proc.stdout
+    assert re.search(r"^  OpenSSL version +FAIL ", proc.stdout, re.M), proc.stdout
     data = json.loads(record.read_text())
     assert data["build_id"] == "x" and data["verified"] is False
     assert [c["name"] for c in data["verification"]["checks"] if not c["ok"]] == ["OpenSSL version"]
