@@ -172,13 +172,18 @@ def test_second_run_is_quick_and_changes_nothing(machine):
 
 def _another_python() -> str:
     """An interpreter with venv other than Debian's /usr/bin/python3 when this host has one (this kind of
-    machine has its own), else Debian's: what PYTHON= names must be what the environment is made from."""
+    machine has its own), else Debian's: what PYTHON= names must be what the environment is made from. A
+    wrapper on PATH (a pyenv shim) is asked for the interpreter it runs."""
     debian = os.path.realpath("/usr/bin/python3")
+    ask = "import os, sys, venv, ensurepip; print(os.path.realpath(sys.executable))"
     for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.realpath(os.path.join(folder, "python3"))
-        if (os.access(candidate, os.X_OK) and candidate != debian and "/venv" not in folder
-                and subprocess.run([candidate, "-c", "import venv, ensurepip"], capture_output=True).returncode == 0):
-            return candidate
+        candidate = os.path.join(folder, "python3")
+        if not os.access(candidate, os.X_OK):
+            continue
+        run = subprocess.run([candidate, "-c", ask], capture_output=True, text=True)
+        real = run.stdout.strip()
+        if run.returncode == 0 and real and real != debian:
+            return real
     return debian
 
 
