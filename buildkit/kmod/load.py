@@ -36,7 +36,7 @@ from buildkit.kmod.loader_rules import (
     modprobe_line,
     rules_for,
 )
-from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, read_module, read_module_bytes
+from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module, read_module_bytes
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "predict", "SIG_MARKER"]
@@ -112,9 +112,7 @@ class Loaded:
         return self._details
 
     def export(self, symbol: str) -> tuple[int | None, str, str]:
-        if callable(self._details):
-            self._details = self._details()
-        return self._details[symbol]
+        return self.export_table()[symbol]
 
 
 @dataclass
@@ -321,8 +319,7 @@ class _Walk:
             if found is None:
                 if sym in self.m.weak:
                     continue
-                last = -errno.ENOENT
-                self.say("unknown_symbol", sym=sym, err=last)
+                last = self._unknown_symbol(sym, errno.ENOENT)
                 self._unknown(sym, gpl)
                 continue
             owner, crc, kind, ns = found
@@ -331,8 +328,7 @@ class _Walk:
             if owner != "vmlinux" and self.state.loaded[owner].proprietary:
                 if used_gpl_only:
                     self.say("inherit_gpl", sym=sym, owner=owner)
-                    last = -errno.ENOENT
-                    self.say("unknown_symbol", sym=sym, err=last)
+                    last = self._unknown_symbol(sym, errno.ENOENT)
                     self.problem("gpl-only", sym, self.result.dmesg[-2],
                                  f"{owner} is proprietary: a module using GPL-only symbols cannot use it")
                     continue
@@ -340,14 +336,12 @@ class _Walk:
                 self.proprietary = True
             bad = self._check_version(sym, crc)
             if bad is not None:
-                last = -errno.EINVAL
-                self.say("unknown_symbol", sym=sym, err=last)
+                last = self._unknown_symbol(sym, errno.EINVAL)
                 self._version_problem(sym, bad, owner, crc)
                 continue
             if ns and ns not in imports:
                 self.say("namespace", sym=sym, ns=ns)
-                last = -errno.EINVAL
-                self.say("unknown_symbol", sym=sym, err=last)
+                last = self._unknown_symbol(sym, errno.EINVAL)
                 self.problem("namespace", sym, self.result.dmesg[-2],
                              f"add {import_ns_line(ns, self.t.version)} to {self.m.name}'s source and rebuild")
                 continue
@@ -356,6 +350,11 @@ class _Walk:
         self.result.depends = depends
         if last:
             raise _Refused(-last)
+
+    def _unknown_symbol(self, sym: str, number: int) -> int:
+        """resolve_symbol_wait()'s failure line; its -errno (the last one is what the load returns)."""
+        self.say("unknown_symbol", sym=sym, err=-number)
+        return -number
 
     def _find(self, sym: str, gpl: bool) -> tuple[str, int | None, str, str] | None:
         """find_symbol(): vmlinux, then the modules in the kernel; GPL-only exports only for GPL modules."""
@@ -385,10 +384,8 @@ class _Walk:
         if provider:
             self.problem("undefined", sym, line, provider)
             return
-        if entry is not None and not entry.in_vmlinux:
-            from buildkit.kmod.modfile import module_name
-
-            owner = module_name(entry.module)
+        owner = _in_tree_owner(self.t, sym)
+        if owner is not None:
             self.problem("undefined", sym, line, f"load {owner} first (modprobe {owner}; insmod does not load "
                                                   "dependencies)")
             return
@@ -631,8 +628,6 @@ def _in_tree_owner(target: KernelTarget, symbol: str) -> str | None:
     entry = target.export(symbol)
     if entry is None or entry.in_vmlinux:
         return None
-    from buildkit.kmod.modfile import module_name
-
     return module_name(entry.module)
 
 
