@@ -32,6 +32,10 @@ from buildkit.errors import InputError
               metavar="[V|PREFIX|system]",
               help="The same for SQLite (3.8.3+ is needed for deterministic=True and Django).")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs (default: the CPUs available).")
+@click.option("--optimize", is_flag=True,
+              help="PGO + LTO (--enable-optimizations --with-lto), the profile run (CPython's test suite) on "
+                   "--jobs workers: a faster interpreter, a several times longer build. A build of its own: "
+                   "the plain one of the same version is not reused.")
 @click.option("--clean", is_flag=True, help="Rebuild everything from pristine sources, private OpenSSL and SQLite too.")
 @click.option("--keep", is_flag=True, help="Keep the work trees after a successful build.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be built, every command) and stop.")
@@ -47,7 +51,7 @@ from buildkit.errors import InputError
 @click.option("--emit-script", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the plan as a POSIX sh script for a host without buildkit, and stop.")
 @click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
-def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, source_dirs,
+def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean, keep, dry_run, as_json, source_dirs,
                mirrors, cache_dir, no_debian, emit_script, list_versions) -> None:
     """Build CPython VERSION from source with a private OpenSSL and SQLite, verify it, install it.
 
@@ -71,6 +75,7 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
     Examples:
       buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
       buildkit python 3.12 --with-openssl=3.0 --prefix ~/py312 --source-dir ~/tarballs
+      buildkit python 3.13.5 --with-openssl --with-sqlite --optimize --prefix /opt/python-3.13
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --dry-run
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --emit-script build.sh
     """
@@ -90,8 +95,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
     from buildkit.pybuild.build import dry_run as plan_only
 
     salt = str(time.time_ns()) if clean else ""
-    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean, salt=salt),
-                    jobs)
+    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
+                            optimize=optimize, salt=salt), jobs)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
     if dry_run or emit_script:
         # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
@@ -124,7 +129,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
 
 
 def _print_plan(plan) -> None:
-    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id})")
+    optimized = ", PGO + LTO" if plan.request.optimize else ""
+    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id}{optimized})")
     for choice in (plan.openssl, plan.sqlite):
         where = f" at {choice.prefix}" if choice.prefix else ""
         click.echo(f"  {choice.package}: {choice.how} {choice.version}{where}  ({choice.reason})")
