@@ -150,9 +150,11 @@ def _print_plan(plan) -> None:
 @click.option("--expect-sqlite", metavar="V", help="The SQLite version sqlite3.sqlite_version must show (3.46.1).")
 @click.option("--private-prefix", "private_prefixes", multiple=True, metavar="DIR",
               help="libssl, libcrypto and libsqlite3 must be loaded from under DIR (repeatable).")
+@click.option("--expect-optimized", is_flag=True,
+              help="Require PGO + LTO (configured --enable-optimizations --with-lto, objects compiled with -flto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | None, private_prefixes: tuple[str, ...],
-               as_json: bool) -> None:
+               expect_optimized: bool, as_json: bool) -> None:
     """Check that the interpreter PYTHON has a working ssl, hashlib, sqlite3 and pip, and which libraries it loads.
 
     One probe runs with PYTHON under 'env -i PATH=/usr/bin:/bin LANG=C.UTF-8', in isolated mode (-I), pip
@@ -166,7 +168,7 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     loaded; with --private-prefix, also with LD_LIBRARY_PATH naming the system's library directories
     (a DT_RUNPATH gives way to it, a DT_RPATH does not). Optional modules (_ctypes, _bz2, _lzma, zlib,
     readline, _uuid, _dbm, _gdbm, _tkinter, _curses) are listed with the Debian and RHEL packages that
-    bring them.
+    bring them. How it was built is read from its sysconfig: "PGO + LTO" (required with --expect-optimized).
 
     \b
     Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).
@@ -181,7 +183,7 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     from buildkit.pybuild.verify import verify
 
     report = verify(python, expect_openssl=expect_openssl, expect_sqlite=expect_sqlite,
-                    private_prefixes=private_prefixes)
+                    private_prefixes=private_prefixes, expect_optimized=expect_optimized)
     if as_json:
         print_json(report.to_json())
     else:

@@ -598,7 +598,7 @@ def _optimization_check(build, expected):
         detail = "PGO (%s) + LTO (%s)" % (build.get("PGO_PROF_USE_FLAG"), " ".join(sorted(set(lto_flags.split()))))
     else:
         missing = [what for what, ok in (("--enable-optimizations", pgo), ("--with-lto and -flto", lto)) if not ok]
-        detail = "plain build: no %s" % ", no ".join(missing)
+        detail = "not configured for it (sysconfig: no %s)" % ", no ".join(missing)
     return _check("PGO + LTO", (pgo and lto) or not expected, detail, required=expected)
 
 

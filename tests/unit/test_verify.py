@@ -400,7 +400,7 @@ def test_plain_interpreter_is_reported_plain_and_fails_when_optimized_is_expecte
     report = verify(sys.executable)
     check = report.check("PGO + LTO")
     assert check.required is False and check.ok
-    assert check.detail.startswith("PGO (") if optimized else check.detail.startswith("plain build: no ")
+    assert check.detail.startswith("PGO (") if optimized else check.detail.startswith("not configured for it (sysconfig: no ")
     strict = verify(sys.executable, expect_optimized=True).check("PGO + LTO")
     assert strict.required is True and strict.ok is optimized
 
@@ -426,7 +426,7 @@ def test_judge_optimized_build() -> None:
     facts["build"] = dict(facts["build"], PY_CFLAGS_NODIST="-std=c11", CONFIGURE_CFLAGS_NODIST="-std=c11")
     report = probe_script.judge(facts, expect_optimized=True)
     check = next(c for c in report["checks"] if c["name"] == "PGO + LTO")
-    assert not check["ok"] and not report["ok"] and check["detail"] == "plain build: no --with-lto and -flto"
+    assert not check["ok"] and not report["ok"] and check["detail"] == "not configured for it (sysconfig: no --with-lto and -flto)"
 
 
 def test_probe_script_expect_optimized_argument() -> None:
