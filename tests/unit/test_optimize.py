@@ -82,3 +82,18 @@ def test_ci_artifacts_of_plain_and_optimized_builds_have_different_names():
 def test_ci_python_help_offers_optimize():
     out = CliRunner().invoke(cli, ["ci", "python", "--help"]).output
     assert "--optimize" in out and "PGO + LTO" in out
+
+
+def test_build_without_an_lto_toolchain_stops_before_fetching_anything(tmp_path):
+    """The whole command, for real: exit 2, one line naming the compiler and the fix, nothing made."""
+    import os
+    import sys
+
+    env = {**os.environ, "CC": "false"}
+    run = subprocess.run([sys.executable, "-m", "buildkit", "python", "3.13.5", "--optimize", "--with-openssl",
+                          "--with-sqlite", "--prefix", str(tmp_path / "py"), "--cache", str(tmp_path / "cache"),
+                          "--no-debian"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("buildkit: error: --optimize: false cannot link with -flto ")
+    assert "LTO plugin" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "py.buildkit").exists() and not (tmp_path / "cache").exists()
