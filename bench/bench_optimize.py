@@ -40,8 +40,7 @@ PYPERFORMANCE = "1.14.0"
 # Pure-Python benchmarks of pyperformance (dependencies = ["pyperf"] only): arithmetic, objects, closures,
 # generators, strings, regular expressions, json, sqlite, logging.
 BENCHMARKS = ("nbody", "float", "richards", "fannkuch", "chaos", "deltablue", "go", "hexiom", "nqueens",
-              "raytrace", "spectral_norm", "unpack_sequence", "json_dumps", "json_loads", "pyflate", "regex_v8",
-              "logging", "deepcopy", "generators", "coroutines", "sqlite_synth")
+              "raytrace", "spectral_norm", "json_loads", "regex_v8", "logging", "generators", "sqlite_synth")
 TARGET = 1.10
 LOCK = "/var/tmp/bk-compile.lock"
 
