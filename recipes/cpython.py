@@ -10,9 +10,15 @@ def profile_task(ctx: Context) -> str:
     processes: every version the catalog knows accepts ``-m test --pgo -jN`` (checked in 3.11.2's and
     3.13.5's Lib/test/libregrtest/cmdline.py: only --pgo with -v is refused). gcc's profile counters
     (.gcda) are merged under a lock at each worker's exit, clang's are one file per pid
-    (LLVM_PROFILE_FILE=code-%p.profclangr), so the workers' profiles add up."""
+    (LLVM_PROFILE_FILE=code-%p.profclangr), so the workers' profiles add up.
+
+    ``|| true`` (make hands the line to sh): the run is training, not testing. 3.8-3.11 ignore its status
+    this way themselves; 3.12+ stop the build on any failed test of the PGO set, and a flaky one under load
+    (test_generators, once in four runs here, passing alone) threw away a 35-minute build. What the run must
+    achieve is checked after the build instead (check-optimized): every test file of the set went through
+    (regrtest's "[43/43]") and left profile data, and the final compiles used it."""
     parallel = f" -j{ctx.jobs}" if ctx.jobs != 1 else ""
-    return f"-m test --pgo{parallel} --timeout=$(TESTTIMEOUT)"
+    return f"-m test --pgo{parallel} --timeout=$(TESTTIMEOUT) || true"
 
 
 class CPython(Recipe):

@@ -195,7 +195,11 @@ class _Actions:
         (srcdir,) = step.run.args
         log = next(runner.log_path(s) for s in comp.steps if s.phase == "build")
         self.optimization = optimization_evidence(srcdir, log)
-        missing = [what for what, ok in (("profile data (.gcda or code.profclangd) in " + srcdir,
+        ran, _, total = self.optimization["profile_tests"].partition("/")
+        missing = [what for what, ok in (("complete profile run (regrtest got to "
+                                          f"{self.optimization['profile_tests']} test files)",
+                                          int(ran) == int(total) > 0),
+                                         ("profile data (.gcda or code.profclangd) in " + srcdir,
                                           self.optimization["profile_files"] > 0),
                                          ("compiles with -fprofile-use", self.optimization["pgo"]),
                                          ("compiles with -flto", self.optimization["lto"])) if not ok]

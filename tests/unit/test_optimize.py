@@ -55,6 +55,9 @@ def test_evidence_from_the_tree_and_the_build_log(tmp_path):
         "Objects/abstract.c\n")
     assert optimization_evidence(str(tree), str(log)) == {"pgo": True, "lto": True, "profile_files": 2,
                                                           "profile_tests": "44/44"}
+    log.write_text("0:00:01 load avg: 1.93 [ 1/44] test_array\n0:00:02 load avg: 1.93 [ 2/44] test_base64\n"
+                   "Fatal Python error: Segmentation fault\n")  # the run stopped: the check must see 2/44
+    assert optimization_evidence(str(tree), str(log))["profile_tests"] == "2/44"
     log.write_text("gcc -c -O3 -Wall -o Objects/abstract.o Objects/abstract.c\n")
     assert optimization_evidence(str(tmp_path / "empty"), str(log)) == {
         "pgo": False, "lto": False, "profile_files": 0, "profile_tests": "0/0"}

@@ -135,9 +135,10 @@ def test_optimize_is_pgo_lto_with_a_parallel_profile_run_and_its_own_identity():
     assert {"--enable-optimizations", "--with-lto"} <= set(argv)
     assert "--enable-optimizations" not in configure(plain, "cpython")[0]
     (make,) = cpython_step(opt, "build")
-    assert make.argv == ("make", "-j2", "PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT)")
+    # || true: a failed test of the training run does not stop the build (check-optimized judges the run)
+    assert make.argv == ("make", "-j2", "PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT) || true")
     (make1,) = cpython_step(make_plan(Request("3.13.5", "/opt/py", optimize=True, jobs=1), CENTOS7), "build")
-    assert make1.argv[-1] == "PROFILE_TASK=-m test --pgo --timeout=$(TESTTIMEOUT)"  # one job: regrtest in-process
+    assert make1.argv[-1] == "PROFILE_TASK=-m test --pgo --timeout=$(TESTTIMEOUT) || true"  # one job: in-process
     srcdir = next(c.srcdir for c in opt.components if c.package == "cpython")
     assert cpython_step(opt, "configure")[0] == Action("check-test-suite", (srcdir,))
     assert Action("check-optimized", (srcdir,)) in cpython_step(opt, "post")
@@ -155,7 +156,7 @@ def test_optimized_script_checks_the_toolchain_and_the_profile(tmp_path):
     assert "check_optimizer\n" in text and "-fuse-linker-plugin -ffat-lto-objects -fprofile-generate" in text
     assert "action_check_test_suite " in text and "action_check_optimized " in text
     assert "--expect-optimized --record" in text
-    assert "'PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT)'" in text  # quoted: make expands it
+    assert "'PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT) || true'" in text  # quoted: for make's sh
     plain = render_script(make_plan(Request("3.11.2", str(tmp_path / "py")), CENTOS7))
     assert "check_optimizer\n" not in plain and "--expect-optimized --record" not in plain
 
