@@ -14,7 +14,7 @@ def profile_task(ctx: Context) -> str:
 
     ``|| true`` (make hands the line to sh): the run is training, not testing. 3.8-3.11 ignore its status
     this way themselves; 3.12+ stop the build on any failed test of the PGO set, and a flaky one under load
-    (test_generators, once in four runs here, passing alone) threw away a 35-minute build. What the run must
+    (test_generators, once in four runs here, passing alone) ended a build 19 minutes in. What the run must
     achieve is checked after the build instead (check-optimized): every test file of the set went through
     (regrtest's "[43/43]") and left profile data, and the final compiles used it."""
     parallel = f" -j{ctx.jobs}" if ctx.jobs != 1 else ""
