@@ -67,7 +67,7 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
     """
     from buildkit.container.images import parse_image, render, write_if_changed
 
-    ref = parse_image(image)
+    ref = parse_image(image, _Engine().os_release)
     rendered = render(ref, _ci_render_opts(ref, purpose, apt_mirror, yum_mirror, kernel))
     if output:
         changed = write_if_changed(output, rendered.dockerfile)
@@ -77,13 +77,31 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
         click.echo(rendered.dockerfile, nl=False)
 
 
-def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file):
+class _Engine:
+    """The engine (``$DOCKER_HOST``), connected when first needed: naming a known release needs none; a
+    plain image reference is looked into there (its /etc/os-release)."""
+
+    def __init__(self) -> None:
+        self._engine = None
+
+    def get(self):
+        if self._engine is None:
+            from buildkit.container.engine import connect
+
+            self._engine = connect()
+        return self._engine
+
+    def os_release(self, ref: str) -> dict[str, str]:
+        return self.get().os_release(ref)
+
+
+def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _Engine):
     from buildkit.container.matrix import MatrixSpec, expand, load_matrix_file
 
     spec = MatrixSpec(tuple(images), tuple(versions), tuple(openssls), tuple(sqlites))
     if matrix_file:
         spec = load_matrix_file(matrix_file).merged(spec)
-    return expand(spec)
+    return expand(spec, engine.os_release)
 
 
 @ci.command("python", context_settings=CONTEXT)
@@ -135,12 +153,12 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, s
     """
     import signal
 
-    from buildkit.container.engine import connect
     from buildkit.container.python import CiOptions, format_table, overall_error, results_json, run_cells, summary_rows
 
     started = time.monotonic()
-    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file)
-    engine = connect()
+    engines = _Engine()
+    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engines)
+    engine = engines.get()
 
     def terminate(signum, frame):  # SIGTERM stops the build like Ctrl-C: the container is removed
         raise KeyboardInterrupt
@@ -197,7 +215,6 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
       buildkit ci symvers M=./mydriver --image debian:12 --kernel 6.1.0-50-amd64
       buildkit ci symvers M=prov M=cons KBUILD_EXTRA_SYMBOLS=prov/Module.symvers --image rocky:9
     """
-    from buildkit.container.engine import connect
     from buildkit.container.images import parse_image
     from buildkit.container.symvers import SymversJob, run_symvers
 
@@ -214,8 +231,9 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
                              fix="pass M=DIR (repeatable) and KBUILD_EXTRA_SYMBOLS=\"F ...\"")
     if not m_dirs:
         raise InputError("M=DIR is required", fix="pass the folder of the external module, e.g. M=$PWD")
-    ref = parse_image(image)
-    engine = connect()
+    engines = _Engine()
+    ref = parse_image(image, engines.os_release)
+    engine = engines.get()
     job = SymversJob(ref, tuple(m_dirs), extra, kernel, Path(out) if out else None, apt_mirror, yum_mirror or "")
     result = run_symvers(job, engine, say)
     if as_json:
@@ -260,7 +278,7 @@ def ci_matrix(fmt, images, pythons, openssls, sqlites, matrix_file, pip_spec) ->
     """
     from buildkit.container.matrix import cells_json, github_actions, gitlab
 
-    cells = _ci_matrix_spec(pythons, images, openssls, sqlites, matrix_file)
+    cells = _ci_matrix_spec(pythons, images, openssls, sqlites, matrix_file, _Engine())
     if fmt == "json":
         print_json({"cells": cells_json(cells)})
     elif fmt == "gitlab":
