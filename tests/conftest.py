@@ -88,7 +88,8 @@ def readelf(path: str) -> dict:
     bracket = lambda values: [re.search(r"\[(.*)\]", v)[1] for v in values]  # noqa: E731
     flags = " ".join(get("FLAGS") + get("FLAGS_1"))
     stack = re.search(r"^\s*GNU_STACK\s+.*?\s(R?W?E?)\s+0x[0-9a-f]+$", out, re.M)
-    glibc = re.findall(r"Name: GLIBC_(\d+(?:\.\d+)+)\s", out)
+    needs = out.split("Version needs section", 1)[1] if "Version needs section" in out else ""
+    glibc = re.findall(r"^\s+0x[0-9a-f]+:\s+Name: GLIBC_(\d+(?:\.\d+)+)\s", needs, re.M)  # not the definitions
     relro = "GNU_RELRO" in out
     full = relro and (bool(get("BIND_NOW")) or re.search(r"\bBIND_NOW\b|\bNOW\b", flags) is not None)
     return {
