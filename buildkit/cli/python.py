@@ -154,13 +154,16 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     cannot hide a broken build. It imports ssl, _ssl, _hashlib, smtplib.SMTP_SSL and sqlite3, compares the
     OpenSSL headers the module was compiled against with the library it runs, calls
     create_function(deterministic=True), uses SQLite's JSON functions, FTS5, R*Tree and window functions,
-    counts the CA certificates of ssl.create_default_context(), makes a TLS 1.2 and a TLS 1.3 handshake
+    counts the CA certificates of ssl.create_default_context() and names the file or directory they came
+    from (and the host's CA store and the fix when there are none), makes a TLS 1.2 and a TLS 1.3 handshake
     over loopback (CA and certificate made for it by the OpenSSL in use), runs 'python -m pip --version'
     (or finds ensurepip), and reads /proc/self/maps for the libssl, libcrypto and libsqlite3 actually
     loaded; with --private-prefix, also with LD_LIBRARY_PATH naming the system's library directories
     (a DT_RUNPATH gives way to it, a DT_RPATH does not). Optional modules (_ctypes, _bz2, _lzma, zlib,
     readline, _uuid, _dbm, _gdbm, _tkinter, _curses) are listed with the Debian and RHEL packages that
-    bring them.
+    bring them. Then, on this side, every ELF file of the install (site-packages aside) is read: the
+    highest GLIBC_ version needed (the oldest glibc it runs on), DT_NEEDED against an allow-list, and
+    RELRO, stack and text relocations (reported).
 
     \b
     Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).

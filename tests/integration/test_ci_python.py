@@ -132,7 +132,7 @@ def test_ci_python_fixes_it_verified_inside(ci_run):
         for path in lib:
             assert path.startswith(root + "/lib/"), path
     checks = {c["name"]: c for c in ver["checks"]}
-    assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA certificates"]["ok"]
+    assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA store"]["ok"]
     relocated = report["relocated"]
     assert relocated["openssldir"]["new"] == "/etc/ssl" and relocated["runpaths"]
     assert any(r["file"].endswith(".so") and r["new"].startswith("$ORIGIN") for r in relocated["runpaths"])
