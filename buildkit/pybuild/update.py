@@ -297,8 +297,11 @@ def repoint(root: str, mapping) -> dict[str, list[str]]:
                 continue  # other binary files (.pyc: the loader fixes co_filename from the source path)
             for old, new in mapping:
                 data = data.replace(old.encode(), new.encode())
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode | 0o200)
             with open(path, "wb") as f:
                 f.write(data)
+            os.chmod(path, mode)
             done["text"].append(path)
     return done
 

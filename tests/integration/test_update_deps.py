@@ -69,8 +69,9 @@ def versions(python: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def seeded(good) -> dict:
+def seeded(request) -> dict:
     """Our own prefix with a verified copy of the session's 3.0.20/3.40.1 build."""
+    request.getfixturevalue("good")  # the shared build, made (or found verified) first
     prefix = BUILDS / "up311"
     record = seed_copy(BUILDS / "py311", prefix)
     state = str(prefix) + ".buildkit"
