@@ -117,10 +117,11 @@ def test_update_without_recompiling(seeded, updated):
     assert all(c["ok"] for c in checks.values() if c["required"]), checks
     assert f"runs {NEW_OPENSSL}" in checks["OpenSSL headers vs runtime"]["detail"]
     # the new libraries, built into their own prefixes, are the ones mapped, whatever LD_LIBRARY_PATH says
-    for package, lib in (("openssl", "libssl.so.3"), ("sqlite", "libsqlite3.so.0")):
+    libraries = record["verification"]["libraries"]  # module -> the files /proc/self/maps showed
+    for package, module in (("openssl", "_ssl"), ("openssl", "_hashlib"), ("sqlite", "_sqlite3")):
         assert record[package]["version"] in (NEW_OPENSSL, NEW_SQLITE)
-        assert any(p.startswith(record[package]["prefix"] + "/lib/") for p in
-                   record["verification"]["libraries"][lib.split(".")[0]]), record["verification"]["libraries"]
+        assert libraries[module] and all(p.startswith(record[package]["prefix"] + "/lib/")
+                                         for p in libraries[module]), libraries
     # the interpreter's code was not rebuilt: only its runpath differs from the previous build's binary
     old_bin = Path(seeded["install"], "bin", "python3.11").read_bytes()
     new_bin = Path(install, "bin", "python3.11").read_bytes()
@@ -144,6 +145,10 @@ def test_previous_install_kept_and_rollback(seeded, updated):
     assert os.path.realpath(prefix) == seeded["install"]
     assert seeded["install"] in back.stdout and "openssl 3.0.20" in back.stdout, back.stdout
     assert versions(str(prefix / "bin" / "python3")) == seeded["versions"]
+    # the seed replaced nothing that still exists: a second rollback is refused, one line, nothing switched
+    twice = buildkit("python", "--prefix", str(prefix), "--rollback")
+    assert twice.returncode == 2 and twice.stderr.count("\n") == 1 and "--rollback: " in twice.stderr, twice.stderr
+    assert os.path.realpath(prefix) == seeded["install"]
     # and forward again: the libraries are reused, only the copy is made again
     again = buildkit("python", "--prefix", str(prefix), "--update-deps", f"--with-openssl={NEW_OPENSSL}",
                      f"--with-sqlite={NEW_SQLITE}", "--json")
