@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import dataclasses
 import hashlib
 import http.server
 import io
@@ -465,7 +464,7 @@ def test_debian_route_keeps_the_orig_tarball_with_that_sha256(src, cache, fake_a
 
 
 def test_debian_route_with_a_pinned_revision_asks_for_that_revision(src, cache, fake_apt):
-    pinned = dataclasses.replace(src, debian="demo/bookworm=1.0-1~deb12u1")
+    pinned = replace(src, debian="demo/bookworm=1.0-1~deb12u1")
     got = fetch_source(pinned, cache_dir=cache, debian=True)
     assert got.origin == "debian demo/bookworm=1.0-1~deb12u1 (demo_1.0.orig.tar.gz)"
     assert [c.split()[-1] for c in fake_apt.read_text().splitlines()] == ["update", "demo=1.0-1~deb12u1"]
