@@ -135,6 +135,7 @@ _TOOLS = {
     "make": ("make", "make", "make"),
     "perl": ("perl, for OpenSSL's Configure", "perl", "perl"),
     "tclsh": ("tclsh, to make sqlite3.c from SQLite's full source tree", "tcl", "tcl"),
+    "patchelf": ("patchelf, to point a build's rpaths at an updated library", "patchelf", "patchelf (EPEL)"),
 }
 
 
