@@ -92,7 +92,16 @@ class _Engine:
         return self._engine
 
     def os_release(self, ref: str) -> dict[str, str]:
-        return self.get().os_release(ref)
+        from buildkit.container.engine import EngineError
+        from buildkit.container.images import known_images
+
+        try:
+            engine = self.get()
+        except EngineError as e:
+            raise InputError(f"unknown image family {ref!r}, and no engine to read the image's /etc/os-release "
+                             f"({e.message})", fix=f"use one of {', '.join(known_images())} (optionally =BASE), "
+                                                   "or start an engine / point DOCKER_HOST at one") from None
+        return engine.os_release(ref)
 
 
 def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _Engine):
