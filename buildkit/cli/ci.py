@@ -185,12 +185,17 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, s
             say(f"\n--- {r.name}: last lines of {r.logs}/build.log")
             for line in r.tail[-25:]:
                 say(f"  {line}")
+    from buildkit.container.uvcatalog import update_catalogs
+
+    catalogs = update_catalogs(Path(out_dir), say)
     table = format_table(summary_rows(results))
+    uv_line = (f"uv: uv python install VERSION --python-downloads-json-url {catalogs[0]}  (one distribution's: "
+               f"{', '.join(p.name for p in catalogs[1:])})" if catalogs else "")
     if as_json:
-        say("\n" + table)
-        print_json(results_json(results))
+        say("\n" + table + ("\n" + uv_line if uv_line else ""))
+        print_json({**results_json(results), "uv_catalogs": [str(p) for p in catalogs]})
     else:
-        click.echo("\n" + table)
+        click.echo("\n" + table + ("\n" + uv_line if uv_line else ""))
     err = overall_error(results)
     if err is not None:
         raise err
