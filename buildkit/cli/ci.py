@@ -127,6 +127,9 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Where artifacts, JSON reports and logs/ go. An artifact already there is never overwritten.")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs inside (default: the engine's CPUs).")
+@click.option("--optimize", is_flag=True,
+              help="PGO + LTO (--enable-optimizations --with-lto, the profile run parallel); artifacts are named "
+                   "python-<v>-pgo-lto-...")
 @click.option("--source-dir", "source_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Offline tarballs on this machine, matched by sha256 (repeatable).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="A source mirror (as for buildkit python).")
@@ -135,8 +138,8 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
 @click.option("--apt-mirror", metavar="URI", help=_APT_MIRROR_HELP)
 @click.option("--yum-mirror", metavar="URL", help=_YUM_MIRROR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
-def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, source_dirs, mirrors, cache_dir,
-              no_debian, apt_mirror, yum_mirror, as_json) -> None:
+def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, source_dirs, mirrors,
+              cache_dir, no_debian, apt_mirror, yum_mirror, as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -174,7 +177,7 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, s
 
     signal.signal(signal.SIGTERM, terminate)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
-    opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "")
+    opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize)
     try:
         results = run_cells(cells, opts, engine, say, started)
     except KeyboardInterrupt:

@@ -32,6 +32,10 @@ from buildkit.errors import InputError
               metavar="[V|PREFIX|system]",
               help="The same for SQLite (3.8.3+ is needed for deterministic=True and Django).")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs (default: the CPUs available).")
+@click.option("--optimize", is_flag=True,
+              help="PGO + LTO (--enable-optimizations --with-lto), the profile run (CPython's test suite) on "
+                   "--jobs workers: a faster interpreter, a several times longer build. A build of its own: "
+                   "the plain one of the same version is not reused.")
 @click.option("--clean", is_flag=True, help="Rebuild everything from pristine sources, private OpenSSL and SQLite too.")
 @click.option("--keep", is_flag=True, help="Keep the work trees after a successful build.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be built, every command) and stop.")
@@ -51,7 +55,7 @@ from buildkit.errors import InputError
                    "--with-sqlite=V) without recompiling CPython: build the library, repoint a copy, verify, switch.")
 @click.option("--rollback", is_flag=True, help="Switch PREFIX back to the verified build the current one replaced.")
 @click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
-def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, source_dirs,
+def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean, keep, dry_run, as_json, source_dirs,
                mirrors, cache_dir, no_debian, emit_script, update_deps, rollback, list_versions) -> None:
     """Build CPython VERSION from source with a private OpenSSL and SQLite, verify it, install it.
 
@@ -82,6 +86,7 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
     Examples:
       buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
       buildkit python 3.12 --with-openssl=3.0 --prefix ~/py312 --source-dir ~/tarballs
+      buildkit python 3.13.5 --with-openssl --with-sqlite --optimize --prefix /opt/python-3.13
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --dry-run
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --emit-script build.sh
       buildkit python --prefix /opt/python-3.11 --update-deps --with-openssl=3.5.7 --with-sqlite=3.46.1
@@ -99,6 +104,9 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
         return
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
+    if (update_deps or rollback) and optimize:
+        raise InputError(f"{'--update-deps' if update_deps else '--rollback'} does not take --optimize",
+                         fix="drop --optimize: the installed interpreter is kept as it was built")
     if update_deps or rollback:
         _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json,
                             fetch_options(cache_dir, source_dirs, mirrors, no_debian), emit_script, update_deps,
@@ -108,8 +116,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dr
     from buildkit.pybuild.build import dry_run as plan_only
 
     salt = str(time.time_ns()) if clean else ""
-    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean, salt=salt),
-                    jobs)
+    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
+                            optimize=optimize, salt=salt), jobs)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
     if dry_run or emit_script:
         # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
@@ -224,7 +232,8 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
 
 
 def _print_plan(plan) -> None:
-    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id})")
+    optimized = ", PGO + LTO" if plan.request.optimize else ""
+    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id}{optimized})")
     for choice in (plan.openssl, plan.sqlite):
         where = f" at {choice.prefix}" if choice.prefix else ""
         click.echo(f"  {choice.package}: {choice.how} {choice.version}{where}  ({choice.reason})")
@@ -244,9 +253,11 @@ def _print_plan(plan) -> None:
 @click.option("--expect-sqlite", metavar="V", help="The SQLite version sqlite3.sqlite_version must show (3.46.1).")
 @click.option("--private-prefix", "private_prefixes", multiple=True, metavar="DIR",
               help="libssl, libcrypto and libsqlite3 must be loaded from under DIR (repeatable).")
+@click.option("--expect-optimized", is_flag=True,
+              help="Require PGO + LTO (configured --enable-optimizations --with-lto, objects compiled with -flto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | None, private_prefixes: tuple[str, ...],
-               as_json: bool) -> None:
+               expect_optimized: bool, as_json: bool) -> None:
     """Check that the interpreter PYTHON has a working ssl, hashlib, sqlite3 and pip, and which libraries it loads.
 
     One probe runs with PYTHON under 'env -i PATH=/usr/bin:/bin LANG=C.UTF-8', in isolated mode (-I), pip
@@ -261,9 +272,10 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     loaded; with --private-prefix, also with LD_LIBRARY_PATH naming the system's library directories
     (a DT_RUNPATH gives way to it, a DT_RPATH does not). Optional modules (_ctypes, _bz2, _lzma, zlib,
     readline, _uuid, _dbm, _gdbm, _tkinter, _curses) are listed with the Debian and RHEL packages that
-    bring them. Then, on this side, every ELF file of the install (site-packages aside) is read: the
-    highest GLIBC_ version needed (the oldest glibc it runs on), DT_NEEDED against an allow-list, and
-    RELRO, stack and text relocations (reported).
+    bring them. How it was built is read from its sysconfig: "PGO + LTO" (required with --expect-optimized).
+    Then, on this side, every ELF file of the install (site-packages aside) is read: the highest GLIBC_
+    version needed (the oldest glibc it runs on), DT_NEEDED against an allow-list, and RELRO, stack and text
+    relocations (reported).
 
     \b
     Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).
@@ -278,7 +290,7 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     from buildkit.pybuild.verify import verify
 
     report = verify(python, expect_openssl=expect_openssl, expect_sqlite=expect_sqlite,
-                    private_prefixes=private_prefixes)
+                    private_prefixes=private_prefixes, expect_optimized=expect_optimized)
     if as_json:
         print_json(report.to_json())
     else:

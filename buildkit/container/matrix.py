@@ -50,13 +50,15 @@ class Cell:
         return {"image": self.image.arg, "python": self.cpython, "openssl": self.openssl, "sqlite": self.sqlite}
 
 
-def artifact_name(cpython: str, openssl: str, sqlite: str, distro: str, arch: str) -> str:
-    """``python-<v>-openssl-<v>-sqlite-<v>-<distro>-<arch>`` (the artifact is this plus ``.tar.gz``)."""
+def artifact_name(cpython: str, openssl: str, sqlite: str, distro: str, arch: str, optimized: bool = False) -> str:
+    """``python-<v>[-pgo-lto]-openssl-<v>-sqlite-<v>-<distro>-<arch>`` (the artifact is this plus ``.tar.gz``);
+    ``-pgo-lto`` marks an ``--optimize`` build, so a plain and an optimized artifact never share a name."""
     parts = {"python": cpython, "openssl": openssl, "sqlite": sqlite, "distro": distro, "arch": arch}
     for what, value in parts.items():
         if not value or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+]*", value):
             raise InputError(f"cannot name an artifact with {what} {value!r}")
-    return f"python-{cpython}-openssl-{openssl}-sqlite-{sqlite}-{distro}-{arch}"
+    tag = "-pgo-lto" if optimized else ""
+    return f"python-{cpython}{tag}-openssl-{openssl}-sqlite-{sqlite}-{distro}-{arch}"
 
 
 def resolve_choice(package: str, wanted: str | None) -> str:

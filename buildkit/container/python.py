@@ -61,6 +61,7 @@ class CiOptions:
     jobs: int | None = None
     apt_mirror: str | None = None  # None: the host's Debian mirrors for Debian images
     yum_mirror: str = ""
+    optimize: bool = False  # PGO + LTO in every cell
 
 
 @dataclass
@@ -129,13 +130,13 @@ class _CellPlan:
         return out / f"{self.name}.tar.gz", out / f"{self.name}.json"
 
 
-def _predicted_paths(cells: Sequence[Cell], out: Path, arch: str) -> list[Path]:
+def _predicted_paths(cells: Sequence[Cell], out: Path, arch: str, optimized: bool = False) -> list[Path]:
     """Artifact paths known before any image runs: cells whose OpenSSL and SQLite are private versions."""
     found = []
     for cell in cells:
         if SYSTEM in (cell.openssl, cell.sqlite):
             continue
-        name = artifact_name(cell.cpython, cell.openssl, cell.sqlite, cell.image.spec.label, arch)
+        name = artifact_name(cell.cpython, cell.openssl, cell.sqlite, cell.image.spec.label, arch, optimized)
         found += [p for p in (out / f"{name}.tar.gz", out / f"{name}.json") if os.path.lexists(p)]
     return found
 
@@ -164,7 +165,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engine: Engine, say: Say,
     if not os.access(out, os.W_OK):
         raise InputError(f"--out {out}: not writable", fix="choose a folder you can write to")
     logs = out / "logs"
-    _refuse_existing(_predicted_paths(cells, out, engine.arch))
+    _refuse_existing(_predicted_paths(cells, out, engine.arch, opts.optimize))
 
     results: list[CellResult] = []
     prepared: dict[str, Prepared | BuildkitError] = {}
@@ -184,13 +185,15 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engine: Engine, say: Say,
             results.append(CellResult(cell, cell.key, False, prep.exit_code, str(prep), logs=logs))
             continue
         jobs = opts.jobs or engine.cpus
-        req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.openssl, cell.sqlite, jobs=jobs)
+        req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.openssl, cell.sqlite, jobs=jobs,
+                      optimize=opts.optimize)
         try:
             plan, files = plan_for(req, prep.host.info, opts.fetch, say)
         except InputError as e:
             raise InputError(f"{cell.key}: {e.message}", fix=e.fix) from None
         py = plan.components[-1].version
-        name = artifact_name(py, plan.openssl.version, plan.sqlite.version, cell.image.spec.label, prep.host.arch)
+        name = artifact_name(py, plan.openssl.version, plan.sqlite.version, cell.image.spec.label, prep.host.arch,
+                             opts.optimize)
         plans.append(_CellPlan(cell, prep, plan, files, name))
     names = [p.name for p in plans]
     dup = next((n for n in names if names.count(n) > 1), None)
@@ -300,6 +303,8 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                           "--expect-openssl", plan.openssl.version, "--expect-sqlite", plan.sqlite.version]
             if private:
                 probe_args += ["--private-prefix", check_root]
+            if plan.request.optimize:
+                probe_args.append("--expect-optimized")
             ver = c.call(probe_args, cwd="/", log=logs / "verify.log", check=False, doing="the verification")
             payload = _read_mark(logs / "verify.log", PROBE_MARK)
             if payload is None:

@@ -12,6 +12,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from typing import Callable
 
 from buildkit import __version__, catalog
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
-from buildkit.pybuild.host import HostInfo, probe_host, require_tools
+from buildkit.pybuild.host import HostInfo, probe_host, require_optimizer, require_tools
 from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
 from buildkit.pybuild.runner import LocalRunner, tail
 
@@ -109,7 +110,7 @@ def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | N
     return plan, files
 
 
-def _record(plan: Plan, verification, summary: dict, seconds: float) -> dict:
+def _record(plan: Plan, verification, summary: dict, seconds: float, optimization: dict | None = None) -> dict:
     return {
         "buildkit": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -128,6 +129,8 @@ def _record(plan: Plan, verification, summary: dict, seconds: float) -> dict:
             for c in plan.components
         ],
         "steps": plan.to_json()["components"],
+        "optimize": plan.request.optimize,
+        "optimization": optimization,
         "modules": summary,
         "verification": verification.to_json() if verification is not None else None,
         "verified": bool(verification is not None and verification.ok),
@@ -149,6 +152,7 @@ class _Actions:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.summary: dict = {}
+        self.optimization: dict | None = None  # --optimize: what the build log and the tree show
 
     def link_ca_store(self, step: Step, comp: Component, runner: LocalRunner) -> None:
         ssl_dir, ca_file, ca_dir = step.run.args
@@ -181,8 +185,50 @@ class _Actions:
                     raise BuildFailed(f"required module {module} {label}",
                                       fix="run 'buildkit doctor' on the work tree kept under " + comp.srcdir)
 
+    def check_test_suite(self, step: Step, comp: Component, runner: LocalRunner) -> None:
+        (srcdir,) = step.run.args
+        if not os.path.isdir(os.path.join(srcdir, "Lib", "test", "libregrtest")):
+            raise InputError(f"{comp.source.filename} has no Lib/test/libregrtest: --optimize profiles CPython "
+                             "with its own test suite", fix="use upstream's full tarball, or drop --optimize")
+
+    def check_optimized(self, step: Step, comp: Component, runner: LocalRunner) -> None:
+        (srcdir,) = step.run.args
+        log = next(runner.log_path(s) for s in comp.steps if s.phase == "build")
+        self.optimization = optimization_evidence(srcdir, log)
+        missing = [what for what, ok in (("profile data (.gcda or code.profclangd) in " + srcdir,
+                                          self.optimization["profile_files"] > 0),
+                                         ("compiles with -fprofile-use", self.optimization["pgo"]),
+                                         ("compiles with -flto", self.optimization["lto"])) if not ok]
+        if missing:
+            raise BuildFailed(f"--optimize: the build shows no {', no '.join(missing)}",
+                              fix=f"read the profile run in {log}")
+
     def table(self) -> dict:
-        return {"link-ca-store": self.link_ca_store, "check-modules": self.check_modules}
+        return {"link-ca-store": self.link_ca_store, "check-modules": self.check_modules,
+                "check-test-suite": self.check_test_suite, "check-optimized": self.check_optimized}
+
+
+def optimization_evidence(srcdir: str, build_log: str) -> dict:
+    """What proves a PGO + LTO build: profile data left in the tree by the profile run (gcc: one .gcda per
+    object; clang: the merged code.profclangd), the final compiles with -fprofile-use and -flto, and how many
+    tests the profile run went through ("[ 12/44] test_x" lines)."""
+    files = 0
+    for _root, _dirs, names in os.walk(srcdir):
+        files += sum(1 for n in names if n.endswith(".gcda") or n == "code.profclangd")
+    pgo = lto = False
+    ran, total = 0, 0
+    with open(build_log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if " -c " in line or line.startswith(("gcc ", "cc ", "clang ")):
+                pgo = pgo or ("-fprofile-use" in line or "-fprofile-instr-use" in line)
+                lto = lto or "-flto" in line
+            found = _PROGRESS.search(line)
+            if found:
+                ran, total = max(ran, int(found[1])), max(total, int(found[2]))
+    return {"pgo": pgo, "lto": lto, "profile_files": files, "profile_tests": f"{ran}/{total}"}
+
+
+_PROGRESS = re.compile(r"\[\s*(\d+)/(\d+)\]\s+test_")
 
 
 def _extract(archive: Path, dest: str) -> None:
@@ -228,7 +274,9 @@ def _collect_garbage(state_dir: str, install_dir: str, previous: str | None) -> 
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner) -> None:
+def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner) -> dict[str, float]:
+    """Build each component (a private library already built is reused); the seconds each one took."""
+    took: dict[str, float] = {}
     total = len(plan.components)
     for number, comp in enumerate(plan.components, 1):
         if comp.package != "cpython" and not req.clean and os.path.exists(os.path.join(comp.prefix, MARKER)):
@@ -236,9 +284,10 @@ def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: Lo
             continue
         shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
         _extract(files[comp.package], comp.srcdir)
-        runner.run_component(comp, number, total)
+        took[comp.package] = round(runner.run_component(comp, number, total), 1)
         if comp.package != "cpython":
             Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+    return took
 
 
 def lock_state(state_dir: str, prefix: str):
@@ -263,6 +312,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     host = probe_host()
     first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
     require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else []))
+    if req.optimize:
+        require_optimizer(host.compiler)
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
     record = _read_record(plan.install_dir)
@@ -279,7 +330,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     actions = _Actions(plan)
     runner = LocalRunner(plan.log_dir, say, actions.table())
     try:
-        _run_components(plan, req, files, runner)
+        component_seconds = _run_components(plan, req, files, runner)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {req.prefix} was left as it was", fix=f"logs kept in {plan.log_dir}") from None
     except OSError as e:
@@ -290,9 +341,11 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
 
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
     report = verify(plan.python, expect_openssl=plan.openssl.version or None,
-                    expect_sqlite=plan.sqlite.version or None, private_prefixes=plan.private_prefixes)
+                    expect_sqlite=plan.sqlite.version or None, private_prefixes=plan.private_prefixes,
+                    expect_optimized=req.optimize)
     seconds = time.monotonic() - started
-    record = _record(plan, report, actions.summary, seconds)
+    record = _record(plan, report, actions.summary, seconds, actions.optimization)
+    record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
     record["previous"] = current or ""  # what --rollback goes back to
     with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)

@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 from buildkit.errors import InputError
 
-__all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools", "ca_store"]
+__all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools",
+           "require_optimizer", "ca_store"]
 
 _INCLUDE_DIRS = ("/usr/local/include", "/usr/include")
 _LIB_DIRS = ("/usr/local/lib64", "/usr/local/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -155,3 +157,46 @@ def require_tools(tools: list[str]) -> None:
             why, deb, rhel = _TOOLS[tool]
             raise InputError(f"{why} is not installed ({tool} not on PATH)",
                              fix=f"install {deb} (Debian) or {rhel} (RHEL)")
+
+
+def _llvm_tool(name: str, cc_path: str) -> str | None:
+    """Where CPython's configure finds an LLVM tool: PATH, then the directory clang's symlink points into
+    (Debian's /usr/bin/clang -> /usr/lib/llvm-N/bin/clang)."""
+    found = shutil.which(name)
+    if found or not cc_path:
+        return found
+    beside = os.path.join(os.path.dirname(os.path.realpath(cc_path)), name)
+    return beside if os.access(beside, os.X_OK) else None
+
+
+def require_optimizer(compiler: str) -> None:
+    """--optimize (PGO + LTO) needs more than a compiler: gcc's LTO plugin and libgcov, or clang with
+    llvm-profdata (merges the profile) and llvm-ar (archives LTO objects). One test link with the flags
+    CPython's configure will use proves the toolchain; raise naming what is missing."""
+    cc = os.environ.get("CC", "cc")
+    cc_path = shutil.which(cc) or ""
+    clang = "clang" in compiler.lower()
+    if clang:
+        for tool in ("llvm-profdata", "llvm-ar"):
+            if _llvm_tool(tool, cc_path) is None:
+                raise InputError(f"--optimize with clang needs {tool}, which is not on PATH",
+                                 fix="install llvm (Debian) or llvm-toolset (RHEL), or build with CC=gcc")
+        flags = ["-flto", "-fprofile-instr-generate"]
+    else:
+        flags = ["-flto", "-fuse-linker-plugin", "-ffat-lto-objects", "-fprofile-generate"]
+    with tempfile.TemporaryDirectory(prefix="buildkit-lto-") as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write("int main(void) { return 0; }\n")
+        try:
+            run = subprocess.run([cc, *flags, src, "-o", os.path.join(tmp, "t")], capture_output=True, text=True,
+                                 timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise InputError(f"--optimize: cannot run {cc}: {e}",
+                             fix="install a C compiler (build-essential)") from None
+    if run.returncode != 0:
+        lines = [line for line in (run.stderr or run.stdout).splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit {run.returncode}"
+        raise InputError(f"--optimize: {cc} cannot link with {' '.join(flags)} ({why})",
+                         fix="install gcc's LTO plugin and libgcov (Debian: gcc; RHEL: gcc), or drop --optimize"
+                         if not clang else "install clang's LTO support (llvm, lld), or drop --optimize")

@@ -42,6 +42,7 @@ class Request:
     with_sqlite: str | None = None
     jobs: int = 2
     clean: bool = False
+    optimize: bool = False  # PGO + LTO; part of the build's identity (its configure and make lines differ)
     salt: str = ""  # set by --clean: rebuilds go to new directories, so the current install stays intact
 
 
@@ -102,6 +103,7 @@ class Plan:
             "prefix": self.request.prefix,
             "build_id": self.build_id,
             "install_dir": self.install_dir,
+            "optimize": self.request.optimize,
             "openssl": _choice_json(self.openssl),
             "sqlite": _choice_json(self.sqlite),
             "components": [
@@ -171,8 +173,8 @@ def _hash(*parts: object) -> str:
 
 
 def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps: dict[str, str],
-               host: HostInfo, index: int) -> tuple[list[Step], int]:
-    ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir)
+               host: HostInfo, index: int, optimize: bool = False) -> tuple[list[Step], int]:
+    ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir, optimize)
     steps = []
     for phase, run in recipe.phases(ctx):
         index += 1
@@ -231,7 +233,8 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         components.append(comp)
 
     recipe = RECIPES["cpython"]
-    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0)
+    # --optimize changes CPython's configure and make lines, so an optimized build has its own id.
+    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize)
     salt = [req.salt] if req.salt else []
     steps = [_step_json(s) for s in shape]
     build_id = f"{py.version}-{_hash(py.sha256, steps, env_key, [c.hash for c in components], *salt)}"
@@ -241,7 +244,8 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         comp, index = with_steps(comp, work, req.jobs, host, index)
         built.append(comp)
     install = os.path.join(state, "builds", build_id)
-    steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index)
+    steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index,
+                              req.optimize)
     built.append(Component("cpython", py.version, py, install, os.path.join(work, "cpython"), tuple(steps), build_id))
     return Plan(req, build_id, state, install, work, os.path.join(state, "logs", build_id),
                 chosen["openssl"], chosen["sqlite"], tuple(built), host)

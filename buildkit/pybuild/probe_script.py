@@ -13,6 +13,7 @@ Arguments (all optional)::
     --private-prefixes "DIR DIR"   the same, space-separated
     --django-sqlite-min V   the SQLite needed for deterministic=True (default 3.8.3)
     --optional a,b,c        the optional modules to look for (default: OPTIONAL_MODULES)
+    --expect-optimized      the "PGO + LTO" check is required (--enable-optimizations, --with-lto, -flto)
     --record FILE           also write {"verified": ..., "verification": ...} into FILE (merged into its JSON)
     --json                  print only the machine-readable line (see MARK), no table
 
@@ -400,6 +401,17 @@ def _pip_facts():
     return pip
 
 
+def _build_facts():
+    """How the interpreter was configured and compiled (sysconfig's copy of its Makefile)."""
+    try:
+        import sysconfig
+        names = ("CONFIG_ARGS", "PY_CFLAGS_NODIST", "PY_LDFLAGS_NODIST", "PGO_PROF_USE_FLAG", "LTOFLAGS",
+                 "CONFIGURE_CFLAGS_NODIST")
+        return dict((name, sysconfig.get_config_var(name) or "") for name in names)
+    except BaseException as exc:
+        return {"error": error_text(exc)}
+
+
 def collect_facts(optional=None):
     """Everything the judgement needs, as plain JSON-able data."""
     facts = {
@@ -448,6 +460,7 @@ def collect_facts(optional=None):
         facts["tls"] = tls_facts(ssl, libraries)
 
     facts["pip"] = _pip_facts()
+    facts["build"] = _build_facts()
     facts["optional"] = {}
     for name in (OPTIONAL_MODULES if optional is None else optional):
         facts["optional"][name] = try_import(name)[1]
@@ -661,7 +674,26 @@ def _pip_check(pip):
                   % (out[-1] if out else "no output"))
 
 
-def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), django_min=DJANGO_SQLITE_MIN):
+def _optimization_check(build, expected):
+    """PGO + LTO as configure recorded them: --enable-optimizations and --with-lto in CONFIG_ARGS, -flto in
+    the flags every object was compiled with, a profile-use flag. Required only when the build asked for it."""
+    if "error" in build:
+        return _check("PGO + LTO", not expected, "sysconfig: %s" % build["error"], required=expected)
+    args = build.get("CONFIG_ARGS") or ""
+    cflags = " ".join((build.get("PY_CFLAGS_NODIST") or "", build.get("CONFIGURE_CFLAGS_NODIST") or ""))
+    pgo = "--enable-optimizations" in args and bool(build.get("PGO_PROF_USE_FLAG"))
+    lto = "--with-lto" in args and "-flto" in cflags
+    if pgo and lto:
+        lto_flags = " ".join(f for f in cflags.split() if f.startswith(("-flto", "-ffat-lto", "-fuse-linker")))
+        detail = "PGO (%s) + LTO (%s)" % (build.get("PGO_PROF_USE_FLAG"), " ".join(sorted(set(lto_flags.split()))))
+    else:
+        missing = [what for what, ok in (("--enable-optimizations", pgo), ("--with-lto and -flto", lto)) if not ok]
+        detail = "not configured for it (sysconfig: no %s)" % ", no ".join(missing)
+    return _check("PGO + LTO", (pgo and lto) or not expected, detail, required=expected)
+
+
+def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), django_min=DJANGO_SQLITE_MIN,
+          expect_optimized=False):
     """The verification report of ``facts``: checks, optional modules, versions, libraries."""
     prefixes = [os.path.realpath(p) for p in private_prefixes if p]
     openssl = facts.get("openssl") or {}
@@ -713,6 +745,8 @@ def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), d
     checks.append(_ca_check(facts))
     checks.extend(_tls_checks(facts))
     checks.append(_pip_check(facts.get("pip") or {}))
+    if facts.get("build") is not None:
+        checks.append(_optimization_check(facts["build"], expect_optimized))
     runtime = {"OpenSSL": runtime_openssl, "SQLite": sqlite_version}
     for module in ("_ssl", "_hashlib", "_sqlite3"):
         checks.append(_library_check(facts, module, prefixes, api_openssl, runtime))
@@ -745,12 +779,15 @@ def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), d
 
 def parse_args(argv):
     opts = {"expect_openssl": None, "expect_sqlite": None, "private_prefixes": [], "django_min": DJANGO_SQLITE_MIN,
-            "optional": None, "record": None, "json": False}
+            "optional": None, "record": None, "json": False, "expect_optimized": False}
     it = iter(argv)
     for arg in it:
         key, eq, value = arg.partition("=")
         if key == "--json":
             opts["json"] = True
+            continue
+        if key == "--expect-optimized":
+            opts["expect_optimized"] = True
             continue
         if key not in ("--expect-openssl", "--expect-sqlite", "--private-prefix", "--private-prefixes",
                        "--django-sqlite-min", "--optional", "--record"):
@@ -791,7 +828,8 @@ def _write_record(path, report):
 def main(argv):
     opts = parse_args(argv)
     facts = collect_facts(opts["optional"])
-    report = judge(facts, opts["expect_openssl"], opts["expect_sqlite"], opts["private_prefixes"], opts["django_min"])
+    report = judge(facts, opts["expect_openssl"], opts["expect_sqlite"], opts["private_prefixes"], opts["django_min"],
+                   opts["expect_optimized"])
     if opts["record"]:
         _write_record(opts["record"], report)
     if not opts["json"]:

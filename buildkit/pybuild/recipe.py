@@ -53,6 +53,7 @@ class Context:
     deps: Mapping[str, str] = field(default_factory=dict)  # "openssl"/"sqlite" -> prefix ("" = the system's)
     ca_file: str = ""
     ca_dir: str = ""
+    optimize: bool = False  # PGO + LTO (CPython's --enable-optimizations --with-lto)
 
     def at_least(self, version: str) -> bool:
         return parse_version(self.source.package, self.version) >= parse_version(self.source.package, version)

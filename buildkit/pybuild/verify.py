@@ -276,12 +276,13 @@ def add_floor(report: VerifyReport, roots: Sequence[str], private: bool) -> Veri
 
 
 def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str | None = None,
-           private_prefixes: Sequence[str] = (), floor: bool = True) -> VerifyReport:
+           private_prefixes: Sequence[str] = (), floor: bool = True, expect_optimized: bool = False) -> VerifyReport:
     """Run the probe with ``python`` and judge what it finds (see the module docstring).
 
     ``expect_openssl``/``expect_sqlite`` must equal the versions the interpreter reports at run time (a
     shorter expectation such as ``3.46`` matches ``3.46.1``). With ``private_prefixes``, every libssl,
     libcrypto and libsqlite3 that ``_ssl``, ``_hashlib`` and ``_sqlite3`` load must lie under one of them.
+    With ``expect_optimized``, the "PGO + LTO" check (always shown) is required.
     A Python that cannot run at all raises :class:`InputError`. With ``floor`` (the default), the ELF files
     of the install are read on this side too (:mod:`buildkit.pybuild.floor`: glibc floor, linked libraries,
     hardening).
@@ -294,6 +295,8 @@ def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str
         args += ["--expect-sqlite", expect_sqlite]
     for prefix in private_prefixes:
         args += ["--private-prefix", os.path.realpath(prefix)]
+    if expect_optimized:
+        args.append("--expect-optimized")
     report = report_from_probe(python, run_probe(path, args))
     if not floor:
         return report

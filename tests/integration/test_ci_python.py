@@ -2,9 +2,11 @@
 
 The builder image has the distribution's toolchain and no libssl-dev/libsqlite3-dev. In it, a plain
 CPython build with the distribution's gcc reproduces the seed failure (``No module named '_ssl'``); then
-one real ``buildkit ci python`` run (OpenSSL 3.0.20, SQLite 3.40.1, CPython 3.13.5, shared by the tests
-here) fixes it, verified inside the container twice (in place, then unpacked elsewhere with the build prefix
-gone) and once more on this machine. Also: the second run reuses the image and refuses to overwrite the
+one real ``buildkit ci python --optimize`` run (OpenSSL 3.0.20, SQLite 3.40.1, CPython 3.13.5 with PGO and
+LTO, shared by the tests here) fixes it, verified inside the container twice (in place, then unpacked
+elsewhere with the build prefix gone) and once more on this machine. It is the suite's one PGO + LTO build
+(the fresh-machine test builds a plain 3.13.5, test_python_build a plain 3.11.2): the emitted script, the
+container and the relocated artifact all carry the optimization, and the tests prove it from the result. Also: the second run reuses the image and refuses to overwrite the
 artifact, a container killed mid-build and a base without a shell end in one line and exit 2.
 
 The engine is ``$DOCKER_HOST``, else the private one ``tests/fixtures/dockerd.sh`` starts (and stops at the
@@ -17,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.integration
 IMAGE = "debian:12=buildkit-base:debian-bookworm"
 CPYTHON, OPENSSL, SQLITE = "3.13.5", "3.0.20", "3.40.1"
 NAME = f"python-{CPYTHON}-openssl-{OPENSSL}-sqlite-{SQLITE}-debian12-x86_64"
+OPT_NAME = f"python-{CPYTHON}-pgo-lto-openssl-{OPENSSL}-sqlite-{SQLITE}-debian12-x86_64"  # the --optimize build
 
 
 def buildkit(host: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
@@ -95,26 +99,27 @@ def test_distro_toolchain_alone_reproduces_no_module_named_ssl(engine, builder, 
 
 @pytest.fixture(scope="session")
 def ci_run(docker_host, builder, sources, tmp_path_factory):
-    """The one real build of this module: buildkit ci python in the bookworm image."""
+    """The one real build of this module: buildkit ci python --optimize (PGO + LTO) in the bookworm image."""
     out = tmp_path_factory.mktemp("ci-out")
     started = time.monotonic()
     run = buildkit(docker_host, "ci", "python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
-                   "--image", IMAGE, "--source-dir", str(sources), "--out", str(out), "--json")
+                   "--optimize", "--image", IMAGE, "--source-dir", str(sources), "--out", str(out), "--json")
+    print(f"\nbuildkit ci python {CPYTHON} --optimize: {time.monotonic() - started:.0f} s")
     return run, out, time.monotonic() - started
 
 
 def test_ci_python_fixes_it_verified_inside(ci_run):
     run, out, seconds = ci_run
     assert run.returncode == 0, run.stderr[-4000:]
-    artifact = out / f"{NAME}.tar.gz"
-    assert artifact.is_file() and (out / f"{NAME}.json").is_file()
+    artifact = out / f"{OPT_NAME}.tar.gz"
+    assert artifact.is_file() and (out / f"{OPT_NAME}.json").is_file()
     results = json.loads(run.stdout)["cells"]
-    assert [c["name"] for c in results] == [NAME] and results[0]["ok"] is True
+    assert [c["name"] for c in results] == [OPT_NAME] and results[0]["ok"] is True
     # The summary table (stderr with --json).
     table = run.stderr[run.stderr.rindex("\nimage "):]
     assert "ok (" in table and str(artifact) in table
 
-    report = json.loads((out / f"{NAME}.json").read_text())
+    report = json.loads((out / f"{OPT_NAME}.json").read_text())
     assert report["verified"] is True and report["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
     assert report["image"]["base"] == "buildkit-base:debian-bookworm"
     assert report["container"]["openssl"] is None  # the image's own: none
@@ -127,7 +132,7 @@ def test_ci_python_fixes_it_verified_inside(ci_run):
     ver = report["verification"]
     assert ver["ok"] is True and OPENSSL in ver["openssl_version"]
     assert ver["sqlite_version"] == SQLITE
-    root = f"/home/build/ci/check/{NAME}"
+    root = f"/home/build/ci/check/{OPT_NAME}"
     for lib in ver["libraries"].values():
         for path in lib:
             assert path.startswith(root + "/lib/"), path
@@ -138,19 +143,48 @@ def test_ci_python_fixes_it_verified_inside(ci_run):
     assert any(r["file"].endswith(".so") and r["new"].startswith("$ORIGIN") for r in relocated["runpaths"])
 
 
+def test_ci_build_is_pgo_and_lto(ci_run):
+    """The artifact really is PGO + LTO: configure was asked for both, every object was compiled with -flto,
+    the profile run went through regrtest's PGO tests on parallel workers, left gcc's profile data in the
+    tree, and the final compiles used it (-fprofile-use); both verifications require the check."""
+    run, out, _ = ci_run
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads((out / f"{OPT_NAME}.json").read_text())
+    assert report["plan"]["optimize"] is True
+    cpython = report["plan"]["components"][-1]
+    configure = next(s for s in cpython["steps"] if s["phase"] == "configure" and "argv" in s)
+    assert {"--enable-optimizations", "--with-lto"} <= set(configure["argv"])
+    make = next(s for s in cpython["steps"] if s["phase"] == "build")
+    assert make["argv"][2].startswith("PROFILE_TASK=-m test --pgo -j")
+    for checks in (report["build"]["verification"]["checks"], report["verification"]["checks"]):
+        pgo = next(c for c in checks if c["name"] == "PGO + LTO")
+        assert pgo["ok"] and pgo["required"] and pgo["detail"].startswith("PGO (-fprofile-use"), pgo
+        assert "-flto" in pgo["detail"]
+    log = (out / "logs" / OPT_NAME / "build.log").read_text(errors="replace")
+    found = re.search(r"PGO \+ LTO: (\d+) profile data files, -fprofile-use and -flto in ", log)
+    assert found and int(found[1]) > 100, log[-3000:]  # one .gcda per object of the profiled build
+
+
 def test_artifact_runs_from_anywhere_on_this_machine(ci_run, tmp_path):
     """Bookworm here too: unpack the artifact in a new place and verify it with buildkit verify."""
     run, out, _ = ci_run
     assert run.returncode == 0, run.stderr[-2000:]
-    with tarfile.open(out / f"{NAME}.tar.gz") as tar:
+    with tarfile.open(out / f"{OPT_NAME}.tar.gz") as tar:
         tar.extractall(tmp_path)
-    root = tmp_path / NAME
+    root = tmp_path / OPT_NAME
     verify = subprocess.run([sys.executable, "-m", "buildkit", "verify", str(root / "bin" / "python3"),
                              "--expect-openssl", OPENSSL, "--expect-sqlite", SQLITE, "--private-prefix", str(root),
                              "--json"], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout[-3000:]
     data = json.loads(verify.stdout)
     assert data["ok"] and data["libraries"]["_ssl"]
+    # Its own sysconfig, read here: configured for PGO + LTO, objects compiled with -flto.
+    config = subprocess.run([str(root / "bin" / "python3"), "-I", "-c",
+                             "import sysconfig as s; print(s.get_config_var('CONFIG_ARGS'));"
+                             "print(s.get_config_var('PY_CFLAGS_NODIST'))"],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    args, cflags = config.stdout.splitlines()[:2]
+    assert "'--enable-optimizations'" in args and "'--with-lto'" in args and "-flto" in cflags.split(), config
     for paths in data["libraries"].values():
         assert all(p.startswith(str(root) + "/lib/") for p in paths), paths
     pip = subprocess.run([str(root / "bin" / "pip3"), "--version"], capture_output=True, text=True,
@@ -161,11 +195,11 @@ def test_artifact_runs_from_anywhere_on_this_machine(ci_run, tmp_path):
 def test_second_run_reuses_the_image_and_keeps_the_artifact(docker_host, ci_run, sources):
     run, out, _ = ci_run
     assert run.returncode == 0, run.stderr[-2000:]
-    artifact = out / f"{NAME}.tar.gz"
+    artifact = out / f"{OPT_NAME}.tar.gz"
     before = hashlib.sha256(artifact.read_bytes()).hexdigest(), artifact.stat().st_mtime_ns
     started = time.monotonic()
     again = buildkit(docker_host, "ci", "python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
-                     "--image", IMAGE, "--source-dir", str(sources), "--out", str(out))
+                     "--optimize", "--image", IMAGE, "--source-dir", str(sources), "--out", str(out))
     took = time.monotonic() - started
     assert again.returncode == 2
     errors = [line for line in again.stderr.splitlines() if line.startswith("buildkit: error:")]

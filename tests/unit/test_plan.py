@@ -26,7 +26,7 @@ MODERN = replace(CENTOS7, openssl=SystemLib("openssl", "3.0.19", "/usr/include",
 
 def configure(plan, package):
     comp = next(c for c in plan.components if c.package == package)
-    step = next(s for s in comp.steps if s.phase == "configure")
+    step = next(s for s in comp.steps if s.phase == "configure" and not isinstance(s.run, Action))
     return list(step.run.argv), dict(step.run.env)
 
 
@@ -117,3 +117,56 @@ def test_emitted_script_is_valid_sh_with_the_checksums(tmp_path):
         assert comp.source.sha256 in text
     assert "'-Wl,-rpath,$(LIBRPATH)'" in text  # quoted for sh, expanded by OpenSSL's make
     assert "env -i PATH=/usr/bin:/bin" in text
+
+
+def cpython_step(plan, phase):
+    comp = next(c for c in plan.components if c.package == "cpython")
+    return [s.run for s in comp.steps if s.phase == phase]
+
+
+def test_optimize_is_pgo_lto_with_a_parallel_profile_run_and_its_own_identity():
+    plain = make_plan(Request("3.13.5", "/opt/py"), CENTOS7)
+    opt = make_plan(Request("3.13.5", "/opt/py", optimize=True, jobs=2), CENTOS7)
+    opt16 = make_plan(Request("3.13.5", "/opt/py", optimize=True, jobs=16), CENTOS7)
+    assert opt.build_id != plain.build_id and opt.install_dir != plain.install_dir  # never the plain build's
+    assert opt.build_id == opt16.build_id  # the profile run's -jN, like make's, is not identity
+    assert (opt.openssl.prefix, opt.sqlite.prefix) == (plain.openssl.prefix, plain.sqlite.prefix)  # deps shared
+    argv, _ = configure(opt, "cpython")
+    assert {"--enable-optimizations", "--with-lto"} <= set(argv)
+    assert "--enable-optimizations" not in configure(plain, "cpython")[0]
+    (make,) = cpython_step(opt, "build")
+    assert make.argv == ("make", "-j2", "PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT)")
+    (make1,) = cpython_step(make_plan(Request("3.13.5", "/opt/py", optimize=True, jobs=1), CENTOS7), "build")
+    assert make1.argv[-1] == "PROFILE_TASK=-m test --pgo --timeout=$(TESTTIMEOUT)"  # one job: regrtest in-process
+    srcdir = next(c.srcdir for c in opt.components if c.package == "cpython")
+    assert cpython_step(opt, "configure")[0] == Action("check-test-suite", (srcdir,))
+    assert Action("check-optimized", (srcdir,)) in cpython_step(opt, "post")
+    assert not any(isinstance(r, Action) and r.name.startswith(("check-test", "check-opt"))
+                   for c in plain.components for r in (s.run for s in c.steps))
+    assert opt.to_json()["optimize"] is True and plain.to_json()["optimize"] is False
+
+
+def test_optimized_script_checks_the_toolchain_and_the_profile(tmp_path):
+    plan = make_plan(Request("3.11.2", str(tmp_path / "py"), optimize=True), CENTOS7)
+    text = render_script(plan)
+    path = tmp_path / "build.sh"
+    path.write_text(text)
+    assert subprocess.run(["sh", "-n", str(path)]).returncode == 0
+    assert "check_optimizer\n" in text and "-fuse-linker-plugin -ffat-lto-objects -fprofile-generate" in text
+    assert "action_check_test_suite " in text and "action_check_optimized " in text
+    assert "--expect-optimized --record" in text
+    assert "'PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT)'" in text  # quoted: make expands it
+    plain = render_script(make_plan(Request("3.11.2", str(tmp_path / "py")), CENTOS7))
+    assert "check_optimizer\n" not in plain and "--expect-optimized --record" not in plain
+
+
+def test_optimized_script_refuses_a_compiler_without_lto(tmp_path):
+    """The emitted script's first check, run for real: a CC that cannot link -flto stops it, exit 2."""
+    plan = make_plan(Request("3.11.2", str(tmp_path / "py"), optimize=True), CENTOS7)
+    path = tmp_path / "build.sh"
+    path.write_text(render_script(plan))
+    run = subprocess.run(["sh", str(path), str(tmp_path)], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "CC": "false"})
+    assert run.returncode == 2
+    assert run.stderr.startswith("build.sh: error: --optimize: false cannot link with -flto -fuse-linker-plugin")
+    assert len(run.stderr.splitlines()) == 1 and not (tmp_path / "py.buildkit").exists()

@@ -403,3 +403,49 @@ def test_cli_verify_bad_input() -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("buildkit: error: /nonexistent/python3: no such file")
+
+
+# --- PGO + LTO ------------------------------------------------------------------------------------------
+
+def test_plain_interpreter_is_reported_plain_and_fails_when_optimized_is_expected() -> None:
+    """This interpreter's own sysconfig decides (pyenv's 3.11 here: configured without
+    --enable-optimizations); the check is informational unless asked for."""
+    import sysconfig
+
+    args = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    optimized = "--enable-optimizations" in args and "--with-lto" in args
+    report = verify(sys.executable)
+    check = report.check("PGO + LTO")
+    assert check.required is False and check.ok
+    assert check.detail.startswith("PGO (") if optimized else check.detail.startswith("not configured for it (sysconfig: no ")
+    strict = verify(sys.executable, expect_optimized=True).check("PGO + LTO")
+    assert strict.required is True and strict.ok is optimized
+
+
+def optimized_facts() -> dict:
+    return base_facts(build={
+        "CONFIG_ARGS": "'--prefix=/opt/py' '--enable-optimizations' '--with-lto' '--with-openssl=/opt/py/openssl'",
+        "PY_CFLAGS_NODIST": "-fno-semantic-interposition -std=c11 -flto -fuse-linker-plugin -ffat-lto-objects "
+                            "-flto-partition=none -g -I./Include/internal",
+        "CONFIGURE_CFLAGS_NODIST": "-fno-semantic-interposition -std=c11 -flto -fuse-linker-plugin",
+        "PY_LDFLAGS_NODIST": "-fno-semantic-interposition -flto -fuse-linker-plugin -ffat-lto-objects",
+        "PGO_PROF_USE_FLAG": "-fprofile-use -fprofile-correction", "LTOFLAGS": ""})
+
+
+def test_judge_optimized_build() -> None:
+    facts = optimized_facts()
+    report = probe_script.judge(facts, expect_optimized=True)
+    check = next(c for c in report["checks"] if c["name"] == "PGO + LTO")
+    assert check["ok"] and check["required"]
+    assert check["detail"] == ("PGO (-fprofile-use -fprofile-correction) + LTO (-ffat-lto-objects -flto "
+                               "-flto-partition=none -fuse-linker-plugin)")
+    # configured with --with-lto, but the flags show no -flto (a compiler without LTO support): not LTO
+    facts["build"] = dict(facts["build"], PY_CFLAGS_NODIST="-std=c11", CONFIGURE_CFLAGS_NODIST="-std=c11")
+    report = probe_script.judge(facts, expect_optimized=True)
+    check = next(c for c in report["checks"] if c["name"] == "PGO + LTO")
+    assert not check["ok"] and not report["ok"] and check["detail"] == "not configured for it (sysconfig: no --with-lto and -flto)"
+
+
+def test_probe_script_expect_optimized_argument() -> None:
+    assert probe_script.parse_args(["--expect-optimized", "--json"])["expect_optimized"] is True
+    assert probe_script.parse_args([])["expect_optimized"] is False
