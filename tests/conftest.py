@@ -102,3 +102,41 @@ def readelf(path: str) -> dict:
         "nx_stack": stack is not None and "E" not in stack[1],
         "textrel": bool(get("TEXTREL")) or "TEXTREL" in flags,
     }
+
+
+SECOND_ENGINE = {"BK_DOCKER_SOCK": "/run/bk-docker2.sock", "BK_DOCKER_ROOT": "/var/lib/bk-docker2",
+                 "BK_DOCKER_EXEC_ROOT": "/run/bk-docker2", "BK_DOCKER_PIDFILE": "/run/bk-dockerd2.pid",
+                 "BK_DOCKER_LOG": "/var/log/bk-dockerd2.log"}
+
+
+class SecondEngine:
+    """A second private engine beside the first (tests/fixtures/dockerd.sh with its own socket and state),
+    holding the first one's bookworm base image (docker save | docker load: no registry here)."""
+
+    host = "unix://" + SECOND_ENGINE["BK_DOCKER_SOCK"]
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+
+    def _dockerd(self, action: str) -> None:
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), action], check=True,
+                       env={**os.environ, **SECOND_ENGINE})
+
+    def start(self) -> None:
+        self._dockerd("start")
+        have = subprocess.run(["docker", "-H", self.host, "image", "inspect", "buildkit-base:debian-bookworm"],
+                              capture_output=True)
+        if have.returncode != 0:
+            subprocess.run(f"docker -H {self.first} save buildkit-base:debian-bookworm | docker -H {self.host} load",
+                           shell=True, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        self._dockerd("stop")
+
+
+@pytest.fixture()
+def second_engine(docker_host):
+    engine = SecondEngine(docker_host)
+    engine.start()
+    yield engine
+    engine.stop()

@@ -78,17 +78,18 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
 
 
 class _Engine:
-    """The engine (``$DOCKER_HOST``), connected when first needed: naming a known release needs none; a
-    plain image reference is looked into there (its /etc/os-release)."""
+    """The engine (``host``, else ``$DOCKER_HOST``), connected when first needed: naming a known release
+    needs none; a plain image reference is looked into there (its /etc/os-release)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host
         self._engine = None
 
     def get(self):
         if self._engine is None:
             from buildkit.container.engine import connect
 
-            self._engine = connect()
+            self._engine = connect(self.host)
         return self._engine
 
     def os_release(self, ref: str) -> dict[str, str]:
@@ -137,9 +138,13 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
 @click.option("--no-debian", is_flag=True, help="Do not fall back to Debian's source packages.")
 @click.option("--apt-mirror", metavar="URI", help=_APT_MIRROR_HELP)
 @click.option("--yum-mirror", metavar="URL", help=_YUM_MIRROR_HELP)
+@click.option("--engine", "engine_names", multiple=True, metavar="URL|CONTEXT",
+              help="A Docker engine to build on (repeatable): unix:///PATH.sock, tcp://HOST:2376, ssh://USER@HOST "
+                   "or a docker context's name. Cells spread over them, one at a time on each, each engine with "
+                   "its own builder image; a cell whose engine fails goes once to another. Default: $DOCKER_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
 def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, source_dirs, mirrors,
-              cache_dir, no_debian, apt_mirror, yum_mirror, as_json) -> None:
+              cache_dir, no_debian, apt_mirror, yum_mirror, engine_names, as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -162,15 +167,32 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
       buildkit ci python 3.13 --with-openssl --with-sqlite --image debian:12 --image rocky:9 --out dist
       buildkit ci python 3.12 3.11.2 --with-openssl=3.0 --with-openssl=1.1.1w --image centos:7 --out dist
       buildkit ci python --matrix ci-matrix.toml --out dist --source-dir ~/tarballs
+      buildkit ci python 3.13 3.12 --image debian:12 --image rocky:9 --out dist --engine ssh://ci@build1 \\
+          --engine ssh://ci@build2 --engine unix:///var/run/docker.sock
     """
     import signal
+    from functools import partial
 
-    from buildkit.container.python import CiOptions, format_table, overall_error, results_json, run_cells, summary_rows
+    from buildkit.container.engine import connect, engine_address
+    from buildkit.container.python import (
+        CiOptions,
+        EngineSlot,
+        format_table,
+        overall_error,
+        results_json,
+        run_cells,
+        summary_rows,
+    )
 
     started = time.monotonic()
-    engines = _Engine()
-    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engines)
-    engine = engines.get()
+    hosts = {name: engine_address(name) for name in dict.fromkeys(engine_names)}
+    first = _Engine(next(iter(hosts.values()), None))
+    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, first)
+    if hosts:
+        slots = [EngineSlot(name, partial(connect, host)) for name, host in hosts.items()]
+    else:
+        engine = first.get()
+        slots = [EngineSlot(engine.host, lambda: engine)]
 
     def terminate(signum, frame):  # SIGTERM stops the build like Ctrl-C: the container is removed
         raise KeyboardInterrupt
@@ -179,7 +201,7 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
     opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize)
     try:
-        results = run_cells(cells, opts, engine, say, started)
+        results = run_cells(cells, opts, slots, say, started)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the container was removed and no artifact was written",
                           fix=f"logs kept in {Path(out_dir) / 'logs'}") from None

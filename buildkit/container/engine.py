@@ -28,7 +28,8 @@ from typing import Callable
 
 from buildkit.errors import BuildFailed, BuildkitError, InputError
 
-__all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect", "parse_os_release"]
+__all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect", "engine_address",
+           "parse_os_release"]
 
 Say = Callable[[str], None]
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -93,6 +94,27 @@ def connect(host: str | None = None, *, timeout: int = 15) -> Engine:
     # Builds stream for many minutes without output: no read timeout from here on.
     client.api.timeout = 24 * 3600
     return Engine(client, where)
+
+
+def engine_address(name: str) -> str:
+    """An ``--engine`` value as a Docker host URL: a URL as it is, else the docker context of that name
+    (``docker context create NAME --docker host=ssh://...``), read from ``~/.docker/contexts``."""
+    if "://" in name:
+        return name
+    docker = _sdk()
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_context(name)
+        known = [c.Name for c in ContextAPI.contexts()]
+    except docker.errors.DockerException as e:
+        raise InputError(f"--engine {name}: cannot read the docker contexts: {_reason(e)}",
+                         fix="name the engine by URL: unix:///PATH.sock, tcp://HOST:2376, ssh://USER@HOST") from None
+    if context is None or not context.Host:
+        raise InputError(f"--engine {name}: no docker context of that name (and not a URL)",
+                         fix=f"contexts here: {', '.join(known) or 'none'} (docker context ls); or a URL such as "
+                             "unix:///run/docker.sock, tcp://HOST:2376, ssh://USER@HOST")
+    return context.Host
 
 
 class Engine:
