@@ -156,6 +156,9 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
     images are probed and the cells planned on the first that answers, and the cells spread over all."""
     slots = [EngineSlot(engines.host, lambda: engines)] if isinstance(engines, Engine) else list(engines)
     engine = _first_answering(slots)
+    for slot in slots:
+        if slot.dead:
+            say(f"[{slot.name}] does not answer; it leaves the run: {slot.dead}")
     from buildkit.pybuild.build import plan_for
     from buildkit.pybuild.plan import Request
 
