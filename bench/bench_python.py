@@ -10,7 +10,11 @@ other (never two compilations at once), and prints wall times and ratios:
 Also: the same buildkit command again on the verified prefix (no-op), and what OpenSSL's full
 'make install' costs over 'install_sw' (the docs). Targets: overhead <= 5 % over the floor, no-op < 2 s.
 
-Usage: python3 bench/bench_python.py [--skip-pyenv] [--jobs N]
+Each leg runs --repeat times (default 3), the legs taking turns, each leg first once; medians and ratios.
+python-build comes from Debian's pyenv package (tests/fixtures/sources.sh fetches it); without it the
+benchmark stops with the command that fetches it: a leg that cannot run is an error, never a silent skip.
+
+Usage: python3 bench/bench_python.py [--skip-pyenv] [--repeat N] [--jobs N]
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ def sources() -> Path:
     return dest
 
 
-def wall(fn) -> float:
+def wall(fn, *args, **kwargs) -> float:
+    """Seconds ``fn(*args, **kwargs)`` took (said on stderr as it ends)."""
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     took = time.perf_counter() - start
     print(f"  ... {took:.1f} s", file=sys.stderr, flush=True)
     return took
@@ -110,64 +115,98 @@ def pyenv_build(pyenv_root: Path, cache: Path, work: Path, jobs: int) -> float:
         cpython_sha=catalog.find("cpython", CPYTHON).sha256))
     env = dict(clean_env(), MAKE_OPTS=f"-j{jobs}", PYTHON_BUILD_SKIP_MIRROR="1", TMPDIR=str(work))
     build = pyenv_root / "plugins" / "python-build" / "bin" / "python-build"
-    return wall(lambda: subprocess.run([str(build), str(definition), str(work / "prefix")], env=env, check=True,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return wall(subprocess.run, [str(build), str(definition), str(work / "prefix")], env=env, check=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pyenv_tree() -> Path:
+    """python-build from Debian's pyenv package (source or binary, as tests/fixtures/sources.sh fetched it),
+    unpacked once under $BUILDKIT_FIXTURES/pyenv-src. Missing: an error, never a skipped leg."""
+    dest = FIXTURES / "pyenv-src"
+    root = dest / "usr" / "share" / "pyenv"
+    if (root / "plugins" / "python-build" / "bin" / "python-build").exists():
+        return root
+    debian = FIXTURES / "sources" / "debian"
+    debs = sorted(debian.glob("pyenv_*_all.deb"))
+    origs = sorted(debian.glob("pyenv_*.orig.tar.*"))
+    if debs:
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(dest)], check=True)
+    elif origs:  # the source package: upstream's tree, laid out as the binary package installs it
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-xf", str(origs[-1]), "-C", str(root), "--strip-components=1"], check=True)
+    if not (root / "plugins" / "python-build" / "bin" / "python-build").exists():
+        sys.exit(f"bench_python: no pyenv package in {debian} to take python-build from: run "
+                 f"tests/fixtures/sources.sh {FIXTURES / 'sources'} (or pass --skip-pyenv to leave that leg out)")
+    return root
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--skip-pyenv", action="store_true")
+    ap.add_argument("--skip-pyenv", action="store_true", help="leave pyenv's leg out (said in the report)")
+    ap.add_argument("--repeat", type=int, default=3, help="builds per leg, legs taking turns (default 3)")
     ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
     opts = ap.parse_args()
     src = sources()
-    base = Path(tempfile.mkdtemp(prefix="bk-bench-python-", dir="/var/tmp"))
+    pyenv_root = None if opts.skip_pyenv else pyenv_tree()
     bk = buildkit_cmd()
-    common = [f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--source-dir", str(src), "--jobs",
-              str(opts.jobs), "--cache", str(base / "cache")]
-    results: dict[str, float] = {}
+    legs = ["floor", "buildkit"] + ([] if pyenv_root is None else ["pyenv"])
+    times: dict[str, list[float]] = {leg: [] for leg in legs}
+    extras: dict[str, float] = {}
+    for rep in range(opts.repeat):
+        base = Path(tempfile.mkdtemp(prefix="bk-bench-python-", dir="/var/tmp"))
+        common = [f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--source-dir", str(src), "--jobs",
+                  str(opts.jobs), "--cache", str(base / "cache")]
+        for leg in legs[rep % len(legs):] + legs[: rep % len(legs)]:  # each leg goes first once: drift spreads
+            print(f"run {rep + 1}/{opts.repeat}: {leg}", file=sys.stderr, flush=True)
+            if leg == "floor":
+                floor_prefix = base / "floor" / "py"
+                floor_prefix.parent.mkdir()
+                plan = json.loads(subprocess.run(bk + ["python", CPYTHON, "--prefix", str(floor_prefix), "--dry-run",
+                                                       "--json", *common], capture_output=True, text=True,
+                                                 check=True).stdout)
+                times[leg].append(wall(run_floor, plan, base / "cache", base / "floor" / "work"))
+                if rep == 0:
+                    openssl_tree = base / "floor" / "work" / "openssl"
+                    extras["openssl make install_docs (what install adds over install_sw)"] = wall(
+                        subprocess.run, ["make", "install_docs", f"DESTDIR={base / 'docs'}"], cwd=openssl_tree,
+                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elif leg == "buildkit":
+                (base / "bk").mkdir()
+                prefix = base / "bk" / "py"
+                cmd = bk + ["python", CPYTHON, "--prefix", str(prefix), *common]
+                times[leg].append(wall(subprocess.run, cmd, check=True, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL))
+                if rep == 0:
+                    noop = [wall(subprocess.run, cmd, check=True, capture_output=True) for _ in range(5)]
+                    extras["buildkit python again (no-op, median of 5)"] = statistics.median(noop)
+            else:
+                (base / "pyenv").mkdir()
+                try:
+                    times[leg].append(pyenv_build(pyenv_root, base / "cache", base / "pyenv", opts.jobs))
+                except subprocess.CalledProcessError:
+                    log = next((base / "pyenv").glob("python-build.*.log"), None)
+                    sys.exit(f"bench_python: pyenv's python-build failed; its log: {log}")
+        shutil.rmtree(base, ignore_errors=True)
 
-    floor_prefix = base / "floor" / "py"
-    floor_prefix.parent.mkdir()
-    plan = json.loads(subprocess.run(bk + ["python", CPYTHON, "--prefix", str(floor_prefix), "--dry-run", "--json",
-                                           *common], capture_output=True, text=True, check=True).stdout)
-    results["floor (same commands by hand)"] = wall(lambda: run_floor(plan, base / "cache", base / "floor" / "work"))
-
-    openssl_tree = base / "floor" / "work" / "openssl"
-    results["  openssl make install_docs (what install adds over install_sw)"] = wall(
-        lambda: subprocess.run(["make", "install_docs", f"DESTDIR={base / 'docs'}"], cwd=openssl_tree, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    (base / "bk").mkdir()
-    prefix = base / "bk" / "py"
-    results["buildkit python"] = wall(lambda: subprocess.run(bk + ["python", CPYTHON, "--prefix", str(prefix), *common],
-                                                              check=True, stdout=subprocess.DEVNULL,
-                                                              stderr=subprocess.DEVNULL))
-    noop = [wall(lambda: subprocess.run(bk + ["python", CPYTHON, "--prefix", str(prefix), *common], check=True,
-                                        capture_output=True)) for _ in range(5)]
-    results["buildkit python again (no-op, median of 5)"] = statistics.median(noop)
-
-    pyenv_root = FIXTURES / "pyenv-src" / "usr" / "share" / "pyenv"
-    if not opts.skip_pyenv and pyenv_root.exists():
-        (base / "pyenv").mkdir()
-        try:
-            results["pyenv python-build"] = pyenv_build(pyenv_root, base / "cache", base / "pyenv", opts.jobs)
-        except subprocess.CalledProcessError:
-            log = next((base / "pyenv").glob("python-build.*.log"), None)
-            print(f"pyenv python-build failed; its log: {log}", file=sys.stderr)
-            raise
-
-    floor = results["floor (same commands by hand)"]
-    print(f"OpenSSL {OPENSSL} + SQLite {SQLITE} + CPython {CPYTHON}, make -j{opts.jobs}, {os.cpu_count()} CPUs")
-    for name, seconds in results.items():
-        ratio = f"{seconds / floor:6.3f}x floor" if not name.startswith(" ") and "no-op" not in name else ""
-        print(f"{name:<64} {seconds:8.1f} s  {ratio}")
-    overhead = results["buildkit python"] / floor - 1
-    print(f"buildkit overhead over the floor: {overhead * 100:+.1f} % (target <= 5 %); "
-          f"no-op {results['buildkit python again (no-op, median of 5)']:.2f} s (target < 2 s)")
-    if "pyenv python-build" in results:
-        print(f"pyenv / buildkit: {results['pyenv python-build'] / results['buildkit python']:.2f}x")
-    shutil.rmtree(base, ignore_errors=True)
-    return 0 if overhead <= 0.05 and results["buildkit python again (no-op, median of 5)"] < 2 else 1
+    med = {leg: statistics.median(t) for leg, t in times.items()}
+    names = {"floor": "floor (the plan's commands by hand)", "buildkit": "buildkit python",
+             "pyenv": "pyenv python-build"}
+    print(f"OpenSSL {OPENSSL} + SQLite {SQLITE} + CPython {CPYTHON}, make -j{opts.jobs}, {os.cpu_count()} CPUs, "
+          f"{opts.repeat} run(s) per leg, legs taking turns")
+    for leg in legs:
+        runs = ", ".join(f"{t:.1f}" for t in times[leg])
+        print(f"{names[leg]:<40} median {med[leg]:7.1f} s  ({runs})  {med[leg] / med['floor']:6.3f}x floor")
+    for name, seconds in extras.items():
+        print(f"{name:<64} {seconds:8.2f} s")
+    if pyenv_root is None:
+        print("pyenv leg: left out (--skip-pyenv)")
+    overhead = med["buildkit"] / med["floor"] - 1
+    noop = extras["buildkit python again (no-op, median of 5)"]
+    print(f"buildkit overhead over the floor (medians): {overhead * 100:+.1f} % (target <= 5 %); "
+          f"no-op {noop:.2f} s (target < 2 s)")
+    if "pyenv" in med:
+        print(f"pyenv / buildkit (medians): {med['pyenv'] / med['buildkit']:.2f}x")
+    return 0 if overhead <= 0.05 and noop < 2 else 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ scripts in tests/fixtures/ (``.ci/run`` runs them first; a test that needs one r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -76,3 +77,66 @@ def sources() -> Path:
     dest = FIXTURES / "sources"
     subprocess.run(["sh", str(HERE / "fixtures" / "sources.sh"), str(dest)], check=True, capture_output=True)
     return dest
+
+
+def readelf(path: str) -> dict:
+    """What binutils says about ``path`` (readelf -V -d -l), parsed independently of pyelftools."""
+    out = subprocess.run(["readelf", "-W", "-V", "-d", "-l", path], capture_output=True, text=True, check=True,
+                         env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+    dyn = re.findall(r"^\s*0x[0-9a-f]+ \((\w+)\)\s+(.*)$", out, re.M)
+    get = lambda tag: [v for t, v in dyn if t == tag]  # noqa: E731
+    bracket = lambda values: [re.search(r"\[(.*)\]", v)[1] for v in values]  # noqa: E731
+    flags = " ".join(get("FLAGS") + get("FLAGS_1"))
+    stack = re.search(r"^\s*GNU_STACK\s+.*?\s(R?W?E?)\s+0x[0-9a-f]+$", out, re.M)
+    needs = out.split("Version needs section", 1)[1] if "Version needs section" in out else ""
+    glibc = re.findall(r"^\s+0x[0-9a-f]+:\s+Name: GLIBC_(\d+(?:\.\d+)+)\s", needs, re.M)  # not the definitions
+    relro = "GNU_RELRO" in out
+    full = relro and (bool(get("BIND_NOW")) or re.search(r"\bBIND_NOW\b|\bNOW\b", flags) is not None)
+    return {
+        "needed": bracket(get("NEEDED")),
+        "soname": (bracket(get("SONAME")) or [None])[0],
+        "rpath": [p for v in bracket(get("RPATH")) for p in v.split(":") if p],
+        "runpath": [p for v in bracket(get("RUNPATH")) for p in v.split(":") if p],
+        "glibc": max(glibc, key=lambda v: tuple(map(int, v.split(".")))) if glibc else None,
+        "relro": "full" if full else "partial" if relro else "none",
+        "nx_stack": stack is not None and "E" not in stack[1],
+        "textrel": bool(get("TEXTREL")) or "TEXTREL" in flags,
+    }
+
+
+SECOND_ENGINE = {"BK_DOCKER_SOCK": "/run/bk-docker2.sock", "BK_DOCKER_ROOT": "/var/lib/bk-docker2",
+                 "BK_DOCKER_EXEC_ROOT": "/run/bk-docker2", "BK_DOCKER_PIDFILE": "/run/bk-dockerd2.pid",
+                 "BK_DOCKER_LOG": "/var/log/bk-dockerd2.log"}
+
+
+class SecondEngine:
+    """A second private engine beside the first (tests/fixtures/dockerd.sh with its own socket and state),
+    holding the first one's bookworm base image (docker save | docker load: no registry here)."""
+
+    host = "unix://" + SECOND_ENGINE["BK_DOCKER_SOCK"]
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+
+    def _dockerd(self, action: str) -> None:
+        subprocess.run(["sh", str(HERE / "fixtures" / "dockerd.sh"), action], check=True,
+                       env={**os.environ, **SECOND_ENGINE})
+
+    def start(self) -> None:
+        self._dockerd("start")
+        have = subprocess.run(["docker", "-H", self.host, "image", "inspect", "buildkit-base:debian-bookworm"],
+                              capture_output=True)
+        if have.returncode != 0:
+            subprocess.run(f"docker -H {self.first} save buildkit-base:debian-bookworm | docker -H {self.host} load",
+                           shell=True, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        self._dockerd("stop")
+
+
+@pytest.fixture()
+def second_engine(docker_host):
+    engine = SecondEngine(docker_host)
+    engine.start()
+    yield engine
+    engine.stop()

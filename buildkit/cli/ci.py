@@ -67,7 +67,7 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
     """
     from buildkit.container.images import parse_image, render, write_if_changed
 
-    ref = parse_image(image)
+    ref = parse_image(image, _Engine().os_release)
     rendered = render(ref, _ci_render_opts(ref, purpose, apt_mirror, yum_mirror, kernel))
     if output:
         changed = write_if_changed(output, rendered.dockerfile)
@@ -77,13 +77,41 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
         click.echo(rendered.dockerfile, nl=False)
 
 
-def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file):
+class _Engine:
+    """The engine (``host``, else ``$DOCKER_HOST``), connected when first needed: naming a known release
+    needs none; a plain image reference is looked into there (its /etc/os-release)."""
+
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host
+        self._engine = None
+
+    def get(self):
+        if self._engine is None:
+            from buildkit.container.engine import connect
+
+            self._engine = connect(self.host)
+        return self._engine
+
+    def os_release(self, ref: str) -> dict[str, str]:
+        from buildkit.container.engine import EngineError
+        from buildkit.container.images import known_images
+
+        try:
+            engine = self.get()
+        except EngineError as e:
+            raise InputError(f"unknown image family {ref!r}, and no engine to read the image's /etc/os-release "
+                             f"({e.message})", fix=f"use one of {', '.join(known_images())} (optionally =BASE), "
+                                                   "or start an engine / point DOCKER_HOST at one") from None
+        return engine.os_release(ref)
+
+
+def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _Engine):
     from buildkit.container.matrix import MatrixSpec, expand, load_matrix_file
 
     spec = MatrixSpec(tuple(images), tuple(versions), tuple(openssls), tuple(sqlites))
     if matrix_file:
         spec = load_matrix_file(matrix_file).merged(spec)
-    return expand(spec)
+    return expand(spec, engine.os_release)
 
 
 @ci.command("python", context_settings=CONTEXT)
@@ -110,9 +138,13 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file):
 @click.option("--no-debian", is_flag=True, help="Do not fall back to Debian's source packages.")
 @click.option("--apt-mirror", metavar="URI", help=_APT_MIRROR_HELP)
 @click.option("--yum-mirror", metavar="URL", help=_YUM_MIRROR_HELP)
+@click.option("--engine", "engine_names", multiple=True, metavar="URL|CONTEXT",
+              help="A Docker engine to build on (repeatable): unix:///PATH.sock, tcp://HOST:2376, ssh://USER@HOST "
+                   "or a docker context's name. Cells spread over them, one at a time on each, each engine with "
+                   "its own builder image; a cell whose engine fails goes once to another. Default: $DOCKER_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
 def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, source_dirs, mirrors,
-              cache_dir, no_debian, apt_mirror, yum_mirror, as_json) -> None:
+              cache_dir, no_debian, apt_mirror, yum_mirror, engine_names, as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -135,15 +167,32 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
       buildkit ci python 3.13 --with-openssl --with-sqlite --image debian:12 --image rocky:9 --out dist
       buildkit ci python 3.12 3.11.2 --with-openssl=3.0 --with-openssl=1.1.1w --image centos:7 --out dist
       buildkit ci python --matrix ci-matrix.toml --out dist --source-dir ~/tarballs
+      buildkit ci python 3.13 3.12 --image debian:12 --image rocky:9 --out dist --engine ssh://ci@build1 \\
+          --engine ssh://ci@build2 --engine unix:///var/run/docker.sock
     """
     import signal
+    from functools import partial
 
-    from buildkit.container.engine import connect
-    from buildkit.container.python import CiOptions, format_table, overall_error, results_json, run_cells, summary_rows
+    from buildkit.container.engine import connect, engine_address
+    from buildkit.container.python import (
+        CiOptions,
+        EngineSlot,
+        format_table,
+        overall_error,
+        results_json,
+        run_cells,
+        summary_rows,
+    )
 
     started = time.monotonic()
-    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file)
-    engine = connect()
+    hosts = {name: engine_address(name) for name in dict.fromkeys(engine_names)}
+    first = _Engine(next(iter(hosts.values()), None))
+    cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, first)
+    if hosts:
+        slots = [EngineSlot(name, partial(connect, host)) for name, host in hosts.items()]
+    else:
+        engine = first.get()
+        slots = [EngineSlot(engine.host, lambda: engine)]
 
     def terminate(signum, frame):  # SIGTERM stops the build like Ctrl-C: the container is removed
         raise KeyboardInterrupt
@@ -152,7 +201,7 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
     opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize)
     try:
-        results = run_cells(cells, opts, engine, say, started)
+        results = run_cells(cells, opts, slots, say, started)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the container was removed and no artifact was written",
                           fix=f"logs kept in {Path(out_dir) / 'logs'}") from None
@@ -161,12 +210,17 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
             say(f"\n--- {r.name}: last lines of {r.logs}/build.log")
             for line in r.tail[-25:]:
                 say(f"  {line}")
+    from buildkit.container.uvcatalog import update_catalogs
+
+    catalogs = update_catalogs(Path(out_dir), say)
     table = format_table(summary_rows(results))
+    uv_line = (f"uv: uv python install VERSION --python-downloads-json-url {catalogs[0]}  (one distribution's: "
+               f"{', '.join(p.name for p in catalogs[1:])})" if catalogs else "")
     if as_json:
-        say("\n" + table)
-        print_json(results_json(results))
+        say("\n" + table + ("\n" + uv_line if uv_line else ""))
+        print_json({**results_json(results), "uv_catalogs": [str(p) for p in catalogs]})
     else:
-        click.echo("\n" + table)
+        click.echo("\n" + table + ("\n" + uv_line if uv_line else ""))
     err = overall_error(results)
     if err is not None:
         raise err
@@ -200,7 +254,6 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
       buildkit ci symvers M=./mydriver --image debian:12 --kernel 6.1.0-50-amd64
       buildkit ci symvers M=prov M=cons KBUILD_EXTRA_SYMBOLS=prov/Module.symvers --image rocky:9
     """
-    from buildkit.container.engine import connect
     from buildkit.container.images import parse_image
     from buildkit.container.symvers import SymversJob, run_symvers
 
@@ -217,8 +270,9 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
                              fix="pass M=DIR (repeatable) and KBUILD_EXTRA_SYMBOLS=\"F ...\"")
     if not m_dirs:
         raise InputError("M=DIR is required", fix="pass the folder of the external module, e.g. M=$PWD")
-    ref = parse_image(image)
-    engine = connect()
+    engines = _Engine()
+    ref = parse_image(image, engines.os_release)
+    engine = engines.get()
     job = SymversJob(ref, tuple(m_dirs), extra, kernel, Path(out) if out else None, apt_mirror, yum_mirror or "")
     result = run_symvers(job, engine, say)
     if as_json:
@@ -263,7 +317,7 @@ def ci_matrix(fmt, images, pythons, openssls, sqlites, matrix_file, pip_spec) ->
     """
     from buildkit.container.matrix import cells_json, github_actions, gitlab
 
-    cells = _ci_matrix_spec(pythons, images, openssls, sqlites, matrix_file)
+    cells = _ci_matrix_spec(pythons, images, openssls, sqlites, matrix_file, _Engine())
     if fmt == "json":
         print_json({"cells": cells_json(cells)})
     elif fmt == "gitlab":

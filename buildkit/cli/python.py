@@ -50,9 +50,13 @@ from buildkit.errors import InputError
               help="Do not fall back to Debian's source packages when upstream is unreachable.")
 @click.option("--emit-script", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the plan as a POSIX sh script for a host without buildkit, and stop.")
+@click.option("--update-deps", is_flag=True,
+              help="Security update of the installed build's private OpenSSL/SQLite (--with-openssl=V, "
+                   "--with-sqlite=V) without recompiling CPython: build the library, repoint a copy, verify, switch.")
+@click.option("--rollback", is_flag=True, help="Switch PREFIX back to the verified build the current one replaced.")
 @click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
 def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean, keep, dry_run, as_json, source_dirs,
-               mirrors, cache_dir, no_debian, emit_script, list_versions) -> None:
+               mirrors, cache_dir, no_debian, emit_script, update_deps, rollback, list_versions) -> None:
     """Build CPython VERSION from source with a private OpenSSL and SQLite, verify it, install it.
 
     \b
@@ -69,6 +73,13 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
     are checked against the catalog's sha256 and size either way.
 
     \b
+    Security updates without a rebuild: --update-deps --with-openssl=V [--with-sqlite=V] builds only the
+    new private library, copies the installed build with its rpaths (DT_RPATH, by patchelf) pointed at it,
+    verifies the copy and switches to it; CPython is not recompiled (sys.version is compared). An update
+    to another ABI (OpenSSL 1.1.1 against 3.x: another soname) is refused with the rebuild command.
+    --rollback goes back to the build the current one replaced (kept until the next build or update).
+
+    \b
     Exit status: 0 built and verified, 1 build or verification failed, 2 bad input.
 
     \b
@@ -78,6 +89,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
       buildkit python 3.13.5 --with-openssl --with-sqlite --optimize --prefix /opt/python-3.13
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --dry-run
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --emit-script build.sh
+      buildkit python --prefix /opt/python-3.11 --update-deps --with-openssl=3.5.7 --with-sqlite=3.46.1
+      buildkit python --prefix /opt/python-3.11 --rollback
     """
     from buildkit.pybuild.plan import DEFAULTS, Request
 
@@ -91,6 +104,14 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
         return
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
+    if (update_deps or rollback) and optimize:
+        raise InputError(f"{'--update-deps' if update_deps else '--rollback'} does not take --optimize",
+                         fix="drop --optimize: the installed interpreter is kept as it was built")
+    if update_deps or rollback:
+        _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json,
+                            fetch_options(cache_dir, source_dirs, mirrors, no_debian), emit_script, update_deps,
+                            rollback)
+        return
     from buildkit.pybuild.build import build_python, with_jobs
     from buildkit.pybuild.build import dry_run as plan_only
 
@@ -128,6 +149,88 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
     print_verification(result.record.get("verification") or {})
 
 
+def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, fetch,
+                        emit_script, update_deps, rollback) -> None:
+    import os
+
+    if update_deps and rollback:
+        raise InputError("--update-deps and --rollback together", fix="run one, then the other")
+    flag = "--update-deps" if update_deps else "--rollback"
+    for name, given in (("--clean", clean), ("--emit-script", emit_script)):
+        if given:
+            raise InputError(f"{flag} does not take {name}",
+                             fix=f"drop {name}" + (" (the emitted script does full builds only)"
+                                                   if name == "--emit-script" else ""))
+    if rollback:
+        if with_openssl or with_sqlite or version or dry_run:
+            raise InputError("--rollback takes only --prefix (and --json)",
+                             fix=f"buildkit python --prefix {prefix} --rollback")
+        from buildkit.pybuild.update import rollback as do_rollback
+
+        was, now, record = do_rollback(prefix)
+        if as_json:
+            print_json({"prefix": prefix, "from": was, "to": now, "openssl": record.get("openssl"),
+                        "sqlite": record.get("sqlite"), "build_id": record.get("build_id")})
+        else:
+            versions = ", ".join(f"{k} {(record.get(k) or {}).get('version') or '?'}" for k in ("openssl", "sqlite"))
+            click.echo(f"{prefix} -> {now}  (rolled back from {os.path.basename(was)}; {versions})")
+        return
+    wanted = {}
+    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
+        if value is None:
+            continue
+        if value in ("private", "system") or "/" in value:
+            raise InputError(f"--update-deps --with-{package}={value}: name the version to update to",
+                             fix=f"e.g. --with-{package}={'3.5.7' if package == 'openssl' else '3.46.1'}"
+                                 " (buildkit python --list)")
+        wanted[package] = value
+    if not wanted:
+        raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
+    from buildkit.pybuild.build import current_install
+    from buildkit.pybuild.build import with_jobs as _jobs
+    from buildkit.pybuild.plan import Request
+    from buildkit.pybuild.update import plan_update
+    from buildkit.pybuild.update import update_deps as do_update
+
+    jobs = _jobs(Request("", prefix), jobs).jobs
+    if version:
+        installed = os.path.basename(current_install(prefix) or "").split("-")[0]
+        if installed and version != installed:
+            raise InputError(f"--update-deps keeps the installed CPython {installed}, not {version}",
+                             fix=f"to change CPython, build it: buildkit python {version} --prefix {prefix} ...")
+    if dry_run:
+        plan, _ = plan_update(prefix, wanted, None, jobs)
+        if as_json:
+            print_json(plan.to_json())
+        else:
+            click.echo(f"update {plan.current} -> {plan.install_dir} (CPython {plan.cpython} not recompiled)")
+            for comp in plan.components:
+                click.echo(f"  build {comp.package} {comp.version} -> {comp.prefix}")
+                for step in comp.steps:
+                    run = step.run
+                    click.echo(f"    {step.phase:<9} " + (" ".join(run.argv) if hasattr(run, "argv") else run.name))
+            for old, new in plan.mapping:
+                click.echo(f"  repoint {old} -> {new}")
+        return
+    import signal
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    result = do_update(prefix, wanted, fetch, jobs=jobs, keep=keep, say=say)
+    if as_json:
+        print_json(result.record)
+        return
+    versions = ", ".join(f"{k} {(result.record.get(k) or {}).get('version')}" for k in ("openssl", "sqlite"))
+    if result.noop:
+        click.echo(f"{prefix}: already at {versions}; nothing to do")
+        return
+    click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
+               f"CPython not recompiled; previous build kept: {result.plan.current})")
+    print_verification(result.record.get("verification") or {})
+
+
 def _print_plan(plan) -> None:
     optimized = ", PGO + LTO" if plan.request.optimize else ""
     click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id}{optimized})")
@@ -162,13 +265,17 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     cannot hide a broken build. It imports ssl, _ssl, _hashlib, smtplib.SMTP_SSL and sqlite3, compares the
     OpenSSL headers the module was compiled against with the library it runs, calls
     create_function(deterministic=True), uses SQLite's JSON functions, FTS5, R*Tree and window functions,
-    counts the CA certificates of ssl.create_default_context(), makes a TLS 1.2 and a TLS 1.3 handshake
+    counts the CA certificates of ssl.create_default_context() and names the file or directory they came
+    from (and the host's CA store and the fix when there are none), makes a TLS 1.2 and a TLS 1.3 handshake
     over loopback (CA and certificate made for it by the OpenSSL in use), runs 'python -m pip --version'
     (or finds ensurepip), and reads /proc/self/maps for the libssl, libcrypto and libsqlite3 actually
     loaded; with --private-prefix, also with LD_LIBRARY_PATH naming the system's library directories
     (a DT_RUNPATH gives way to it, a DT_RPATH does not). Optional modules (_ctypes, _bz2, _lzma, zlib,
     readline, _uuid, _dbm, _gdbm, _tkinter, _curses) are listed with the Debian and RHEL packages that
     bring them. How it was built is read from its sysconfig: "PGO + LTO" (required with --expect-optimized).
+    Then, on this side, every ELF file of the install (site-packages aside) is read: the highest GLIBC_
+    version needed (the oldest glibc it runs on), DT_NEEDED against an allow-list, and RELRO, stack and text
+    relocations (reported).
 
     \b
     Exit status: 0 every required check passed, 1 some failed, 2 bad input (PYTHON cannot run).

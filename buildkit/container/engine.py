@@ -28,7 +28,8 @@ from typing import Callable
 
 from buildkit.errors import BuildFailed, BuildkitError, InputError
 
-__all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect"]
+__all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect", "engine_address",
+           "parse_os_release"]
 
 Say = Callable[[str], None]
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -93,6 +94,27 @@ def connect(host: str | None = None, *, timeout: int = 15) -> Engine:
     # Builds stream for many minutes without output: no read timeout from here on.
     client.api.timeout = 24 * 3600
     return Engine(client, where)
+
+
+def engine_address(name: str) -> str:
+    """An ``--engine`` value as a Docker host URL: a URL as it is, else the docker context of that name
+    (``docker context create NAME --docker host=ssh://...``), read from ``~/.docker/contexts``."""
+    if "://" in name:
+        return name
+    docker = _sdk()
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_context(name)
+        known = [c.Name for c in ContextAPI.contexts()]
+    except docker.errors.DockerException as e:
+        raise InputError(f"--engine {name}: cannot read the docker contexts: {_reason(e)}",
+                         fix="name the engine by URL: unix:///PATH.sock, tcp://HOST:2376, ssh://USER@HOST") from None
+    if context is None or not context.Host:
+        raise InputError(f"--engine {name}: no docker context of that name (and not a URL)",
+                         fix=f"contexts here: {', '.join(known) or 'none'} (docker context ls); or a URL such as "
+                             "unix:///run/docker.sock, tcp://HOST:2376, ssh://USER@HOST")
+    return context.Host
 
 
 class Engine:
@@ -176,12 +198,14 @@ class Engine:
                 stream = self.api.build(fileobj=io.BytesIO(rendered.dockerfile.encode()), tag=rendered.tag,
                                         labels=rendered.labels, rm=True, forcerm=True, pull=False, decode=True,
                                         network_mode=network, use_config_proxy=False)
+                pending = ""  # a line can come in pieces (the builder colours stderr chunk by chunk)
                 for chunk in stream:
                     text = chunk.get("stream") or ""
                     if text:
                         out.write(text)
                         out.flush()
-                        for line in text.splitlines():
+                        *lines, pending = (pending + _ANSI.sub("", text)).split("\n")
+                        for line in lines:
                             if line.strip():
                                 tail.append(line)
                                 if line.startswith("Step "):
@@ -191,6 +215,8 @@ class Engine:
                     if "error" in chunk:
                         error = " ".join(str(chunk["error"]).split())
                         out.write(f"\nERROR: {error}\n")
+                if pending.strip():
+                    tail.append(pending)
             except self.errors.APIError as e:
                 error = _reason(e)
                 out.write(f"\nERROR: {error}\n")
@@ -228,6 +254,48 @@ class Engine:
 
     # --- containers -----------------------------------------------------------------------------------
 
+    def os_release(self, ref: str) -> dict[str, str]:
+        """The fields of ``/etc/os-release`` (else ``/usr/lib/os-release``) of image ``ref``, read from a
+        container created but never started (no shell needed); remembered by image id in
+        ``~/.cache/buildkit/os-release.json``, so an image is looked into once."""
+        try:
+            image_id = self.api.inspect_image(ref)["Id"]
+        except self.errors.NotFound:
+            raise EngineError(f"image {ref} is not on the engine at {self.host}",
+                              fix=f"docker pull {ref}, or docker import a root file system as {ref}") from None
+        except self.errors.APIError as e:
+            raise EngineError(f"cannot inspect image {ref}: {_reason(e)}") from None
+        cache = _os_release_cache()
+        known = _read_json(cache)
+        if image_id in known:
+            return known[image_id]
+        try:
+            container = self.api.create_container(ref, command=["/os-release-probe"], network_disabled=True,
+                                                  labels={LABEL_CI: "os-release"})
+        except self.errors.APIError as e:
+            raise EngineError(f"cannot create a container of {ref}: {_reason(e)}") from None
+        try:
+            text = None
+            for path in ("/etc/os-release", "/usr/lib/os-release"):
+                try:
+                    stream, _stat = self.api.get_archive(container["Id"], path)
+                except self.errors.NotFound:
+                    continue
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
+                    member = tar.next()
+                    if member is not None and member.isfile():
+                        text = tar.extractfile(member).read().decode("utf-8", "replace")
+                        break  # a symbolic link (Debian's /etc/os-release) leads to the next path
+        finally:
+            self.api.remove_container(container["Id"], force=True)
+        if text is None:
+            raise EngineError(f"image {ref} has no /etc/os-release nor /usr/lib/os-release: its distribution is "
+                              "unknown", fix=f"name it: DISTRO:RELEASE={ref} (buildkit ci render --help lists them)")
+        fields = parse_os_release(text)
+        known[image_id] = fields
+        _write_json(cache, known)
+        return fields
+
     def container(self, image: str, *, what: str, user: str = "build", workdir: str = "/home/build",
                   network: str = "none") -> Container:
         return Container(self, image, what=what, user=user, workdir=workdir, network=network)
@@ -242,6 +310,52 @@ class Engine:
         return result.output
 
 
+def parse_os_release(text: str) -> dict[str, str]:
+    """os-release(5): ``KEY=value`` lines, values optionally quoted (shell-style escapes undone)."""
+    import shlex
+
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if not sep or key.startswith("#") or not key.replace("_", "").isalnum():
+            continue
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            continue
+        fields[key] = words[0] if words else ""
+    return fields
+
+
+def _os_release_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "buildkit" / "os-release.json"
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Best effort (a cache): written whole through a temporary file, or not at all."""
+    import json
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MISSING = (re.compile(r"E: Unable to locate package (\S+)"),  # apt
             re.compile(r"No package (\S+) available"),  # yum
             re.compile(r"No match for argument: (\S+)"))  # dnf

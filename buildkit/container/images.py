@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ __all__ = [
     "known_images",
     "parse_image",
     "render",
+    "spec_from_os_release",
     "write_if_changed",
 ]
 
@@ -149,11 +151,44 @@ def check_pinned(base: str, image: str) -> None:
                          fix="name a tag other than latest (debian:12.11-slim) or a digest (REPO@sha256:...)")
 
 
-def parse_image(text: str) -> ImageRef:
-    """``DISTRO:RELEASE[=BASE]`` -> :class:`ImageRef`; an unknown family or release is an InputError."""
+def spec_from_os_release(fields: dict[str, str], ref: str) -> ImageSpec:
+    """The release an image's ``/etc/os-release`` describes (``ID``, ``VERSION_ID``: ``9.3`` is Rocky 9;
+    Debian testing has only ``VERSION_CODENAME``); one line naming what was found when there is no template."""
+    os_id = fields.get("ID", "").lower()
+    version = fields.get("VERSION_ID", "")
+    codename = fields.get("VERSION_CODENAME", "")
+    found = fields.get("PRETTY_NAME") or " ".join(filter(None, (os_id, version))) or "nothing"
+    said = f"{ref}: /etc/os-release says {found} (ID={os_id or '?'}, VERSION_ID={version or '?'})"
+    family = [s for s in IMAGES if s.os_id == os_id]
+    if not family:
+        kinds = sorted({f"{s.family} ({', '.join(sorted({t.distro for t in IMAGES if t.family == s.family}))})"
+                        for s in IMAGES})
+        raise InputError(f"{said}: no template for that distribution",
+                         fix=f"families buildkit has templates for: {'; '.join(kinds)}")
+    for spec in family:
+        if version == spec.release or version.startswith(spec.release + ".") or (
+                not version and codename and codename == spec.codename):
+            return spec
+    raise InputError(f"{said}: no template for that release",
+                     fix=f"{family[0].distro} releases buildkit has templates for: "
+                         f"{', '.join(s.release for s in family)}")
+
+
+def parse_image(text: str, resolve: Callable[[str], dict[str, str]] | None = None) -> ImageRef:
+    """``DISTRO:RELEASE[=BASE]`` -> :class:`ImageRef`; an unknown family or release is an InputError.
+
+    With ``resolve`` (an engine's :meth:`~buildkit.container.engine.Engine.os_release`), any other image
+    reference is taken as the base image of the release its ``/etc/os-release`` names."""
     name, sep, base = text.strip().partition("=")
     name = name.strip().lower()
     spec = _BY_NAME.get(name)
+    distros = {s.distro for s in IMAGES} | {a.split(":")[0] for s in IMAGES for a in s.aliases}
+    if spec is None and not sep and resolve is not None and _REF.match(text.strip()) and (
+            name.split(":", 1)[0] not in distros):
+        ref = text.strip()
+        spec = spec_from_os_release(resolve(ref), ref)
+        check_pinned(ref, ref)
+        return ImageRef(spec, ref, True)
     if spec is None:
         distro = name.split(":", 1)[0]
         releases = [s.release for s in IMAGES if s.distro == distro or distro in (a.split(":")[0] for a in s.aliases)]
@@ -162,7 +197,8 @@ def parse_image(text: str) -> ImageRef:
                              fix=f"{distro} releases buildkit has templates for: {', '.join(releases)}")
         raise InputError(f"unknown image family {text!r}",
                          fix=f"use one of {', '.join(known_images())} (optionally =BASE, e.g. "
-                             "debian:12=buildkit-base:debian-bookworm)")
+                             "debian:12=buildkit-base:debian-bookworm), or an image on the engine, whose "
+                             "/etc/os-release names its release")
     if sep:
         base = base.strip()
         check_pinned(base, spec.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ class MatrixSpec:
                           other.sqlites or self.sqlites, self.include + other.include)
 
 
-def expand(spec: MatrixSpec) -> tuple[Cell, ...]:
-    """Every cell of images x pythons x openssls x sqlites, then the ``include`` cells; duplicates once."""
+def expand(spec: MatrixSpec, resolve: Callable[[str], dict[str, str]] | None = None) -> tuple[Cell, ...]:
+    """Every cell of images x pythons x openssls x sqlites, then the ``include`` cells; duplicates once.
+    ``resolve``: how a plain image reference's /etc/os-release is read (see parse_image)."""
     cells: list[Cell] = []
     if spec.images or spec.pythons:
         if not spec.images:
@@ -111,7 +112,7 @@ def expand(spec: MatrixSpec) -> tuple[Cell, ...]:
         if not spec.pythons:
             raise InputError("no Python version given",
                              fix="pass VERSION (e.g. 3.13), or python = [...] in the matrix file")
-    images = [parse_image(i) for i in spec.images]
+    images = [parse_image(i, resolve) for i in spec.images]
     pythons = [catalog.find("cpython", v).version for v in spec.pythons]
     openssls = [resolve_choice("openssl", v) for v in (spec.openssls or (None,))]
     sqlites = [resolve_choice("sqlite", v) for v in (spec.sqlites or (None,))]
@@ -124,7 +125,7 @@ def expand(spec: MatrixSpec) -> tuple[Cell, ...]:
         unknown = set(entry) - {"image", "python", "openssl", "sqlite"}
         if unknown or "image" not in entry or "python" not in entry:
             raise InputError(f"matrix include entry {entry!r}: needs image and python (and optionally openssl, sqlite)")
-        cells.append(Cell(parse_image(entry["image"]), catalog.find("cpython", entry["python"]).version,
+        cells.append(Cell(parse_image(entry["image"], resolve), catalog.find("cpython", entry["python"]).version,
                           resolve_choice("openssl", entry.get("openssl")),
                           resolve_choice("sqlite", entry.get("sqlite"))))
     seen: dict[tuple, Cell] = {}

@@ -31,7 +31,7 @@ from typing import Callable
 
 from buildkit import __version__
 from buildkit.container import probe
-from buildkit.container.engine import ContainerGone, Engine, copy_file_noclobber
+from buildkit.container.engine import ContainerGone, Engine, EngineError, copy_file_noclobber
 from buildkit.container.images import (
     BUILD_UID,
     ImageRef,
@@ -44,7 +44,7 @@ from buildkit.container.images import (
 from buildkit.container.matrix import SYSTEM, Cell, artifact_name
 from buildkit.errors import BuildFailed, BuildkitError, CheckFailed, InputError
 
-__all__ = ["CellResult", "CiOptions", "Prepared", "prepare_image", "run_cells", "render_options"]
+__all__ = ["CellResult", "CiOptions", "EngineSlot", "Prepared", "prepare_image", "run_cells", "render_options"]
 
 Say = Callable[[str], None]
 HOME = "/home/build"
@@ -90,6 +90,7 @@ class CellResult:
     verification: dict | None = None
     build_started: float | None = None  # seconds after the run began that build.sh started
     tail: list[str] = field(default_factory=list)
+    engine: str = ""  # the engine that built it (as named on the command line)
 
 
 def render_options(image: ImageRef, purpose: str, *, apt_mirror: str | None = None, yum_mirror: str = "",
@@ -148,10 +149,16 @@ def _refuse_existing(paths: list[Path]) -> None:
                          fix="remove it or choose another --out")
 
 
-def run_cells(cells: Sequence[Cell], opts: CiOptions, engine: Engine, say: Say,
+def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence[EngineSlot], say: Say,
               started: float | None = None) -> list[CellResult]:
     """Every cell, one container each; bad input (an existing artifact, an unknown version, a base of the
-    wrong distribution) raises before anything is built."""
+    wrong distribution) raises before anything is built. With several engines (:class:`EngineSlot`), the
+    images are probed and the cells planned on the first that answers, and the cells spread over all."""
+    slots = [EngineSlot(engines.host, lambda: engines)] if isinstance(engines, Engine) else list(engines)
+    engine = _first_answering(slots)
+    for slot in slots:
+        if slot.dead:
+            say(f"[{slot.name}] does not answer; it leaves the run: {slot.dead}")
     from buildkit.pybuild.build import plan_for
     from buildkit.pybuild.plan import Request
 
@@ -202,17 +209,168 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engine: Engine, say: Say,
     _refuse_existing([p for cp in plans for p in cp.paths(out) if os.path.lexists(p)])
 
     total = len(plans)
-    for number, cp in enumerate(plans, 1):
-        say(f"==> [{number}/{total}] {cp.name} in {cp.cell.image.arg}")
-        try:
-            results.append(_build_cell(engine, cp, out, logs / cp.name, say, started))
-        except KeyboardInterrupt:
-            raise
-        except (ContainerGone, BuildkitError) as e:
-            results.append(CellResult(cp.cell, cp.name, False, e.exit_code, str(e), logs=logs / cp.name))
+    if len(slots) > 1:
+        results += _run_spread(plans, slots, opts, out, logs, say, started)
+    else:
+        for number, cp in enumerate(plans, 1):
+            say(f"==> [{number}/{total}] {cp.name} in {cp.cell.image.arg}")
+            try:
+                result = _build_cell(engine, cp, out, logs / cp.name, say, started)
+            except KeyboardInterrupt:
+                raise
+            except (ContainerGone, BuildkitError) as e:
+                result = CellResult(cp.cell, cp.name, False, e.exit_code, str(e), logs=logs / cp.name)
+            result.engine = slots[0].name
+            results.append(result)
     order = {id(c): i for i, c in enumerate(cells)}
     results.sort(key=lambda r: order.get(id(r.cell), 0))
     return results
+
+
+class _EngineUnfit(EngineError):
+    """The engine cannot build this matrix (another architecture): it leaves the run, the cell stays."""
+
+
+class EngineSlot:
+    """One engine of a run: its name as given (URL or docker context), connected on first use; ``dead``
+    says why it left the run."""
+
+    def __init__(self, name: str, connect: Callable[[], Engine]) -> None:
+        self.name = name
+        self._connect = connect
+        self.engine: Engine | None = None
+        self.dead = ""
+
+    def get(self) -> Engine:
+        if self.engine is None:
+            self.engine = self._connect()
+        return self.engine
+
+    def answers(self) -> bool:
+        """Whether the engine still answers (a failed cell is the engine's fault only when it does not)."""
+        try:
+            self.get().api.ping()
+            return True
+        except Exception:
+            return False
+
+
+def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: CiOptions, out: Path, logs: Path,
+                say: Say, started: float) -> list[CellResult]:
+    """The cells over the engines, one cell per engine at a time, each engine with its own builder image.
+    An engine that fails (it no longer answers) fails only the cell it ran, which goes back to the queue
+    once for another engine; the engine leaves the run."""
+    import collections
+    import threading
+
+    queue = collections.deque(plans)
+    lock = threading.Lock()
+    results: list[CellResult] = []
+    requeued: set[str] = set()
+    running: dict[str, tuple[EngineSlot, str]] = {}  # slot name -> (slot, cell name)
+    total = len(plans)
+    count = [0]
+
+    def failed(cp: _CellPlan, e: BuildkitError, slot: EngineSlot) -> CellResult:
+        result = CellResult(cp.cell, cp.name, False, e.exit_code, str(e), logs=logs / cp.name)
+        result.engine = slot.name
+        return result
+
+    def worker(slot: EngineSlot) -> None:
+        tag = f"[{slot.name}] "
+
+        def say_here(line: str) -> None:
+            say(tag + line)
+
+        builders: dict[str, Prepared] = {}
+        while True:
+            with lock:
+                if not queue or slot.dead:
+                    return
+                cp = queue.popleft()
+                count[0] += 1
+                say_here(f"==> [{count[0]}/{total}] {cp.name} in {cp.cell.image.arg}")
+                running[slot.name] = (slot, cp.name)
+            try:
+                engine = slot.get()
+                prep = builders.get(cp.cell.image.arg)
+                if prep is None:
+                    prep = builders[cp.cell.image.arg] = prepare_image(engine, cp.cell.image, _options(cp, opts),
+                                                                       logs, say_here)
+                    if prep.host.arch != cp.prepared.host.arch:
+                        raise _EngineUnfit(f"the engine at {slot.name} runs {prep.host.arch}; the matrix was "
+                                           f"planned for {cp.prepared.host.arch}",
+                                           fix="give engines of one architecture")
+                here = _CellPlan(cp.cell, prep, cp.plan, cp.files, cp.name)
+                result = _build_cell(engine, here, out, logs / cp.name, say_here, started)
+                result.engine = slot.name
+                with lock:
+                    results.append(result)
+            except (ContainerGone, BuildkitError) as e:
+                gone = isinstance(e, _EngineUnfit) or not slot.answers()
+                with lock:
+                    if not gone:
+                        results.append(failed(cp, e, slot))
+                        continue
+                    slot.dead = str(e)
+                    others = [s for s in slots if s is not slot and not s.dead]
+                    if cp.name not in requeued and others:
+                        requeued.add(cp.name)
+                        queue.append(cp)
+                        say_here(f"{cp.name}: the engine failed ({e}); the cell goes back to the queue for another "
+                                 "engine, this engine leaves the run")
+                    else:
+                        results.append(failed(cp, e, slot))
+                        say_here(f"{cp.name}: the engine failed ({e}); this engine leaves the run")
+                return
+            finally:
+                with lock:
+                    running.pop(slot.name, None)
+
+    threads = [threading.Thread(target=worker, args=(slot,), name=f"engine {slot.name}", daemon=True)
+               for slot in slots]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(0.5)
+    except KeyboardInterrupt:  # the workers' containers are removed here: only this thread sees Ctrl-C
+        with lock:
+            queue.clear()
+            busy = list(running.values())
+        for slot, name in busy:
+            try:
+                engine = slot.get()
+                for found in engine.api.containers(all=True, filters={"label": f"org.buildkit.what={name}"}):
+                    engine.api.remove_container(found["Id"], force=True, v=True)
+            except Exception:
+                pass
+        raise
+    left = [cp for cp in queue]  # every engine left the run before these were built
+    for cp in left:
+        reasons = "; ".join(f"{s.name}: {s.dead}" for s in slots if s.dead)
+        results.append(CellResult(cp.cell, cp.name, False, 2, f"{cp.name}: no engine left to build it ({reasons})",
+                                  logs=logs / cp.name))
+    return results
+
+
+def _options(cp: _CellPlan, opts: CiOptions) -> RenderOptions:
+    return render_options(cp.cell.image, "python", apt_mirror=opts.apt_mirror, yum_mirror=opts.yum_mirror)
+
+
+def _first_answering(slots: Sequence[EngineSlot]) -> Engine:
+    """The first engine that answers; the ones before it leave the run (said when the run starts)."""
+    errors = []
+    for slot in slots:
+        try:
+            return slot.get()
+        except EngineError as e:
+            slot.dead = str(e)
+            errors.append(e)
+    if len(errors) == 1:
+        raise errors[0]
+    raise EngineError("no engine answers: " + "; ".join(e.message for e in errors), fix=errors[0].fix)
 
 
 def _mark_line(lines: Sequence[str], mark: str) -> dict | None:
@@ -327,6 +485,7 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
             "sha256": relocated.get("sha256"),
             "size": relocated.get("size"),
             "cell": cell.to_json(),
+            "engine": engine.host,
             "image": {"name": cell.image.name, "base": cell.image.base, "builder": prep.rendered.tag,
                       "builder_id": prep.image_id, "template_hash": prep.rendered.hash},
             "container": prep.host.to_json(),
@@ -349,7 +508,7 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
 
 
 def summary_rows(results: Sequence[CellResult]) -> list[tuple[str, ...]]:
-    rows = [("image", "python", "openssl", "sqlite", "result", "time", "artifact / logs")]
+    rows = [("image", "python", "openssl", "sqlite", "engine", "result", "time", "artifact / logs")]
     for r in results:
         minutes, secs = divmod(int(r.seconds), 60)
         took = f"{minutes}m{secs:02d}s" if r.seconds else "-"
@@ -362,7 +521,8 @@ def summary_rows(results: Sequence[CellResult]) -> list[tuple[str, ...]]:
         else:
             result = "FAILED"
             where = str(r.logs) if r.logs else "-"
-        rows.append((r.cell.image.arg, r.cell.cpython, r.cell.openssl, r.cell.sqlite, result, took, where))
+        rows.append((r.cell.image.arg, r.cell.cpython, r.cell.openssl, r.cell.sqlite, r.engine or "-", result, took,
+                     where))
     return rows
 
 
@@ -373,7 +533,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 
 def results_json(results: Sequence[CellResult]) -> dict:
     return {"cells": [{"name": r.name, **r.cell.to_json(), "ok": r.ok, "exit_code": r.exit_code,
-                       "message": r.message, "seconds": round(r.seconds, 1),
+                       "message": r.message, "seconds": round(r.seconds, 1), "engine": r.engine,
                        "artifact": str(r.artifact) if r.artifact else None,
                        "report": str(r.report) if r.report else None, "logs": str(r.logs) if r.logs else None,
                        "build_started_after": round(r.build_started, 2) if r.build_started is not None else None}

@@ -15,7 +15,12 @@ prefixes of its private OpenSSL and SQLite, it
    string moves;
 4. turns the ``#!INSTALL/bin/python3.X`` line of the scripts in ``bin/`` into a ``/bin/sh`` launcher that
    runs the ``python3.X`` next to the script (pip's own trick for long shebangs);
-5. records what it did in ``NAME/BUILDKIT.json`` (key ``relocated``) and writes ``OUT/NAME.tar.gz``.
+5. makes the build-time configuration follow the tree: ``_sysconfigdata_*.py`` re-roots its paths at import
+   (INCLUDEPY, LIBDIR, LIBPL, LDSHARED, ... name wherever the tree is now; the private libraries' prefixes
+   become the tree's), ``lib/pkgconfig/*.pc`` (the private libraries' too) use ``${pcfiledir}``, the
+   ``config-*/Makefile`` finds its prefix from its own path, ``python3.X-config`` is quoted for a prefix
+   with a space, and every other ``#!INSTALL/bin/python`` script gets the launcher of step 4;
+6. records what it did in ``NAME/BUILDKIT.json`` (key ``relocated``) and writes ``OUT/NAME.tar.gz``.
 
 Prints one line ``BUILDKIT-RELOCATE: {json}``. Exit status 0 done, 1 a file could not be made relocatable,
 2 bad arguments.
@@ -193,8 +198,9 @@ LAUNCHER = (
 )
 
 
-def rewrite_shebang(path, install):
-    """``#!INSTALL/bin/python3.X`` -> a sh launcher of the interpreter beside the script."""
+def rewrite_shebang(path, install, dest=None):
+    """``#!INSTALL/bin/python3.X`` -> a sh launcher of that interpreter, found from the script's own place
+    (``path`` is in the copy ``dest`` of ``install``; without ``dest``, a script of ``bin/``)."""
     with open(path, "rb") as f:
         head = f.read(512)
     if not head.startswith(b"#!"):
@@ -203,13 +209,158 @@ def rewrite_shebang(path, install):
     interpreter = first.split()[0] if first else ""
     if not _under(interpreter, install) or os.path.dirname(interpreter) != os.path.join(install, "bin"):
         return False
+    if dest is None:
+        target = os.path.basename(interpreter)
+    else:
+        target = os.path.relpath(os.path.join(dest, "bin", os.path.basename(interpreter)), os.path.dirname(path))
     with open(path, "rb") as f:
         rest = f.read().split(b"\n", 1)[1]
     mode = os.stat(path).st_mode
     with open(path, "wb") as f:
-        f.write((LAUNCHER % os.path.basename(interpreter)).encode() + rest)
+        f.write((LAUNCHER % target).encode() + rest)
     os.chmod(path, mode)
     return True
+
+
+# --- build-time configuration ---------------------------------------------------------------------------
+
+# Appended to _sysconfigdata_*.py: sysconfig's values (INCLUDEPY, LIBDIR, LIBPL, LDSHARED, ...) name the
+# build prefix; at import they are re-rooted where the file is now (PREFIX/lib/pythonX.Y/). A word of a
+# flags value that gets a path with a space is quoted, as setuptools' split_quoted and a shell read it.
+SYSCONFIG_TAIL = '''
+
+# Added by buildkit (relocate.py): the tree is relocatable. Paths of the build prefix are re-rooted
+# where this file is now, PREFIX/lib/pythonX.Y/, when it is imported.
+def _buildkit_reroot(table, old=%r):
+    import os
+    new = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if new == old:
+        return
+    spaced = any(c.isspace() for c in new)
+    for key, value in list(table.items()):
+        if not isinstance(value, str) or old not in value:
+            continue
+        if not spaced or len(value.split()) == 1:
+            table[key] = value.replace(old, new)
+            continue
+        words = []
+        for word in value.split(" "):
+            if old in word and word[:1] not in "'\\"":
+                word = "'" + word.replace(old, new) + "'"
+            words.append(word.replace(old, new))
+        table[key] = " ".join(words)
+
+
+_buildkit_reroot(build_time_vars)
+del _buildkit_reroot
+'''
+
+
+def _rewrite_text(path, edit):
+    """Apply ``edit`` (text -> text) to a text file in place, keeping its mode; True when it changed."""
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", "surrogateescape")
+    new = edit(text)
+    if new == text:
+        return False
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode | stat.S_IWUSR)
+    with open(path, "wb") as f:
+        f.write(new.encode("utf-8", "surrogateescape"))
+    os.chmod(path, mode)
+    return True
+
+
+def _pc_lines(text, prefix, pairs=()):
+    """A ``.pc`` file whose ``prefix=`` (``prefix`` or under it) becomes ``${pcfiledir}/../..``-relative and
+    whose other mentions of ``prefix`` become ``${prefix}``; ``pairs`` are replaced first."""
+    lines = []
+    for line in _replace_all(text, pairs).split("\n"):
+        if line.startswith("prefix=") and _under(line[7:].strip(), prefix):
+            rest = os.path.relpath(line[7:].strip(), prefix)
+            line = "prefix=${pcfiledir}/../.." + ("" if rest == "." else "/" + rest)
+        else:
+            line = line.replace(prefix, "${prefix}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _makefile_lines(text, prefix, pairs=()):
+    """The ``config-*/Makefile``: ``prefix=`` found from the Makefile's own path, the rest ``$(prefix)``."""
+    lines = []
+    for line in _replace_all(text, pairs).split("\n"):
+        key, eq, value = line.partition("=")
+        if eq and key.strip() == "prefix" and value.strip() == prefix:
+            # ':=' takes MAKEFILE_LIST now, while this file is the last one read (make splits a path
+            # with a space into words: such a prefix is beyond make anyway)
+            line = "prefix:=\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)"
+        else:
+            line = line.replace(prefix, "$(prefix)")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _replace_all(text, pairs):
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return text
+
+
+def _python_config_sh(text):
+    """CPython's python-config.sh finds its prefix from where it is, but without quotes: a prefix with a
+    space in it breaks ``cd``. Quoted here (the only lines that need it)."""
+    return (text.replace('RESULT=$(dirname $(cd $(dirname "$1") && pwd -P))',
+                         'RESULT=$(dirname "$(cd "$(dirname "$1")" && pwd -P)")')
+            .replace("    echo $RESULT\n", '    echo "$RESULT"\n'))
+
+
+def relocate_config(dest, install, deps):
+    """Make the build-time configuration of the copy ``dest`` of ``install`` independent of where it is:
+    sysconfig's data re-roots itself at import; ``.pc`` files use ``${pcfiledir}``; the ``config-*``
+    Makefile finds its prefix from its own path; other ``#!INSTALL/bin/python`` scripts get a launcher.
+    The private libraries' prefixes (copied into ``lib/`` and ``include/``) become the tree's prefix.
+    Returns {what: [files, relative to dest]}."""
+    pairs = [(p, install) for p in sorted(deps, key=len, reverse=True)]
+    done = {"sysconfigdata": [], "pkgconfig": [], "makefile": [], "scripts": []}
+    for top, dirs, files in os.walk(dest):
+        dirs.sort()
+        for fname in sorted(files):
+            path = os.path.join(top, fname)
+            rel = os.path.relpath(path, dest)
+            if os.path.islink(path) or not os.path.isfile(path) or _is_elf(path):
+                continue
+            parts = rel.split(os.sep)
+            if parts[0] == "lib" and fname.startswith("_sysconfigdata_") and fname.endswith(".py"):
+                if _rewrite_text(path, lambda t: t if "_buildkit_reroot" in t
+                                 else _replace_all(t, pairs) + SYSCONFIG_TAIL % install):
+                    done["sysconfigdata"].append(rel)
+                    cache = os.path.join(top, "__pycache__")
+                    for stale in sorted(os.listdir(cache)) if os.path.isdir(cache) else ():
+                        if stale.startswith(fname[:-3] + "."):
+                            os.unlink(os.path.join(cache, stale))
+            elif parts[:2] == ["lib", "pkgconfig"] and fname.endswith(".pc"):
+                if _rewrite_text(path, lambda t: _pc_lines(t, install, pairs)):
+                    done["pkgconfig"].append(rel)
+            elif len(parts) == 4 and parts[0] == "lib" and parts[2].startswith("config-") and fname == "Makefile":
+                if _rewrite_text(path, lambda t: _makefile_lines(t, install, pairs)):
+                    done["makefile"].append(rel)
+            elif parts[0] == "bin" and fname.startswith("python") and fname.endswith("-config"):
+                if _rewrite_text(path, _python_config_sh):
+                    done["scripts"].append(rel)
+            elif parts[0] != "bin" and rewrite_shebang(path, install, dest):
+                done["scripts"].append(rel)
+    for prefix in deps:  # the private libraries' .pc files: libssl, libcrypto, openssl, sqlite3
+        src = os.path.join(prefix, "lib", "pkgconfig")
+        for name in sorted(os.listdir(src)) if os.path.isdir(src) else ():
+            target = os.path.join(dest, "lib", "pkgconfig", name)
+            if name.endswith(".pc") and not os.path.lexists(target):
+                with open(os.path.join(src, name), "rb") as f:
+                    text = f.read().decode("utf-8", "surrogateescape")
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as f:
+                    f.write(_pc_lines(text, prefix).encode("utf-8", "surrogateescape"))
+                done["pkgconfig"].append(os.path.relpath(target, dest))
+    return done
 
 
 def _copy_libs(prefix, dest):
@@ -286,6 +437,7 @@ def relocate(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
                     runpaths.append({"file": os.path.relpath(path, dest), "old": old, "new": new})
             elif top == os.path.join(dest, "bin") and rewrite_shebang(path, install):
                 scripts.append(os.path.relpath(path, dest))
+    config = relocate_config(dest, install, deps)
     ssl_dir = None
     if openssl_prefix:
         old = os.path.join(openssl_prefix, "ssl")
@@ -312,7 +464,7 @@ def relocate(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
     except (OSError, ValueError):
         record = {}
     relocated = {"name": name, "from": install, "libraries": libraries, "runpaths": runpaths,
-                 "scripts": scripts, "openssldir": ssl_dir, "excluded": excluded}
+                 "scripts": scripts, "openssldir": ssl_dir, "excluded": excluded, "config": config}
     record["relocated"] = relocated
     with open(record_path, "w") as f:
         json.dump(record, f, indent=2)

@@ -144,6 +144,16 @@ class ElfFile:
             )
         return Section(name, sh[1], sh[4], sh[5], sh[6], sh[7], sh[9])
 
+    @property
+    def section_count(self) -> int:
+        return self._shnum
+
+    def section_header(self, index: int) -> Section:
+        """One section header, decoded and checked without decoding the others."""
+        if self._sections is not None:
+            return self._sections[index]
+        return self._section(index)
+
     def find(self, name: str) -> Section | None:
         """The section called ``name``, found without decoding the others."""
         needle = name.encode("latin-1") + b"\0"
@@ -244,6 +254,25 @@ class ElfFile:
         strtab = self.section_data(self._section(symtab.link))
         start = symtab.offset + 24 * symtab.info
         return strtab, memoryview(self.data)[start : symtab.offset + symtab.size].cast("Q")[0::3]
+
+    def symbol_columns(self) -> tuple[bytes, Sequence[int], Sequence[int], Sequence[int]]:
+        """The string table and three columns over every symbol (locals too): name offset, ``info |
+        other << 8 | shndx << 16`` and the low 32 bits of the value, sliced in C from a 64-bit
+        little-endian table (others are decoded)."""
+        symtab = self._find_type(SHT_SYMTAB)
+        if symtab is None:
+            return b"", (), (), ()
+        if not (self.is64 and self.order == "<" and sys.byteorder == "little"):
+            strtab, raw = self.raw_symbols()
+            return (strtab, [r[0] for r in raw], [r[1] | r[2] << 16 for r in raw],
+                    [r[3] & 0xFFFFFFFF for r in raw])
+        if symtab.link >= self._shnum or symtab.size % 24:
+            self.raw_symbols()  # raises the precise error
+        strtab = self.section_data(self._section(symtab.link))
+        if symtab.offset + symtab.size > len(self.data):
+            raise ElfError(f"{self.origin}: truncated ELF file (symbol table)")
+        words = memoryview(self.data)[symtab.offset : symtab.offset + symtab.size].cast("I")
+        return strtab, words[0::6], words[1::6], words[2::6]
 
     def symbols(self) -> Iterator[Symbol]:
         """Every symbol but the null one, with its name decoded."""

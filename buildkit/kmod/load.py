@@ -13,13 +13,21 @@ Nothing is written and nothing needs root: only the target's files are read.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line
+from buildkit.kmod.lazymod import (
+    SIG_MARKER,
+    LazyModule,
+    expand_modules,
+    find_modules,
+    read_export_table,
+    read_for_load,
+)
 from buildkit.kmod.loader_rules import (
     DUPEXPORT,
     DUPNAME,
@@ -36,12 +44,13 @@ from buildkit.kmod.loader_rules import (
     modprobe_line,
     rules_for,
 )
-from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module, read_module_bytes
+from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module
 from buildkit.kmod.target import KernelTarget
 
-__all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "predict", "SIG_MARKER"]
+__all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "Loader", "predict", "SIG_MARKER", "LazyModule",
+           "expand_modules", "find_modules", "read_for_load"]
 
-SIG_MARKER = b"~Module signature appended~\n"
+_RECORDS = re.compile(rb"(?s).{64}")  # struct modversion_info: 64 bytes each
 _ET_REL = 1
 
 
@@ -163,7 +172,7 @@ class _Walk:
         # insmod -f: the module counts as unsigned, its vermagic and/or __versions as absent
         self.signed = module.signed and not flags
         self.vermagic_of = None if flags & MODULE_INIT_IGNORE_VERMAGIC else module.vermagic
-        self.has_versions = bool(module._versions_blob) and not flags & MODULE_INIT_IGNORE_MODVERSIONS
+        self.has_versions = bool(module.versions_blob) and not flags & MODULE_INIT_IGNORE_MODVERSIONS
         self.m_type = module.type
         self.sig_enforce = sig_enforce
         self.rules = rules_for(target.version)
@@ -200,7 +209,7 @@ class _Walk:
             self.result.errno = refused.errno
             return self.result
         m = self.m
-        self.state.add(Loaded(m.name, m.export_names, lambda: Loaded.of(m.full).export_table(),
+        self.state.add(Loaded(m.name, m.export_names, lambda: read_export_table(m.path),
                               proprietary=self.proprietary))
         return self.result
 
@@ -307,11 +316,15 @@ class _Walk:
     def symbols(self) -> None:
         """simplify_symbols(): every undefined symbol, all failures reported, the last one's errno wins."""
         last = 0
-        self.m.versions  # noqa: B018 - decoded once here: every symbol is looked up in it
+        settled = self._settle()
+        if settled is None:
+            self.m.versions  # noqa: B018 - decoded once here: every symbol is looked up in it
+            todo, owners = self.m.undefined, {}
+        else:
+            todo, owners = settled
         used_gpl_only = False
         imports = set(self.m.import_ns)
-        depends: list[str] = []
-        for sym in self.m.undefined:
+        for sym in todo:
             if sym == "_GLOBAL_OFFSET_TABLE_":
                 continue
             gpl = not self.proprietary
@@ -345,11 +358,57 @@ class _Walk:
                 self.problem("namespace", sym, self.result.dmesg[-2],
                              f"add {import_ns_line(ns, self.t.version)} to {self.m.name}'s source and rebuild")
                 continue
-            if owner != "vmlinux" and owner not in depends:
-                depends.append(owner)
-        self.result.depends = depends
+            if owner != "vmlinux":
+                owners[sym.encode("latin-1")] = owner
+        if owners:  # the modules its symbols came from, in the order of the first symbol taken from each
+            self.result.depends = list(dict.fromkeys(owners[n] for n in self.m.undefined_raw if n in owners))
         if last:
             raise _Refused(-last)
+
+    def _settle(self) -> tuple[list[str], dict[bytes, str]] | None:
+        """Split the undefined symbols into those the loader takes without a word and the rest, which
+        the loop walks one by one, in order: ``(rest, {settled symbol: module it came from})``; None when
+        every symbol must take the loop (GPL rules in play: their order matters).
+
+        A module's ``__versions`` record (64 bytes: CRC, name) equal to the one the target's own build
+        writes for a vmlinux export with no namespace settles that symbol: found as a set, in C. A record
+        whose CRC is the one a loaded module exports the symbol with (vmlinux not exporting it, no
+        namespace) settles it too. What is left (missing, mismatched, namespaced symbols) takes the loop.
+        """
+        if self.proprietary or not self.has_versions:
+            return None
+        blob = self.m.versions_blob
+        if not blob or len(blob) % 64:
+            return None
+        vmlinux = self.t.version_records(self.m.is64, self.m.order)
+        records = _RECORDS.findall(blob)
+        settled = set(map(vmlinux.get, records))
+        size = 8 if self.m.is64 else 4
+        endian = "little" if self.m.order == "<" else "big"
+        # records vmlinux did not settle, of symbols vmlinux does not export (its copy would be the one
+        # taken, and the loop says why it does not match)
+        in_vmlinux = self.t.vmlinux_names
+        others = {name: r for r in records if r not in vmlinux
+                  for name in [r[size:].split(b"\0", 1)[0]] if name not in in_vmlinux}
+        owners: dict[bytes, str] = {}
+        owner_of, loaded = self.state.owner_of, self.state.loaded
+        for name, record in others.items():
+            sym = name.decode("latin-1")
+            owner = owner_of.get(sym)
+            if owner is None:
+                continue
+            provider = loaded[owner]
+            if provider.proprietary:
+                return None
+            have, _kind, ns = provider.export(sym)
+            if not ns and (have is None or have == int.from_bytes(record[:size], endian) & 0xFFFFFFFF):
+                owners[name] = owner
+        rest = [name.decode("latin-1") for name in self.m.undefined_raw if name not in settled and name not in owners]
+        for sym in rest:  # a proprietary exporter makes the order of every symbol matter
+            owner = owner_of.get(sym)
+            if owner is not None and loaded[owner].proprietary:
+                return None
+        return rest, owners
 
     def _unknown_symbol(self, sym: str, number: int) -> int:
         """resolve_symbol_wait()'s failure line; its -errno (the last one is what the load returns)."""
@@ -418,109 +477,6 @@ class _Walk:
                          f"{owner} already exports {name}: rename it in {self.m.name} or make it static"
                          + ("" if owner == "kernel" else f", or unload {owner} first"))
             raise _Refused(errno.ENOEXEC)
-
-
-class LazyModule:
-    """A module as the loader reads it: the header, ``.modinfo`` and ``__versions`` at once (the first
-    gates need nothing else), the symbol table only when a module gets as far as its symbols."""
-
-    def __init__(self, path: str, data: bytes | mmap.mmap) -> None:
-        from buildkit.kmod.elf import ElfFile
-        from buildkit.kmod.modfile import module_name
-
-        self.path = path
-        elf = ElfFile(data, path)  # not kept: a tree of 4,000 modules is read before any is loaded
-        self.machine = elf.machine
-        self.type = elf.type
-        self.signed = data[-len(SIG_MARKER):] == SIG_MARKER
-        self._modinfo_blob = elf.section_data(".modinfo")
-        self._is64, self._order = elf.is64, elf.order
-        self._versions_blob = elf.section_data("__versions")
-        self._modinfo: dict[str, tuple[str, ...]] | None = None
-        self._versions: dict[str, int] | None = None
-        self.name = self.info("name") or module_name(path)
-        self._full: ModuleInfo | None = None
-        self._names: tuple[tuple[str, ...], frozenset[str], tuple[str, ...]] | None = None
-
-    @property
-    def modinfo(self) -> dict[str, tuple[str, ...]]:
-        if self._modinfo is None:
-            from buildkit.kmod.modfile import _parse_modinfo
-
-            self._modinfo = _parse_modinfo(self._modinfo_blob)
-        return self._modinfo
-
-    @property
-    def versions(self) -> dict[str, int]:
-        if self._versions is None:
-            from buildkit.kmod.modfile import parse_versions_blob
-
-            self._versions = parse_versions_blob(self._versions_blob, self._is64, self._order)
-        return self._versions
-
-    def version_of(self, symbol: str) -> int | None:
-        """One ``__versions`` CRC without decoding the others (the module_layout gate needs only it)."""
-        if self._versions is not None:
-            return self._versions.get(symbol)
-        size = 8 if self._is64 else 4
-        needle = symbol.encode() + b"\0"
-        at = self._versions_blob.find(needle)
-        while at >= 0:
-            if at % 64 == size:
-                return int.from_bytes(self._versions_blob[at - size:at], "little" if self._order == "<" else "big")
-            at = self._versions_blob.find(needle, at + 1)
-        return None
-
-    def info(self, key: str) -> str | None:
-        """The first ``key=`` of ``.modinfo``, found without decoding the rest (hundreds of aliases)."""
-        if self._modinfo is not None:
-            values = self._modinfo.get(key)
-            return values[0] if values else None
-        blob, needle = self._modinfo_blob, key.encode() + b"="
-        at = 0 if blob.startswith(needle) else blob.find(b"\0" + needle) + 1
-        if at == 0 and not blob.startswith(needle):
-            return None
-        start = at + len(needle)
-        end = blob.find(b"\0", start)
-        return blob[start: end if end >= 0 else len(blob)].decode("utf-8", "replace")
-
-    license = property(lambda self: self.info("license"))
-    vermagic = property(lambda self: self.info("vermagic"))
-    import_ns = property(lambda self: self.modinfo.get("import_ns", ()))
-    depends = property(lambda self: tuple(d.replace("-", "_") for d in (self.info("depends") or "").split(",") if d))
-
-    @property
-    def full(self) -> ModuleInfo:
-        if self._full is None:
-            self._full = read_module(self.path)
-        return self._full
-
-    def _symtab(self) -> tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]:
-        if self._names is None:
-            from buildkit.kmod.elf import ElfFile
-            from buildkit.kmod.modfile import symtab_names
-
-            exports, undefined, weak = symtab_names(ElfFile(read_module_bytes(self.path), self.path))
-            self._names = (tuple(n.decode("latin-1") for n in undefined),
-                           frozenset(n.decode("latin-1") for n in weak),
-                           tuple(n.decode("latin-1") for n in exports))
-        return self._names
-
-    undefined = property(lambda self: self._symtab()[0])  # in symbol-table order, as the loader meets them
-    weak = property(lambda self: self._symtab()[1])
-    export_names = property(lambda self: self._symtab()[2])
-
-
-def read_for_load(path: str) -> LazyModule:
-    """Mapped, not read: of a plain .ko only the pages of its headers, .modinfo and __versions are touched."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) == b"\x7fELF":
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                    return LazyModule(path, mapped)
-    except (OSError, ValueError):
-        pass  # unreadable or empty: read_module_bytes names the problem
-    return LazyModule(path, read_module_bytes(path))
 
 
 def preload(target: KernelTarget, state: KernelState, name: str) -> None:
@@ -630,50 +586,3 @@ def _in_tree_owner(target: KernelTarget, symbol: str) -> str | None:
         return None
     return module_name(entry.module)
 
-
-def expand_modules(args: Sequence[str]) -> list[str | LazyModule]:
-    """MODULE arguments as files: a file stays where it is; a folder gives its modules in dependency order
-    (providers first, as modprobe would load them; otherwise in the order of their paths)."""
-    from buildkit.kmod.modfile import is_module_file
-
-    paths: list[str | LazyModule] = []
-    for arg in args:
-        if not os.path.isdir(arg):
-            if not os.path.isfile(arg):
-                raise InputError(f"{arg}: no such module file or folder", fix="name .ko files or folders of them")
-            paths.append(arg)
-            continue
-        found = sorted(os.path.join(root, f) for root, dirs, files in os.walk(arg)
-                       for f in files if is_module_file(f) and not root.endswith(("/build", "/source")))
-        if not found:
-            raise InputError(f"{arg}: no module files (*.ko, *.ko.xz, ...) in it",
-                             fix="name built modules or their folder")
-        paths.extend(_dependency_order(found))
-    return paths
-
-
-def _dependency_order(found: list[str]) -> list[LazyModule]:
-    """Depth-first over the ``depends=`` modpost wrote into each module (what depmod derives from the
-    symbols): providers before the modules that need them; a cycle is broken where it is met."""
-    modules = [read_for_load(path) for path in found]
-    index = {m.name: i for i, m in enumerate(modules)}
-    deps = [[index[n] for n in m.depends if n in index] for m in modules]
-    order: list[int] = []
-    state = [0] * len(found)  # 0 new, 1 on the stack, 2 placed
-    for first in range(len(found)):
-        if state[first]:
-            continue
-        state[first] = 1
-        stack = [(first, iter(deps[first]))]
-        while stack:
-            node, children = stack[-1]
-            for child in children:
-                if state[child] == 0:
-                    state[child] = 1
-                    stack.append((child, iter(deps[child])))
-                    break
-            else:
-                stack.pop()
-                state[node] = 2
-                order.append(node)
-    return [modules[i] for i in order]

@@ -34,6 +34,9 @@ __all__ = [
     "read_module_bytes",
     "quick_symbols",
     "quick_symbol_names",
+    "export_table",
+    "parse_modinfo",
+    "parse_versions_blob",
 ]
 
 # Section stem (without leading underscores or the ``+sym`` suffix) -> the EXPORT_* macro that made it.
@@ -152,7 +155,7 @@ def _section_type(section_name: str) -> str | None:
     return _SECTION_TYPES.get(stem)
 
 
-def _parse_modinfo(blob: bytes) -> dict[str, tuple[str, ...]]:
+def parse_modinfo(blob: bytes) -> dict[str, tuple[str, ...]]:
     found: dict[str, list[str]] = {}
     for entry in blob.split(b"\0"):
         key, sep, value = entry.partition(b"=")
@@ -257,7 +260,7 @@ def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
         Export(name, kind or "EXPORT_SYMBOL", namespaces.get(name, ""), crcs.get(name))
         for name, kind in sorted(types.items())
     )
-    modinfo = _parse_modinfo(elf.section_data(".modinfo"))
+    modinfo = parse_modinfo(elf.section_data(".modinfo"))
     name = modinfo.get("name", (module_name(path),))[0]
     return ModuleInfo(
         path=path,
@@ -270,6 +273,64 @@ def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
         versions=_parse_versions(elf),
         machine=elf.machine,
     )
+
+
+_KSTRTABNS_NAMES = rb"\0__kstrtabns_([^\0]+)"
+_CRC_SECTION_TYPES = {"__kcrctab": "EXPORT_SYMBOL", "__kcrctab_gpl": "EXPORT_SYMBOL_GPL"}
+
+
+def export_table(path: str, data: bytes | None = None) -> dict[str, tuple[int | None, str, str]]:
+    """``{symbol: (crc, type, namespace)}`` of a module's exports, as :func:`read_module` gives them, read
+    the way the kernel finds them in a modversioned ``.ko`` (4.x to 6.x): each ``__crc_sym`` is a word in
+    ``__kcrctab`` or ``__kcrctab_gpl`` (the section says the type), each ``__kstrtabns_sym`` a string.
+
+    Only those symbols are looked at, found by name in the string table in C; a module laid out any
+    other way (no CRCs, absolute CRCs of older kernels, a ``.o``) is read by :func:`read_module`.
+    """
+    elf = ElfFile(read_module_bytes(path) if data is None else data, path)
+    table = _export_table_fast(elf)
+    if table is None:
+        table = {e.name: (e.crc, e.type, e.namespace) for e in read_module(path, elf.data).exports}
+    return table
+
+
+def _export_table_fast(elf: ElfFile) -> dict[str, tuple[int | None, str, str]] | None:
+    if not (elf.is64 and elf.order == "<" and elf.type == 1):
+        return None
+    strtab, names, infos, values = elf.symbol_columns()
+    crc_at = [(m.start() + 1, m.group(1)) for m in re.finditer(_CRC_NAMES, strtab)]
+    if not crc_at:
+        return None
+    index = dict(zip(names, range(len(names))))  # name offset -> symbol index
+    blobs: dict[int, tuple[bytes, str | None]] = {}  # section index -> (bytes, export type of a CRC table)
+
+    def section(shndx: int) -> tuple[bytes, str | None] | None:
+        found = blobs.get(shndx)
+        if found is None:
+            if shndx >= elf.section_count:
+                return None
+            header = elf.section_header(shndx)
+            found = blobs[shndx] = (elf.section_data(header), _CRC_SECTION_TYPES.get(header.name))
+        return found
+
+    namespaces: dict[bytes, str] = {}
+    for m in re.finditer(_KSTRTABNS_NAMES, strtab):
+        i = index.get(m.start() + 1)
+        where = None if i is None else section(infos[i] >> 16)
+        if where is None:
+            return None
+        namespaces[m.group(1)] = cstring(where[0], values[i], elf.origin)
+    table: dict[str, tuple[int | None, str, str]] = {}
+    for offset, name in crc_at:
+        i = index.get(offset)
+        where = None if i is None else section(infos[i] >> 16)
+        if where is None or where[1] is None:
+            return None  # an absolute CRC (kernels before 5.19) or a layout not known here
+        word = where[0][values[i] : values[i] + 4]
+        if len(word) != 4:
+            return None
+        table[name.decode("latin-1")] = (int.from_bytes(word, "little"), where[1], namespaces.get(name, ""))
+    return table
 
 
 @dataclass(frozen=True)

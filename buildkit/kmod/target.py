@@ -52,6 +52,8 @@ class KernelTarget:
     machine: int  # ELF e_machine of the kernel's architecture
     _module_files: dict[str, str] | None = field(default=None, repr=False)
     _by_owner: dict[str, list[SymversEntry]] | None = field(default=None, repr=False)
+    _records: dict[tuple[bool, str], dict[bytes, bytes]] = field(default_factory=dict, repr=False)
+    _vmlinux_names: frozenset[bytes] | None = field(default=None, repr=False)
 
     def enabled(self, option: str) -> bool:
         return self.config.get(option) in ("y", "m")
@@ -80,6 +82,31 @@ class KernelTarget:
                             found.setdefault(module_name(f), os.path.join(root, f))
             self._module_files = found
         return self._module_files
+
+    def version_records(self, is64: bool, order: str) -> dict[bytes, bytes]:
+        """The ``__versions`` record (``struct modversion_info``, 64 bytes) a module built against this
+        kernel holds for each vmlinux export that has a CRC and no namespace, mapped to the symbol's name:
+        a module's records found here are symbols the loader accepts from vmlinux without a word."""
+        key = (is64, order)
+        if key not in self._records:
+            size, endian = (8 if is64 else 4), ("little" if order == "<" else "big")
+            width = 64 - size
+            records: dict[bytes, bytes] = {}
+            for symbol in self.symvers.symbols():
+                entry = self.symvers.get(symbol)
+                name = symbol.encode("latin-1")
+                if entry.in_vmlinux and entry.crc is not None and not entry.namespace and len(name) < width:
+                    records[entry.crc.to_bytes(size, endian) + name.ljust(width, b"\0")] = name
+            self._records[key] = records
+        return self._records[key]
+
+    @property
+    def vmlinux_names(self) -> frozenset[bytes]:
+        """Every symbol vmlinux exports, as bytes (latin-1)."""
+        if self._vmlinux_names is None:
+            table = self.symvers
+            self._vmlinux_names = frozenset(s.encode("latin-1") for s in table.symbols() if table.get(s).in_vmlinux)
+        return self._vmlinux_names
 
     def exports_of(self, owner: str) -> list[SymversEntry]:
         """The exports of one in-tree module, by its kernel name (``Module.symvers`` names it by path)."""

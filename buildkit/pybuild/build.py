@@ -257,9 +257,11 @@ def _switch(prefix: str, target: str) -> None:
     os.replace(tmp, prefix)
 
 
-def _collect_garbage(plan: Plan, previous: str | None, say: Callable[[str], None]) -> None:
-    keep = {plan.install_dir, previous}
-    builds = os.path.join(plan.state_dir, "builds")
+def _collect_garbage(state_dir: str, install_dir: str, previous: str | None) -> None:
+    """Remove the builds other than the new one and the one it replaced (kept for --rollback), and the
+    private libraries neither uses."""
+    keep = {install_dir, previous}
+    builds = os.path.join(state_dir, "builds")
     used: set[str] = set()
     for name in os.listdir(builds):
         path = os.path.join(builds, name)
@@ -269,7 +271,7 @@ def _collect_garbage(plan: Plan, previous: str | None, say: Callable[[str], None
         record = _read_record(path) or {}
         for dep in ("openssl", "sqlite"):
             used.add((record.get(dep) or {}).get("prefix", ""))
-    deps = os.path.join(plan.state_dir, "deps")
+    deps = os.path.join(state_dir, "deps")
     for name in os.listdir(deps) if os.path.isdir(deps) else ():
         path = os.path.join(deps, name)
         if path not in used:
@@ -290,6 +292,18 @@ def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: Lo
         if comp.package != "cpython":
             Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
     return took
+
+
+def lock_state(state_dir: str, prefix: str):
+    """The prefix's lock (one buildkit at a time per prefix); released when the returned file is closed."""
+    os.makedirs(state_dir, exist_ok=True)
+    lock = open(os.path.join(state_dir, "lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise InputError(f"another buildkit is building {prefix}", fix="wait for it to finish") from None
+    return lock
 
 
 def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
@@ -313,12 +327,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         require_tools(["tclsh"])
 
-    os.makedirs(plan.state_dir, exist_ok=True)
-    lock = open(os.path.join(plan.state_dir, "lock"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise InputError(f"another buildkit is building {req.prefix}", fix="wait for it to finish") from None
+    lock = lock_state(plan.state_dir, req.prefix)  # noqa: F841  (held while this build runs)
     for path in (plan.work_dir, plan.log_dir):
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path)
@@ -341,6 +350,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     seconds = time.monotonic() - started
     record = _record(plan, report, actions.summary, seconds, actions.optimization)
     record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
+    record["previous"] = current or ""  # what --rollback goes back to
     with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
     if not report.ok:
@@ -348,7 +358,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
                           fix=f"the new build is kept for inspection in {plan.install_dir}")
     _switch(req.prefix, plan.install_dir)
-    _collect_garbage(plan, current, say)
+    _collect_garbage(plan.state_dir, plan.install_dir, current)
     if not keep:
         shutil.rmtree(plan.work_dir, ignore_errors=True)
     return BuildResult(plan, False, report, record, seconds, actions.summary)

@@ -22,7 +22,7 @@ _INCLUDE_DIRS = ("/usr/local/include", "/usr/include")
 _LIB_DIRS = ("/usr/local/lib64", "/usr/local/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
              "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib64", "/lib/x86_64-linux-gnu")
 # Where distributions keep the CA bundle (file) and the hashed directory.
-_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/pki/tls/cert.pem",
              "/etc/ssl/ca-bundle.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem")
 _CA_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
 
@@ -137,6 +137,7 @@ _TOOLS = {
     "make": ("make", "make", "make"),
     "perl": ("perl, for OpenSSL's Configure", "perl", "perl"),
     "tclsh": ("tclsh, to make sqlite3.c from SQLite's full source tree", "tcl", "tcl"),
+    "patchelf": ("patchelf, to point a build's rpaths at an updated library", "patchelf", "patchelf (EPEL)"),
 }
 
 

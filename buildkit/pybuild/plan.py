@@ -26,7 +26,7 @@ from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
 from buildkit.pybuild.recipe import Action, Command, Context
 
-__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "DEFAULTS"]
+__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS"]
 
 # The newest versions whose tarballs reach a host that sees only Debian's archive, byte for byte upstream's
 # (SQLite's: Debian's full tree). Pass a version to build newer ones.
@@ -182,6 +182,26 @@ def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps
     return steps, index
 
 
+def private_component(src: Source, state: str, host: HostInfo, salt: str = "") -> Component:
+    """A private OpenSSL or SQLite, without its steps yet: its prefix ``deps/<package>-<version>-<hash>`` is
+    the same for every build (and ``--update-deps``) that asks for the same source, steps and compiler."""
+    from recipes import RECIPES
+
+    shape, _ = _component(RECIPES[src.package], src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
+    digest = _hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc), *([salt] if salt else []))
+    prefix = os.path.join(state, "deps", f"{src.package}-{src.version}-{digest}")
+    return Component(src.package, src.version, src, prefix, "", (), digest)
+
+
+def with_steps(comp: Component, work: str, jobs: int, host: HostInfo, index: int) -> tuple[Component, int]:
+    """``comp`` with its steps, built in ``work/<package>``; ``index`` numbers the logs."""
+    from recipes import RECIPES
+
+    srcdir = os.path.join(work, comp.package)
+    steps, index = _component(RECIPES[comp.package], comp.source, comp.prefix, srcdir, jobs, {}, host, index)
+    return Component(comp.package, comp.version, comp.source, comp.prefix, srcdir, tuple(steps), comp.hash), index
+
+
 def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = None) -> Plan:
     """The whole build. ``sources`` overrides the catalog's choice of tarball per package (a fetch may find
     e.g. SQLite's full tree where the amalgamation is preferred)."""
@@ -207,13 +227,10 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
             chosen[choice.package] = choice
             continue
         src = sources.get(choice.package) or catalog.find(choice.package, choice.version)
-        recipe = RECIPES[choice.package]
-        shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
-        digest = _hash(src.sha256, [_step_json(s) for s in shape], env_key, *([req.salt] if req.salt else []))
-        dep_prefix = os.path.join(state, "deps", f"{choice.package}-{src.version}-{digest}")
-        chosen[choice.package] = Choice(choice.package, "private", src.version, dep_prefix, choice.reason)
-        deps[choice.package] = dep_prefix
-        components.append(Component(choice.package, src.version, src, dep_prefix, "", (), digest))
+        comp = private_component(src, state, host, req.salt)
+        chosen[choice.package] = Choice(choice.package, "private", src.version, comp.prefix, choice.reason)
+        deps[choice.package] = comp.prefix
+        components.append(comp)
 
     recipe = RECIPES["cpython"]
     # --optimize changes CPython's configure and make lines, so an optimized build has its own id.
@@ -224,10 +241,8 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
     for comp in components:
-        steps, index = _component(RECIPES[comp.package], comp.source, comp.prefix, os.path.join(work, comp.package),
-                                  req.jobs, {}, host, index)
-        built.append(Component(comp.package, comp.version, comp.source, comp.prefix,
-                               os.path.join(work, comp.package), tuple(steps), comp.hash))
+        comp, index = with_steps(comp, work, req.jobs, host, index)
+        built.append(comp)
     install = os.path.join(state, "builds", build_id)
     steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index,
                               req.optimize)

@@ -239,6 +239,65 @@ def hostile_facts():
     return facts
 
 
+# Where distributions keep their CA store, the bundle files first: Debian/Ubuntu; RHEL/CentOS/Fedora (cert.pem
+# is the default cafile of their own OpenSSL, whose OPENSSLDIR is /etc/pki/tls; ca-bundle.crt and the
+# extracted bundle are the same file); SUSE; Alpine and the BSDs. Then the hashed directories.
+HOST_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/cert.pem", "/etc/pki/tls/certs/ca-bundle.crt",
+                 "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem")
+HOST_CA_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
+_HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+
+
+def _hashed_count(folder):
+    try:
+        return sum(1 for name in os.listdir(folder) if _HASHED.match(name))
+    except OSError:
+        return 0
+
+
+def _where(path):
+    """What a path of OpenSSL's defaults is on this host: the file or link target, and whether it exists."""
+    info = {"path": path, "target": None, "exists": bool(path) and os.path.exists(path)}
+    if path and os.path.islink(path):
+        info["target"] = os.path.realpath(path)
+    return info
+
+
+def _host_ca_stores(ssl):
+    """The CA stores this host has (whatever the interpreter's OpenSSL is told), each with the number of CA
+    certificates this interpreter's OpenSSL reads from it."""
+    stores = []
+    for path in HOST_CA_FILES:
+        if os.path.isfile(path):
+            entry = {"path": path, "kind": "file", "realpath": os.path.realpath(path), "certs": 0, "error": None}
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.load_verify_locations(cafile=path)
+                entry["certs"] = int(context.cert_store_stats().get("x509_ca") or 0)
+            except BaseException as exc:
+                entry["error"] = error_text(exc)
+            stores.append(entry)
+    for path in HOST_CA_DIRS:
+        hashed = _hashed_count(path) if os.path.isdir(path) else 0
+        if hashed:
+            stores.append({"path": path, "kind": "dir", "realpath": os.path.realpath(path), "certs": hashed,
+                           "error": None})
+    return stores
+
+
+def install_facts():
+    """Where this interpreter's own files are, for the host-side reading of its ELF files."""
+    import sysconfig
+
+    libpython = None
+    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
+        if libdir and soname and os.path.isfile(os.path.join(libdir, soname)):
+            libpython = os.path.join(libdir, soname)
+    return {"base_prefix": getattr(sys, "base_prefix", sys.prefix), "executable": os.path.realpath(sys.executable),
+            "libpython": libpython, "dynload": sysconfig.get_config_var("DESTSHARED")}
+
+
 def _ca_facts(ssl):
     ca = {"error": None}
     try:
@@ -251,14 +310,17 @@ def _ca_facts(ssl):
             "openssl_capath_env": paths.openssl_capath_env,
             "openssl_capath": paths.openssl_capath,
         }
+        ca["cafile"] = _where(paths.openssl_cafile)
+        ca["capath"] = _where(paths.openssl_capath)
         hashed = total = 0
         if paths.capath:
             for name in os.listdir(paths.capath):
                 total += 1
-                if re.match(r"^[0-9a-f]{8}\.[0-9]+$", name):
+                if _HASHED.match(name):
                     hashed += 1
         ca["capath_files"] = total
         ca["capath_hashed"] = hashed
+        ca["host_stores"] = _host_ca_stores(ssl)
         context = ssl.create_default_context()
         ca["stats"] = context.cert_store_stats()
         ca["ca_certs"] = len(context.get_ca_certs())
@@ -353,7 +415,7 @@ def _build_facts():
 def collect_facts(optional=None):
     """Everything the judgement needs, as plain JSON-able data."""
     facts = {
-        "probe": 2,
+        "probe": 3,
         "executable": sys.executable,
         "version": list(sys.version_info[:3]),
         "version_text": sys.version,
@@ -393,6 +455,7 @@ def collect_facts(optional=None):
             libraries[name] = [p for p in facts["mapped"] if os.path.basename(p).startswith(WANTED_LIBS[name])]
     facts["libraries"] = libraries
     facts["hostile"] = hostile_facts()
+    facts["install"] = install_facts()
     if ssl is not None:
         facts["tls"] = tls_facts(ssl, libraries)
 
@@ -530,8 +593,31 @@ def _tls_checks(facts):
     return out
 
 
+def _shown(where):
+    """``/p/ssl/cert.pem -> /etc/ssl/certs/ca-certificates.crt (missing)`` for a ``_where`` record."""
+    text = where.get("path") or "(none)"
+    if where.get("target"):
+        text += " -> " + where["target"]
+    if where.get("path") and not where.get("exists"):
+        text += " (missing)"
+    return text
+
+
+def ca_fix(ca):
+    """The command that gives the interpreter's OpenSSL the host's CA store, or what to install."""
+    paths = ca.get("verify_paths") or {}
+    cafile = paths.get("openssl_cafile") or "the cafile of ssl.get_default_verify_paths()"
+    stores = [s for s in ca.get("host_stores") or [] if s["kind"] == "file" and s["certs"]]
+    if not stores:
+        return ("install the CA store (Debian: apt-get install ca-certificates; RHEL: yum install ca-certificates), "
+                "then mkdir -p %s && ln -sfn <its bundle> %s" % (os.path.dirname(cafile), cafile))
+    store = stores[0]["path"]
+    return "mkdir -p %s && ln -sfn %s %s (or run it with SSL_CERT_FILE=%s)" % (
+        os.path.dirname(cafile), store, cafile, store)
+
+
 def _ca_check(facts):
-    name = "CA certificates"
+    name = "CA store"
     ca = facts.get("ca")
     if ca is None:
         return _check(name, False, "ssl does not import")
@@ -539,17 +625,21 @@ def _ca_check(facts):
         return _check(name, False, ca["error"])
     paths = ca.get("verify_paths") or {}
     stats = ca.get("stats") or {}
-    where = "cafile=%s, capath=%s (OpenSSL defaults %s, %s)" % (
-        paths.get("cafile"), paths.get("capath"), paths.get("openssl_cafile"), paths.get("openssl_capath"))
-    loaded = int(stats.get("x509_ca") or 0) or int(ca.get("ca_certs") or 0)
-    if loaded:
-        return _check(name, True, "%d CA certificates loaded from the cafile; %s" % (loaded, where))
+    cafile = ca.get("cafile") or {"path": paths.get("openssl_cafile"), "exists": bool(paths.get("cafile"))}
+    capath = ca.get("capath") or {"path": paths.get("openssl_capath"), "exists": bool(paths.get("capath"))}
     hashed = int(ca.get("capath_hashed") or 0)
+    loaded = int(stats.get("x509_ca") or 0) or int(ca.get("ca_certs") or 0)
+    dir_text = "capath %s, %d hashed certificates" % (_shown(capath), hashed)
+    if loaded:
+        return _check(name, True, "%d CA certificates loaded from %s; %s" % (loaded, _shown(cafile), dir_text))
     if paths.get("capath") and hashed:
-        return _check(name, True, "capath holds %d hashed certificates, loaded on demand (none preloaded); %s"
-                      % (hashed, where))
-    return _check(name, False, "no CA certificates: create_default_context() loaded none and there is no hashed "
-                  "capath; %s; link the system bundle to %s" % (where, paths.get("openssl_cafile") or "the cafile"))
+        return _check(name, True, "%s, loaded on demand (none preloaded; cafile %s)" % (dir_text, _shown(cafile)))
+    stores = ["%s (%d %s)" % (s["path"], s["certs"], "certificates" if s["kind"] == "file" else "hashed")
+              for s in ca.get("host_stores") or [] if s["certs"]]
+    host = ("this host's CA store: " + ", ".join(stores)) if stores else (
+        "this host has no CA store either (looked at %s)" % ", ".join(HOST_CA_FILES + HOST_CA_DIRS))
+    return _check(name, False, "create_default_context() loaded 0 CA certificates: OpenSSL looked at cafile %s and "
+                  "%s; %s; fix: %s" % (_shown(cafile), dir_text, host, ca_fix(ca)))
 
 
 def _headers_check(api, runtime, version_text):

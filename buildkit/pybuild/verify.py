@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ __all__ = [
     "PROBE_SOURCE",
     "Check",
     "OptionalModule",
+    "add_floor",
+    "install_roots",
     "VerifyReport",
     "openssl_version_from_info",
     "report_from_probe",
@@ -98,6 +100,7 @@ class VerifyReport:
     python_version: str = ""  # e.g. 3.11.2
     environment: tuple[str, ...] = ()  # the names of the variables the probe saw
     probe: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the probe's raw facts
+    binaries: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # floor.Floor.to_json()
 
     @property
     def ok(self) -> bool:
@@ -126,6 +129,8 @@ class VerifyReport:
             "sqlite_version": self.sqlite_version,
             "libraries": {k: list(v) for k, v in self.libraries.items()},
             "verify_paths": ca.get("verify_paths"),
+            "ca_stores": ca.get("host_stores"),
+            "binaries": self.binaries,
             "environment": list(self.environment),
         }
 
@@ -223,15 +228,64 @@ def report_from_probe(python: str, payload: Mapping[str, Any]) -> VerifyReport:
     )
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def install_roots(facts: Mapping[str, Any], private_prefixes: Sequence[str] = ()) -> tuple[list[str], bool]:
+    """(the files and folders whose ELF files make the install, whether it has a private OpenSSL or SQLite).
+
+    The interpreter's prefix, whole, unless it is one the system shares (``/usr``): then the interpreter,
+    libpython and lib-dynload only. Then the private prefixes: those given, else the prefix of each libssl,
+    libcrypto and libsqlite3 the probe saw loaded from a ``lib/`` folder of a prefix of its own.
+    """
+    from buildkit.pybuild.floor import SYSTEM_PREFIXES
+
+    install = facts.get("install") or {}
+    base = os.path.realpath(install.get("base_prefix") or facts.get("prefix") or "/")
+    if base in SYSTEM_PREFIXES:
+        roots = [p for p in (install.get("executable") or facts.get("executable"), install.get("libpython"),
+                             install.get("dynload")) if p and os.path.exists(p)]
+    else:
+        roots = [base]
+    privates = [os.path.realpath(p) for p in private_prefixes]
+    loaded = [os.path.realpath(lib) for libs in (facts.get("libraries") or {}).values() for lib in libs]
+    if not privates:
+        for lib in loaded:
+            folder = os.path.dirname(lib)
+            prefix = os.path.dirname(folder)
+            if os.path.basename(folder) == "lib" and prefix not in SYSTEM_PREFIXES and prefix not in privates:
+                privates.append(prefix)
+    private = bool(privates) or (base not in SYSTEM_PREFIXES and any(_inside(lib, base) for lib in loaded))
+    for prefix in privates:
+        if os.path.isdir(prefix) and not any(_inside(prefix, r) for r in roots):
+            roots.append(prefix)
+    return roots, private
+
+
+def add_floor(report: VerifyReport, roots: Sequence[str], private: bool) -> VerifyReport:
+    """``report`` with the binary floor's checks (glibc floor, linked libraries, hardening) over ``roots``."""
+    from buildkit.pybuild.floor import FloorError, floor, floor_checks
+
+    try:
+        fl = floor(roots, private)
+    except FloorError as e:
+        return replace(report, checks=report.checks + (Check("glibc floor", False, str(e)),))
+    checks = tuple(Check(name, ok, detail, required) for name, ok, detail, required in floor_checks(fl))
+    return replace(report, checks=report.checks + checks, binaries=fl.to_json())
+
+
 def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str | None = None,
-           private_prefixes: Sequence[str] = (), expect_optimized: bool = False) -> VerifyReport:
+           private_prefixes: Sequence[str] = (), floor: bool = True, expect_optimized: bool = False) -> VerifyReport:
     """Run the probe with ``python`` and judge what it finds (see the module docstring).
 
     ``expect_openssl``/``expect_sqlite`` must equal the versions the interpreter reports at run time (a
     shorter expectation such as ``3.46`` matches ``3.46.1``). With ``private_prefixes``, every libssl,
     libcrypto and libsqlite3 that ``_ssl``, ``_hashlib`` and ``_sqlite3`` load must lie under one of them.
     With ``expect_optimized``, the "PGO + LTO" check (always shown) is required.
-    A Python that cannot run at all raises :class:`InputError`.
+    A Python that cannot run at all raises :class:`InputError`. With ``floor`` (the default), the ELF files
+    of the install are read on this side too (:mod:`buildkit.pybuild.floor`: glibc floor, linked libraries,
+    hardening).
     """
     path = resolve_interpreter(python)
     args = ["--django-sqlite-min", django_sqlite_min()]
@@ -243,4 +297,7 @@ def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str
         args += ["--private-prefix", os.path.realpath(prefix)]
     if expect_optimized:
         args.append("--expect-optimized")
-    return report_from_probe(python, run_probe(path, args))
+    report = report_from_probe(python, run_probe(path, args))
+    if not floor:
+        return report
+    return add_floor(report, *install_roots(report.probe, private_prefixes))

@@ -190,9 +190,13 @@ def _last_apt_error(done: subprocess.CompletedProcess) -> str:
 
 def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
     spec = source.debian
-    package, _, suite = spec.partition("/")
+    package, _, rest = spec.partition("/")
+    # SRCPKG/SUITE, or SRCPKG/SUITE=REVISION when the suite's newest revision is another upstream version
+    # (trixie's openssl is 3.5.9 and 3.5.7 at once; only 3.5.7's files are on every mirror).
+    suite, _, revision = rest.partition("=")
     if not package or not suite:
-        raise _Miss(f"debian {spec!r}: expected SRCPKG/SUITE in the catalog")
+        raise _Miss(f"debian {spec!r}: expected SRCPKG/SUITE or SRCPKG/SUITE=REVISION in the catalog")
+    wanted = f"{package}={revision}" if revision else spec
     if shutil.which("apt-get") is None:
         raise _Miss(f"debian {spec}: apt-get not found (Debian and Ubuntu hosts only)")
     archive = read_debian_sources()
@@ -207,10 +211,10 @@ def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
         work = Path(tempfile.mkdtemp(prefix=".debian-", dir=cache_dir))
         try:
             note(f"fetching {spec} from Debian's archive (apt-get source --download-only)")
-            done = apt.run("source", "--download-only", spec, cwd=work)
+            done = apt.run("source", "--download-only", wanted, cwd=work)
             if done.returncode != 0 and not updated:
                 apt.update()
-                done = apt.run("source", "--download-only", spec, cwd=work)
+                done = apt.run("source", "--download-only", wanted, cwd=work)
             if done.returncode != 0:
                 raise _Miss(f"debian {spec}: apt-get source failed: {_last_apt_error(done)}")
             seen = []

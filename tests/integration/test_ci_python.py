@@ -137,7 +137,7 @@ def test_ci_python_fixes_it_verified_inside(ci_run):
         for path in lib:
             assert path.startswith(root + "/lib/"), path
     checks = {c["name"]: c for c in ver["checks"]}
-    assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA certificates"]["ok"]
+    assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA store"]["ok"]
     relocated = report["relocated"]
     assert relocated["openssldir"]["new"] == "/etc/ssl" and relocated["runpaths"]
     assert any(r["file"].endswith(".so") and r["new"].startswith("$ORIGIN") for r in relocated["runpaths"])
@@ -190,6 +190,62 @@ def test_artifact_runs_from_anywhere_on_this_machine(ci_run, tmp_path):
     pip = subprocess.run([str(root / "bin" / "pip3"), "--version"], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
     assert pip.returncode == 0 and str(root) in pip.stdout, pip.stderr
+
+
+C_EXTENSION = {
+    "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+                      '[project]\nname = "spam"\nversion = "1.0"\n',
+    "setup.py": 'from setuptools import Extension, setup\nsetup(ext_modules=[Extension("spam", ["spam.c"])])\n',
+    "spam.c": '#include <Python.h>\nstatic PyObject *hi(PyObject *s, PyObject *a) { return PyUnicode_FromString("hi"); }\n'
+              'static PyMethodDef m[] = {{"hi", hi, METH_NOARGS, ""}, {NULL}};\n'
+              'static struct PyModuleDef d = {PyModuleDef_HEAD_INIT, "spam", NULL, -1, m};\n'
+              'PyMODINIT_FUNC PyInit_spam(void) { return PyModule_Create(&d); }\n',
+}
+
+
+def test_uv_installs_the_artifact_and_builds_c_extensions_with_it(ci_run, tmp_path):
+    """The real uv (from PyPI) reads the run's catalog: 'uv python install' from a file:// URL (no download),
+    'uv venv --python', and a project with a C extension built by uv pip into that venv (setuptools from the
+    index) and imported; ssl and sqlite3 are the private ones. The build prefix never existed here: the
+    extension compiled against the relocated tree's own sysconfig."""
+    run, out, _ = ci_run
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [Path(p).name for p in json.loads(run.stdout)["uv_catalogs"]] == [
+        "download-metadata.json", "download-metadata-debian12.json"]
+    artifact = out / f"{OPT_NAME}.tar.gz"
+    entry = json.loads((out / "download-metadata-debian12.json").read_text())["cpython-3.13.5-linux-x86_64-gnu"]
+    assert entry["url"] == artifact.resolve().as_uri()
+    assert entry["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert (entry["major"], entry["minor"], entry["patch"], entry["libc"]) == (3, 13, 5, "gnu")
+    assert entry["buildkit"]["optimized"] is True and entry["buildkit"]["openssl"] == OPENSSL
+    uv = str(Path(sys.executable).parent / "uv")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "pythons"),
+           "UV_PYTHON_BIN_DIR": str(tmp_path / "bin"), "UV_CACHE_DIR": str(tmp_path / "cache"), "UV_NO_CONFIG": "1",
+           "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
+    catalog = str(out / "download-metadata-debian12.json")
+    install = subprocess.run([uv, "python", "install", "3.13.5", "--python-downloads-json-url", catalog],
+                             capture_output=True, text=True, env={**env, "UV_OFFLINE": "1"}, timeout=600)
+    assert install.returncode == 0, install.stderr
+    assert "cpython-3.13.5-linux-x86_64-gnu" in install.stderr
+    venv = tmp_path / "a venv"
+    made = subprocess.run([uv, "venv", "--python", "3.13.5", "--no-python-downloads", str(venv)],
+                          capture_output=True, text=True, env={**env, "UV_OFFLINE": "1"}, timeout=600)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "c ext"
+    project.mkdir()
+    for name, text in C_EXTENSION.items():
+        (project / name).write_text(text)
+    built = subprocess.run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), str(project)],
+                           capture_output=True, text=True, env=env, timeout=900)
+    assert built.returncode == 0, built.stderr[-3000:]
+    check = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import spam, ssl, sqlite3, sys, sysconfig; print(spam.hi()); print(ssl.OPENSSL_VERSION);"
+                            "print(sqlite3.sqlite_version); print(sys.base_prefix); print(sysconfig.get_config_var("
+                            "'INCLUDEPY'))"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    assert check.returncode == 0, check.stderr
+    hi, openssl, sqlite, base, include = check.stdout.splitlines()
+    assert hi == "hi" and openssl.startswith(f"OpenSSL {OPENSSL} ") and sqlite == SQLITE
+    assert base.startswith(str(tmp_path / "pythons")) and include == f"{base}/include/python3.13"
 
 
 def test_second_run_reuses_the_image_and_keeps_the_artifact(docker_host, ci_run, sources):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from buildkit.kmod.modfile import quick_symbols, read_module
+from buildkit.kmod.modfile import export_table, quick_symbols, read_module
 from buildkit.kmod.symvers import read_symvers
 
 pytestmark = pytest.mark.integration
@@ -25,6 +25,8 @@ def test_every_export_matches_module_symvers(kernel_tree):
         module = str(ko.relative_to(kernel_tree.modules / "kernel"))[: -len(".ko")]
         info = read_module(str(ko))
         assert sorted(e.name for e in info.exports) == sorted(quick_symbols(str(ko)).exports)
+        # the loader's reader (CRC words found through __crc_ symbols) says the same
+        assert export_table(str(ko)) == {e.name: (e.crc, e.type, e.namespace) for e in info.exports}, ko
         for e in info.exports:
             want = expected.pop((e.name, module))
             assert (e.type, e.namespace, e.crc) == (want.type, want.namespace, want.crc), (ko, e, want)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -228,3 +230,84 @@ def test_full_disk_is_one_line_and_leaves_no_prefix(sources, tmp_path):
         assert not (mnt / "py").exists()
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+C_EXTENSION = {
+    "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+                      '[project]\nname = "spam"\nversion = "1.0"\n',
+    "setup.py": 'from setuptools import Extension, setup\nsetup(ext_modules=[Extension("spam", ["spam.c"])])\n',
+    "spam.c": '#include <Python.h>\nstatic PyObject *where(PyObject *s, PyObject *a) { return PyUnicode_FromString(__FILE__); }\n'
+              'static PyMethodDef m[] = {{"where", where, METH_NOARGS, ""}, {NULL}};\n'
+              'static struct PyModuleDef d = {PyModuleDef_HEAD_INIT, "spam", NULL, -1, m};\n'
+              'PyMODINIT_FUNC PyInit_spam(void) { return PyModule_Create(&d); }\n',
+}
+
+RELOCATED_CHECK = r'''
+set -eu
+mount -t tmpfs none "$BUILD_STATE"   # the build prefix is gone for everything below
+R="$1"
+"$R/bin/python3" -I -c 'import json, sys, sysconfig
+print(json.dumps({k: sysconfig.get_config_var(k) for k in ("prefix", "exec_prefix", "INCLUDEPY", "LIBDIR", "LIBPL",
+                                                          "LDSHARED", "CONFINCLUDEPY", "LIBPC")}))'
+"$R/bin/python3-config" --includes --ldflags
+PKG_CONFIG_PATH="$R/lib/pkgconfig" pkg-config --cflags --libs python3 sqlite3 openssl
+"$R"/lib/python3.*/config-*/python-config.py --includes
+ln -s "$R" "$3/nospace"  # make cannot take a path with a space
+printf 'buildkit-show:\n\t@echo $(prefix)\n' | make -s -f "$3"/nospace/lib/python3.*/config-*/Makefile -f - buildkit-show
+"$R/bin/python3" -m venv "$R/../a venv"
+PIP_CONFIG_FILE=/dev/null "$R/../a venv/bin/pip" install -q --disable-pip-version-check "$2" >&2
+cd / && "$R/../a venv/bin/python" -c 'import spam, ssl, sqlite3; print(spam.__file__); print(ssl.OPENSSL_VERSION)
+print(sqlite3.sqlite_version)'
+'''
+
+
+def test_relocated_tree_keeps_its_build_configuration(good, tmp_path):
+    """relocate.py (what ``buildkit ci python`` runs on its builds) on this real build: unpacked under a
+    path with a space, with the build prefix hidden (a tmpfs over it, in a mount namespace of its own),
+    sysconfig, python3-config, the .pc files, the config Makefile and every script point at the new
+    place, and a C extension project builds with pip in a venv of it and imports."""
+    from buildkit.container import relocate
+
+    install = Path(good["python"]).resolve().parent.parent
+    deps = [good[lib]["prefix"] for lib in ("openssl", "sqlite")]
+    out = tmp_path / "out dir"
+    run = subprocess.run([sys.executable, "-I", relocate.__file__, "--install", str(install), "--name", "py",
+                          "--out", str(out), *[a for d in deps for a in ("--dep", d)], "--openssl-prefix", deps[0],
+                          "--openssldir", "/etc/ssl", "--exclude", "lib/python3.11/test"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    config = json.loads(run.stdout.split(relocate.MARK, 1)[1])["config"]
+    assert config["sysconfigdata"] == ["lib/python3.11/_sysconfigdata__linux_x86_64-linux-gnu.py"]
+    assert {"lib/pkgconfig/python-3.11.pc", "lib/pkgconfig/openssl.pc", "lib/pkgconfig/sqlite3.pc"} <= set(
+        config["pkgconfig"])
+    assert "lib/python3.11/config-3.11-x86_64-linux-gnu/python-config.py" in config["scripts"]
+    unpacked = tmp_path / "un packed"
+    unpacked.mkdir()
+    with tarfile.open(out / "py.tar.gz") as tar:
+        tar.extractall(unpacked)
+    root = unpacked / "py"
+    project = tmp_path / "c ext"
+    project.mkdir()
+    for name, text in C_EXTENSION.items():
+        (project / name).write_text(text)
+    state = install.parent.parent  # PREFIX.buildkit: builds/, deps/, work/
+    check = subprocess.run(["unshare", "--mount", "sh", "-c", RELOCATED_CHECK, "check", str(root), str(project), str(tmp_path)],
+                           capture_output=True, text=True, timeout=900, env={**os.environ, "BUILD_STATE": str(state)})
+    assert check.returncode == 0, check.stderr[-3000:]
+    lines = check.stdout.splitlines()
+    values = json.loads(lines[0])
+    for key in ("prefix", "exec_prefix"):
+        assert values[key] == str(root)
+    for key in ("INCLUDEPY", "LIBDIR", "LIBPL", "CONFINCLUDEPY", "LIBPC"):
+        assert values[key].startswith(str(root) + "/"), (key, values[key])
+    assert f"'-Wl,-rpath,{root}/lib'" in values["LDSHARED"]  # a flags word with a space is quoted
+    assert lines[1] == f"-I{root}/include/python3.11 -I{root}/include/python3.11"
+    assert lines[2].startswith(f"-L{root}/lib/python3.11/config-3.11-x86_64-linux-gnu -L{root}/lib ")
+    pc_root = f"{root}/lib/pkgconfig/../.."  # pkg-config escapes the space with a backslash: a shell reads it
+    assert set(shlex.split(lines[3])) == {f"-I{pc_root}/include/python3.11", f"-I{pc_root}/include",
+                                               f"-L{pc_root}/lib", "-lsqlite3", "-lssl", "-lcrypto"}, lines[3]
+    assert lines[4] == f"-I{root}/include/python3.11 -I{root}/include/python3.11"
+    assert lines[5] == f"{tmp_path}/nospace"
+    assert lines[6] == f"{unpacked}/a venv/lib/python3.11/site-packages/spam.cpython-311-x86_64-linux-gnu.so"
+    assert lines[7].startswith(f"OpenSSL {OPENSSL} ") and lines[8] == SQLITE
+    assert str(install) not in check.stdout

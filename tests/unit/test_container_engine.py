@@ -274,12 +274,15 @@ def _cell():
 def test_summary_and_exit_codes(tmp_path):
     ok = CellResult(_cell(), "n1", True, 0, "built and verified", 372.0, tmp_path / "n1.tar.gz",
                     verification={"checks": [{"name": "a", "ok": True, "required": True},
-                                             {"name": "b", "ok": False, "required": False}]})
+                                             {"name": "b", "ok": False, "required": False}]},
+                    engine="ssh://ci@build1")
     failed = CellResult(_cell(), "n2", False, 1, "n2: step failed", 61.0, logs=tmp_path / "logs" / "n2")
     gone = CellResult(_cell(), "n3", False, 2, "n3: container stopped", 5.0, logs=tmp_path / "logs" / "n3")
     table = format_table(summary_rows([ok, failed]))
     lines = table.splitlines()
-    assert lines[0].split() == ["image", "python", "openssl", "sqlite", "result", "time", "artifact", "/", "logs"]
+    assert lines[0].split() == ["image", "python", "openssl", "sqlite", "engine", "result", "time", "artifact", "/",
+                                "logs"]
+    assert "ssh://ci@build1" in lines[1] and lines[2].split()[4] == "-"
     assert "ok (1/1)" in lines[1] and "6m12s" in lines[1] and "FAILED" in lines[2] and str(tmp_path / "logs") in lines[2]
     assert overall_error([ok]) is None
     err = overall_error([ok, failed])
@@ -288,3 +291,4 @@ def test_summary_and_exit_codes(tmp_path):
     assert overall_error([gone]).message == "n3: container stopped"
     data = results_json([ok, failed])
     assert data["cells"][0]["ok"] is True and data["cells"][1]["logs"].endswith("n2")
+    assert data["cells"][0]["engine"] == "ssh://ci@build1"

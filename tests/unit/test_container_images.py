@@ -19,6 +19,7 @@ from buildkit.container.images import (
     check_pinned,
     parse_image,
     render,
+    spec_from_os_release,
     write_if_changed,
 )
 from buildkit.errors import InputError
@@ -184,3 +185,38 @@ def test_write_if_changed(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["Dockerfile"]  # no temporary left
     with pytest.raises(InputError, match="cannot write"):
         write_if_changed(tmp_path / "missing" / "Dockerfile", "x")
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"}, "debian:12"),
+    ({"ID": "debian", "VERSION_CODENAME": "trixie"}, "debian:13"),  # testing: no VERSION_ID yet
+    ({"ID": "ubuntu", "VERSION_ID": "22.04", "ID_LIKE": "debian"}, "ubuntu:22.04"),
+    ({"ID": "centos", "VERSION_ID": "7"}, "centos:7"),
+    ({"ID": "rocky", "VERSION_ID": "9.3"}, "rocky:9"),
+    ({"ID": "almalinux", "VERSION_ID": "8.10"}, "alma:8"),
+    ({"ID": "alinux", "VERSION_ID": "3"}, "alinux:3"),
+])
+def test_release_from_os_release(fields, name):
+    assert spec_from_os_release(fields, "some/image:1").name == name
+
+
+def test_plain_reference_needs_an_engine_only_when_unknown():
+    asked = []
+
+    def resolve(ref):
+        asked.append(ref)
+        return {"ID": "rocky", "VERSION_ID": "9.4", "PRETTY_NAME": "Rocky Linux 9.4 (Blue Onyx)"}
+
+    assert parse_image("debian:12", resolve).base == "debian:12.11-slim" and not asked
+    image = parse_image("registry.invalid:5000/base/rocky:9.4", resolve)
+    assert (image.name, image.base, image.arg) == ("rocky:9", "registry.invalid:5000/base/rocky:9.4",
+                                                   "rocky:9=registry.invalid:5000/base/rocky:9.4")
+    with pytest.raises(InputError, match="unknown release"):  # a known distribution's name: no probe
+        parse_image("debian:14", resolve)
+    with pytest.raises(InputError, match=r"Rocky Linux 10.0 \(Red Quartz\) \(ID=rocky, VERSION_ID=10.0\): no "
+                                         r"template for that release; rocky releases buildkit has templates for: 8, 9"):
+        parse_image("local/rocky:10", lambda ref: {"ID": "rocky", "VERSION_ID": "10.0",
+                                                   "PRETTY_NAME": "Rocky Linux 10.0 (Red Quartz)"})
+    with pytest.raises(InputError, match="is not pinned"):
+        parse_image("local/rocky:latest", resolve)
+    assert asked == ["registry.invalid:5000/base/rocky:9.4", "local/rocky:latest"]

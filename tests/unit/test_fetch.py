@@ -463,6 +463,14 @@ def test_debian_route_keeps_the_orig_tarball_with_that_sha256(src, cache, fake_a
     assert [c.split()[-1] for c in fake_apt.read_text().splitlines()] == ["update", "demo/bookworm", "demo/bookworm"]
 
 
+def test_debian_route_with_a_pinned_revision_asks_for_that_revision(src, cache, fake_apt):
+    pinned = replace(src, debian="demo/bookworm=1.0-1~deb12u1")
+    got = fetch_source(pinned, cache_dir=cache, debian=True)
+    assert got.origin == "debian demo/bookworm=1.0-1~deb12u1 (demo_1.0.orig.tar.gz)"
+    assert [c.split()[-1] for c in fake_apt.read_text().splitlines()] == ["update", "demo=1.0-1~deb12u1"]
+    assert "Suites: bookworm\n" in (cache / "apt" / "sources.list.d" / "buildkit.sources").read_text()
+
+
 def test_debian_route_updates_again_when_the_package_is_not_found(src, cache, fake_apt, monkeypatch):
     fetch(src, cache_dir=cache, debian=True)
     (cache / src.filename).unlink()

@@ -84,7 +84,7 @@ def test_versions_are_what_the_interpreter_says(python: str) -> None:
     assert report.libraries["_sqlite3"] == [p for p in own["libs"] if "/libsqlite3" in p]
     assert report.libraries["_hashlib"] == [p for p in own["libs"] if "/libcrypto" in p]
     for name in ("import _ssl", "import _hashlib", "import ssl", "from smtplib import SMTP_SSL", "import sqlite3",
-                 "SQLite >= 3.8.3 (Django)", "create_function(deterministic=True)", "CA certificates", "pip"):
+                 "SQLite >= 3.8.3 (Django)", "create_function(deterministic=True)", "CA store", "pip"):
         assert report.check(name).ok, report.check(name)
     assert [m.name for m in report.optional] == list(OPTIONAL_MODULES)
 
@@ -122,7 +122,11 @@ def test_private_prefix_elsewhere_fails_naming_the_system_library() -> None:
     assert {c.name for c in report.failed} == {"_ssl libraries", "_hashlib libraries", "_sqlite3 libraries",
                                                "_ssl libraries, LD_LIBRARY_PATH set",
                                                "_hashlib libraries, LD_LIBRARY_PATH set",
-                                               "_sqlite3 libraries, LD_LIBRARY_PATH set"}
+                                               "_sqlite3 libraries, LD_LIBRARY_PATH set",
+                                               "linked libraries (DT_NEEDED)"}
+    # Read from the ELF files too: with a private prefix asked for, the system's libssl is not allowed.
+    linked = report.check("linked libraries (DT_NEEDED)").detail
+    assert "_ssl.cpython-" in linked and "needs libssl.so." in linked and "from outside the install" in linked
     hostile = report.check("_ssl libraries, LD_LIBRARY_PATH set")
     assert "LD_LIBRARY_PATH=" in hostile.detail and "loaded " in hostile.detail and "/libssl.so" in hostile.detail
 
@@ -164,7 +168,7 @@ def test_clean_environment_hides_the_callers_variables(monkeypatch: pytest.Monke
     report = verify(DEBIAN_PYTHON)
     assert report.environment == ("LANG", "PATH")
     assert report.probe["isolated"] is True
-    ca = report.check("CA certificates")
+    ca = report.check("CA store")
     assert ca.ok and bogus not in ca.detail
     assert report.probe["ca"]["verify_paths"]["cafile"] != bogus
     assert report.probe["ca"]["stats"]["x509_ca"] > 0
@@ -298,12 +302,25 @@ def test_judge_capath_only_and_no_ca() -> None:
     lazy = base_facts()
     lazy["ca"] = dict(lazy["ca"], stats={"x509": 0, "crl": 0, "x509_ca": 0}, ca_certs=0, capath_hashed=140,
                       capath_files=280, verify_paths=dict(lazy["ca"]["verify_paths"], capath="/etc/ssl/certs"))
-    ca = judged(lazy).check("CA certificates")
-    assert ca.ok and ca.detail.startswith("capath holds 140 hashed certificates, loaded on demand")
+    ca = judged(lazy).check("CA store")
+    assert ca.ok and ca.detail.startswith("capath /opt/py/openssl/ssl/certs, 140 hashed certificates, loaded on demand")
     empty = base_facts()
-    empty["ca"] = dict(empty["ca"], stats={"x509": 0, "crl": 0, "x509_ca": 0}, ca_certs=0)
-    ca = judged(empty).check("CA certificates")
-    assert not ca.ok and "link the system bundle to /opt/py/openssl/ssl/cert.pem" in ca.detail
+    empty["ca"] = dict(empty["ca"], stats={"x509": 0, "crl": 0, "x509_ca": 0}, ca_certs=0,
+                       cafile={"path": "/opt/py/openssl/ssl/cert.pem", "exists": False,
+                               "target": "/etc/ssl/certs/ca-certificates.crt"},
+                       host_stores=[{"path": "/etc/pki/tls/cert.pem", "kind": "file", "certs": 146,
+                                     "realpath": "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "error": None}])
+    ca = judged(empty).check("CA store")
+    assert not ca.ok
+    assert ca.detail.startswith("create_default_context() loaded 0 CA certificates: OpenSSL looked at cafile "
+                                "/opt/py/openssl/ssl/cert.pem -> /etc/ssl/certs/ca-certificates.crt (missing)")
+    assert "this host's CA store: /etc/pki/tls/cert.pem (146 certificates)" in ca.detail
+    assert ca.detail.endswith("fix: mkdir -p /opt/py/openssl/ssl && ln -sfn /etc/pki/tls/cert.pem "
+                              "/opt/py/openssl/ssl/cert.pem (or run it with SSL_CERT_FILE=/etc/pki/tls/cert.pem)")
+    empty["ca"]["host_stores"] = []
+    ca = judged(empty).check("CA store")
+    assert not ca.ok and "this host has no CA store either (looked at /etc/ssl/certs/ca-certificates.crt, " \
+        "/etc/pki/tls/cert.pem" in ca.detail and "apt-get install ca-certificates" in ca.detail
 
 
 def test_judge_mixed_headers_and_old_sqlite() -> None:
@@ -334,7 +351,7 @@ def test_judge_missing_ssl_and_static_libraries() -> None:
     report = judged(facts)
     failed = {c.name for c in report.failed}
     assert failed == {"import _ssl", "import ssl", "OpenSSL version", "OpenSSL headers vs runtime",
-                      "from smtplib import SMTP_SSL", "CA certificates", "_ssl libraries"}
+                      "from smtplib import SMTP_SSL", "CA store", "_ssl libraries"}
     assert report.check("_hashlib libraries").detail.startswith("no shared libssl/libcrypto loaded: linked statically")
 
 

@@ -184,19 +184,22 @@ def doctor_interpreter(python: str) -> list[Finding]:
     ssl_imports = bool((imports.get("ssl") or {}).get("ok"))
     for check_name in failed:
         ch = failed[check_name]
-        if not ssl_imports and check_name in ("CA certificates", "OpenSSL headers vs runtime"):
+        if not ssl_imports and check_name in ("CA store", "OpenSSL headers vs runtime"):
             continue  # consequences of the missing ssl module, already explained
         if check_name.startswith("SQLite >=") or check_name == "create_function(deterministic=True)":
             if report.sqlite_version is not None:
                 c.add("sqlite-old", f"SQLite {report.sqlite_version}: deterministic functions (and Django) fail",
                       f"{name}: {check_name}: {ch.detail}", f"rebuild against a private SQLite: {ctx.rebuild()}")
-        elif check_name == "CA certificates":
-            paths = (facts.get("ca") or {}).get("verify_paths") or {}
-            cafile = paths.get("openssl_cafile") or "the openssl_cafile of ssl.get_default_verify_paths()"
+        elif check_name == "CA store":
+            from buildkit.pybuild.probe_script import ca_fix
+
+            ca = facts.get("ca") or {}
+            fix = ca_fix(ca) if ca.get("host_stores") is not None else (
+                "mkdir -p {d} && ln -s /etc/ssl/certs/ca-certificates.crt {f} (Debian; RHEL: /etc/pki/tls/cert.pem)"
+                .format(f=(ca.get("verify_paths") or {}).get("openssl_cafile") or "the cafile",
+                        d=os.path.dirname((ca.get("verify_paths") or {}).get("openssl_cafile") or "")))
             c.add("ca", "no CA certificates: HTTPS (pip install) fails with CERTIFICATE_VERIFY_FAILED",
-                  f"{name}: {ch.detail}",
-                  f"mkdir -p {os.path.dirname(cafile)} && ln -s /etc/ssl/certs/ca-certificates.crt {cafile} (Debian; "
-                  f"RHEL: /etc/pki/tls/certs/ca-bundle.crt)")
+                  f"{name}: {ch.detail}", fix)
         elif check_name == "OpenSSL headers vs runtime":
             c.add("mixed-OpenSSL", "mixed OpenSSL: the ssl module was compiled against other headers than the "
                   "library it loads", f"{name}: {ch.detail}", f"rebuild with one OpenSSL: {ctx.rebuild()}")

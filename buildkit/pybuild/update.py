@@ -1,0 +1,534 @@
+"""``buildkit python --update-deps`` and ``--rollback``: a security release of the private OpenSSL or SQLite
+without recompiling CPython.
+
+An update builds only the new library (the same recipes, into the same ``deps/<package>-<version>-<hash>``
+a full build would use), copies the installed build to a new ``builds/<id>``, and points the copy at the new
+library: every ELF file whose ``DT_RPATH`` names an old library directory gets the new one (``patchelf
+--force-rpath --set-rpath``: the tag stays ``DT_RPATH``, so ``LD_LIBRARY_PATH`` still cannot swap the
+library, and any length fits), and the text files that name the old directories (the scripts' ``#!``
+lines, ``_sysconfigdata``, the ``Makefile`` and ``python3.X-config``, ``.pc`` files) are rewritten. The
+interpreter's code is byte for byte the same (``sys.version``, build date included, is compared). The copy
+is verified like any build and only then does the prefix switch, in one rename; the previous build and its
+libraries stay, for ``--rollback``.
+
+Only an update within one ABI is possible: the modules were linked against ``libssl.so.3`` or
+``libsqlite3.so.0``, and a library with another soname (OpenSSL 1.1.1 against 3.x) needs a rebuild, which
+is refused with the command that does it, before anything is built.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from buildkit import __version__, catalog
+from buildkit.catalog import Source, parse_version
+from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
+from buildkit.pybuild.host import HostInfo, probe_host, require_tools
+from buildkit.pybuild.plan import Choice, Component, _hash, private_component, with_steps
+
+__all__ = ["UpdatePlan", "make_update_plan", "update_deps", "rollback", "predicted_sonames", "rebuild_command"]
+
+LABEL = {"openssl": "OpenSSL", "sqlite": "SQLite"}
+#: the libraries of each package that CPython's modules link
+LIBS = {"openssl": ("libssl", "libcrypto"), "sqlite": ("libsqlite3",)}
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    prefix: str
+    state_dir: str
+    current: str  # the install dir the prefix links to now
+    record: dict  # its BUILDKIT.json
+    cpython: str
+    build_id: str
+    install_dir: str
+    work_dir: str
+    log_dir: str
+    choices: dict  # package -> Choice, after the update (the untouched one as it was)
+    components: tuple[Component, ...]  # the private libraries to build (or reuse)
+    mapping: tuple[tuple[str, str], ...]  # old path -> new path, longest first
+    compiled_against: dict  # package -> the version CPython's modules were compiled against
+    needed: dict  # package -> the sonames the installed modules link (DT_NEEDED)
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.install_dir, "bin", "python3")
+
+    @property
+    def private_prefixes(self) -> tuple[str, ...]:
+        return tuple(c.prefix for c in self.choices.values() if c.how != "system")
+
+    def to_json(self) -> dict:
+        return {
+            "prefix": self.prefix, "from": self.current, "build_id": self.build_id, "install_dir": self.install_dir,
+            "cpython": self.cpython, "compiled_against": dict(self.compiled_against),
+            "openssl": _choice_json(self.choices["openssl"]), "sqlite": _choice_json(self.choices["sqlite"]),
+            "build": [{"package": c.package, "version": c.version, "file": c.source.filename,
+                       "sha256": c.source.sha256, "prefix": c.prefix} for c in self.components],
+            "repoint": [{"from": a, "to": b} for a, b in self.mapping],
+        }
+
+
+def _choice_json(c: Choice) -> dict:
+    return {"how": c.how, "version": c.version, "prefix": c.prefix, "reason": c.reason}
+
+
+# --- planning (pure: a record, a host and the sources in, a plan out) -------------------------------------
+
+
+def predicted_sonames(package: str, version: str) -> tuple[str, ...]:
+    """The sonames a release will have: OpenSSL 3.x and later ``libssl.so.<major>``, 1.1.x ``libssl.so.1.1``,
+    1.0.x ``libssl.so.1.0.0``; SQLite 3 ``libsqlite3.so.0``. Checked against the built files afterwards."""
+    if package == "sqlite":
+        return ("libsqlite3.so.0",)
+    major, minor = parse_version("openssl", version).release[:2]
+    suffix = f"{major}" if major >= 3 else f"{major}.{minor}" if (major, minor) >= (1, 1) else f"{major}.{minor}.0"
+    return tuple(f"{lib}.so.{suffix}" for lib in LIBS["openssl"])
+
+
+def rebuild_command(prefix: str, cpython: str, choices: dict) -> str:
+    """The full ``buildkit python`` command that builds CPython against ``choices``."""
+    args = []
+    for package in ("openssl", "sqlite"):
+        c = choices[package]
+        value = "system" if c.how == "system" else c.prefix if c.how == "prefix" else c.version
+        args.append(f"--with-{package}={value}")
+    return f"buildkit python {cpython} --prefix {prefix} {' '.join(args)}"
+
+
+def _choice_from_record(package: str, record: dict) -> Choice:
+    got = record.get(package) or {}
+    return Choice(package, got.get("how", "system"), got.get("version", ""), got.get("prefix", ""),
+                  got.get("reason", ""))
+
+
+def make_update_plan(prefix: str, current: str, record: dict, wanted: dict, needed: dict, host: HostInfo,
+                     sources: dict | None = None, jobs: int = 2) -> UpdatePlan:
+    """The update of the build ``current`` (its ``record``) to ``wanted`` ({package: version}).
+
+    ``needed`` is what the installed modules link ({package: (sonames...)}, read from their DT_NEEDED).
+    Raises :class:`InputError` (nothing built, nothing switched) for a library the build does not have
+    privately, a version older than the one CPython was compiled against, or another ABI.
+    """
+    prefix = os.path.abspath(prefix)
+    state = prefix + ".buildkit"
+    sources = dict(sources or {})
+    cpython = next((s["version"] for s in record.get("sources", []) if s.get("package") == "cpython"),
+                   os.path.basename(current).split("-")[0])
+    old = {p: _choice_from_record(p, record) for p in ("openssl", "sqlite")}
+    compiled = dict((record.get("update") or {}).get("compiled_against") or
+                    {p: old[p].version for p in old if old[p].how == "private"})
+    compat = catalog.compat_for(cpython)
+    minimum = {"openssl": compat.openssl_min,
+               "sqlite": max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))}
+    choices = dict(old)
+    components: list[Component] = []
+    mapping: list[tuple[str, str]] = []
+    for package, version in wanted.items():
+        label = LABEL[package]
+        src: Source = sources.get(package) or catalog.find(package, version)
+        after = {**{p: c for p, c in choices.items()}, package: Choice(package, "private", src.version, "", "")}
+        rebuild = rebuild_command(prefix, cpython, after)
+        if old[package].how != "private":
+            where = "the system's" if old[package].how == "system" else f"the one at {old[package].prefix}"
+            raise InputError(f"--update-deps: the build in {current} uses {where} {label}, not a private one; "
+                             f"only a private library is replaced without a rebuild",
+                             fix=f"rebuild with a private one: {rebuild}")
+        new_names = predicted_sonames(package, src.version)
+        have = tuple(needed.get(package) or ())
+        if not have:
+            raise InputError(f"--update-deps: no module of the build in {current} links a {label} library "
+                             "(no DT_NEEDED on libssl/libsqlite3)", fix=f"rebuild: {rebuild}")
+        if set(have) - set(new_names):
+            raise InputError(
+                f"--update-deps: {label} {src.version} has another ABI ({', '.join(new_names)}) than the "
+                f"{label} {old[package].version} CPython {cpython} in {current} is linked against "
+                f"({', '.join(sorted(have))}): its modules cannot load it; CPython must be rebuilt, nothing "
+                "was switched", fix=f"rebuild: {rebuild}")
+        was = compiled.get(package) or old[package].version
+        if parse_version(package, src.version).release[:2] < parse_version(package, was).release[:2]:
+            raise InputError(f"--update-deps: {label} {src.version} is an older series than the {was} CPython "
+                             f"{cpython} was compiled against (a library keeps the ABI of older releases, not of "
+                             "newer ones)", fix=f"pick {label} {was} or newer, or rebuild: {rebuild}")
+        if parse_version(package, src.version) < parse_version(package, minimum[package]):
+            raise InputError(f"--update-deps: {label} {src.version} is older than {minimum[package]}, which "
+                             f"CPython {cpython} needs", fix=f"pick {label} {minimum[package]} or newer")
+        if src.version == old[package].version and src.sha256 == _source_sha(record, package):
+            continue  # already this one
+        comp = private_component(src, state, host)
+        choices[package] = Choice(package, "private", src.version, comp.prefix, "updated without a rebuild")
+        components.append(comp)
+        mapping.append((old[package].prefix, comp.prefix))
+    if not components:
+        raise _NothingToDo(current)
+    base = record["build_id"]
+    build_id = f"{cpython}-{_hash('update', base, [c.hash for c in components])}"
+    install = os.path.join(state, "builds", build_id)
+    mapping.insert(0, (current, install))
+    work = os.path.join(state, "work", build_id)
+    built, index = [], 0
+    for comp in components:
+        comp, index = with_steps(comp, work, jobs, host, index)
+        built.append(comp)
+    mapping.sort(key=lambda pair: -len(pair[0]))
+    return UpdatePlan(prefix, state, current, record, cpython, build_id, install, work,
+                      os.path.join(state, "logs", build_id), choices, tuple(built), tuple(mapping),
+                      dict(compiled), dict(needed))
+
+
+def _source_sha(record: dict, package: str) -> str:
+    return next((s.get("sha256", "") for s in record.get("sources", []) if s.get("package") == package), "")
+
+
+class _NothingToDo(Exception):
+    def __init__(self, current: str) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+# --- ELF, through patchelf ------------------------------------------------------------------------------
+
+
+def _patchelf(*args: str) -> str:
+    done = subprocess.run(["patchelf", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise BuildFailed(f"patchelf {' '.join(args)}: {why}")
+    return done.stdout.strip()
+
+
+def needed_sonames(install: str) -> dict[str, tuple[str, ...]]:
+    """{package: the libssl/libcrypto/libsqlite3 sonames the interpreter and its modules link (DT_NEEDED)}."""
+    found: dict[str, set[str]] = {"openssl": set(), "sqlite": set()}
+    for path in _elf_files(install):
+        for name in _patchelf("--print-needed", path).split():
+            for package, libs in LIBS.items():
+                if name.startswith(tuple(lib + ".so" for lib in libs)):
+                    found[package].add(name)
+    return {p: tuple(sorted(v)) for p, v in found.items()}
+
+
+def _is_linked_elf(path: str) -> bool:
+    """An executable or shared object (ET_EXEC/ET_DYN), not a relocatable .o (no dynamic section)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    if len(head) < 18 or head[:4] != b"\x7fELF":
+        return False
+    return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") in (2, 3)
+
+
+def _elf_files(root: str):
+    for parent, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path) and _is_linked_elf(path):
+                yield path
+
+
+def _provided_sonames(comp: Component) -> tuple[str, ...]:
+    lib = os.path.join(comp.prefix, "lib")
+    names = []
+    for base in LIBS[comp.package]:
+        path = os.path.join(lib, base + ".so")
+        if not os.path.exists(path):
+            raise BuildFailed(f"{comp.package} {comp.version}: no {path} after the build",
+                              fix="look at the logs; rebuild with --clean")
+        names.append(_patchelf("--print-soname", os.path.realpath(path)))
+    return tuple(names)
+
+
+def _replace_in_path(value: str, mapping) -> str:
+    for old, new in mapping:
+        if value == old or value.startswith(old.rstrip("/") + "/"):
+            return new + value[len(old):]
+    return value
+
+
+def repoint(root: str, mapping) -> dict[str, list[str]]:
+    """In the tree ``root`` (a copy), replace every old path of ``mapping`` by its new one: the DT_RPATH
+    entries of ELF files (patchelf, kept DT_RPATH), text files (no NUL byte), and absolute symlinks.
+    Returns the files changed, by kind."""
+    from buildkit.container.relocate import DT_RPATH, elf_runpaths
+
+    done: dict[str, list[str]] = {"rpath": [], "text": [], "symlink": []}
+    olds = [old.encode() for old, _ in mapping]
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                target = os.readlink(path)
+                new = _replace_in_path(target, mapping) if os.path.isabs(target) else target
+                if new != target:
+                    os.unlink(path)
+                    os.symlink(new, path)
+                    done["symlink"].append(path)
+                continue
+            if name in dirs:
+                continue
+            with open(path, "rb") as f:
+                data = f.read()
+            if not any(o in data for o in olds):
+                continue
+            if data[:4] == b"\x7fELF":
+                for _off, _len, tag, value in elf_runpaths(data):
+                    entries = value.split(":")
+                    new_entries = [_replace_in_path(e, mapping) for e in entries]
+                    if new_entries == entries:
+                        continue
+                    mode = os.stat(path).st_mode
+                    os.chmod(path, mode | 0o200)
+                    args = ["--force-rpath"] if tag == DT_RPATH else []
+                    _patchelf(*args, "--set-rpath", ":".join(new_entries), path)
+                    os.chmod(path, mode)
+                    done["rpath"].append(path)
+                continue
+            if b"\0" in data:
+                continue  # other binary files (.pyc: the loader fixes co_filename from the source path)
+            for old, new in mapping:
+                data = data.replace(old.encode(), new.encode())
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode | 0o200)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, mode)
+            done["text"].append(path)
+    return done
+
+
+def _check_rpaths(files: list[str], mapping) -> None:
+    """Read back what patchelf wrote: DT_RPATH, and no old library directory left."""
+    from buildkit.container.relocate import DT_RPATH, elf_runpaths
+
+    olds = [old for old, new in mapping]
+    for path in files:
+        with open(path, "rb") as f:
+            found = elf_runpaths(f.read())
+        for _off, _len, tag, value in found:
+            stale = [e for e in value.split(":") if any(e == o or e.startswith(o + "/") for o in olds)]
+            if tag != DT_RPATH or stale:
+                raise BuildFailed(f"{path}: runpath {value!r} ({'DT_RPATH' if tag == DT_RPATH else 'DT_RUNPATH'}) "
+                                  "after patchelf", fix="report it; the previous install was left as it was")
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    plan: UpdatePlan | None
+    noop: bool
+    record: dict
+    seconds: float
+
+
+def _sys_version(python: str) -> str:
+    done = subprocess.run([python, "-I", "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/")
+    if done.returncode != 0:
+        raise CheckFailed(f"{python} does not start: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout.strip()
+
+
+def _current(prefix: str) -> tuple[str, dict]:
+    from buildkit.pybuild.build import _read_record, current_install
+
+    current = current_install(prefix)
+    if current is None:
+        raise InputError(f"--prefix {prefix}: no build made by buildkit is installed there",
+                         fix=f"build one first: buildkit python --prefix {prefix} --with-openssl --with-sqlite")
+    record = _read_record(current)
+    if not record or not record.get("verified"):
+        raise InputError(f"--prefix {prefix}: the installed build {current} has no verified BUILDKIT.json",
+                         fix=f"rebuild it: buildkit python --prefix {prefix} ...")
+    return current, record
+
+
+def plan_update(prefix: str, wanted: dict, fetch=None, jobs: int = 2, say: Callable[[str], None] = lambda s: None,
+                host: HostInfo | None = None) -> tuple[UpdatePlan, dict[str, Path]]:
+    """The plan for this prefix, and (when ``fetch`` is given) the checked tarball of each library to build."""
+    current, record = _current(prefix)
+    require_tools(["patchelf"])
+    host = host or probe_host()
+    needed = needed_sonames(current)
+    from buildkit.pybuild.build import MARKER
+
+    built: dict[str, Source] = {}  # a library this prefix already has (an earlier update): no fetch, no build
+    state = os.path.abspath(prefix) + ".buildkit"
+    for package, version in wanted.items():
+        for src in catalog.candidates(package, version):
+            if os.path.exists(os.path.join(private_component(src, state, host).prefix, MARKER)):
+                built[package] = src
+                break
+    plan = make_update_plan(prefix, current, record, wanted, needed, host, built, jobs=jobs)
+    if fetch is None:
+        return plan, {}
+    from buildkit.sources import fetch_first
+
+    chosen = {}
+    for comp in plan.components:
+        if comp.package in built:
+            continue
+        got = fetch_first(catalog.candidates(comp.package, comp.version), cache_dir=fetch.cache_dir,
+                          mirrors=fetch.mirrors, source_dirs=fetch.source_dirs, debian=fetch.debian, warn=say)
+        chosen[comp.package] = got
+        say(f"    source: {got.source.filename} ({got.source.sha256[:12]}..., {got.origin}) checked")
+    plan = make_update_plan(prefix, current, record, wanted, needed, host,
+                            {**built, **{p: g.source for p, g in chosen.items()}}, jobs=jobs)
+    return plan, {p: g.path for p, g in chosen.items()}
+
+
+def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool = False,
+                say: Callable[[str], None] | None = None) -> UpdateResult:
+    """Build the new private libraries, a repointed copy of the installed build, verify it, switch."""
+    from buildkit.pybuild.build import MARKER, _Actions, _collect_garbage, _extract, _switch, lock_state
+    from buildkit.pybuild.runner import LocalRunner
+    from buildkit.pybuild.verify import verify
+
+    started = time.monotonic()
+    say = say or (lambda s: None)
+    if not wanted:
+        raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
+    require_tools(["cc", "make", "patchelf"] + (["perl", "perl-ipc-cmd"] if "openssl" in wanted else []))
+    try:
+        plan, files = plan_update(prefix, wanted, fetch, jobs, say)
+    except _NothingToDo:
+        _, record = _current(prefix)
+        return UpdateResult(None, True, record, time.monotonic() - started)
+    if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
+        require_tools(["tclsh"])
+    lock = lock_state(plan.state_dir, prefix)
+    try:
+        before = _sys_version(os.path.join(plan.current, "bin", "python3"))
+        for path in (plan.work_dir, plan.log_dir):
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+        actions = _Actions(None)
+        runner = LocalRunner(plan.log_dir, say, actions.table())
+        total = len(plan.components) + 1
+        try:
+            for number, comp in enumerate(plan.components, 1):
+                if os.path.exists(os.path.join(comp.prefix, MARKER)):
+                    say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
+                else:
+                    shutil.rmtree(comp.prefix, ignore_errors=True)
+                    _extract(files[comp.package], comp.srcdir)
+                    runner.run_component(comp, number, total)
+                    Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+                have = _provided_sonames(comp)
+                need = plan.needed[comp.package]
+                if set(need) - set(have):
+                    raise CheckFailed(f"{comp.package} {comp.version} provides {', '.join(have)}, the build links "
+                                      f"{', '.join(need)}: another ABI; {prefix} was left as it was",
+                                      fix=f"rebuild: {rebuild_command(prefix, plan.cpython, plan.choices)}")
+            say(f"==> [{total}/{total}] copy {plan.current} -> {plan.install_dir}, repoint to the new libraries")
+            copy_started = time.monotonic()
+            shutil.rmtree(plan.install_dir, ignore_errors=True)
+            shutil.copytree(plan.current, plan.install_dir, symlinks=True)
+            changed = repoint(plan.install_dir, plan.mapping)
+            _check_rpaths(changed["rpath"], plan.mapping)
+            say(f"    {len(changed['rpath'])} ELF runpaths, {len(changed['text'])} text files, "
+                f"{len(changed['symlink'])} symlinks repointed in {time.monotonic() - copy_started:.1f} s")
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {prefix} was left as it was", fix=f"logs kept in {plan.log_dir}") from None
+        except OSError as e:
+            if e.errno == 28:  # ENOSPC
+                raise BuildFailed(f"disk full ({e.filename or plan.state_dir}); {prefix} was left as it was",
+                                  fix="free some space and run the same command again") from None
+            raise
+
+        say("==> verify (env -i, no LD_LIBRARY_PATH)")
+        report = verify(plan.python, expect_openssl=plan.choices["openssl"].version or None,
+                        expect_sqlite=plan.choices["sqlite"].version or None, private_prefixes=plan.private_prefixes)
+        after = _sys_version(plan.python)
+        seconds = time.monotonic() - started
+        record = _update_record(plan, report, changed, before, after, seconds)
+        with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+        if after != before:
+            raise CheckFailed(f"sys.version changed ({before!r} -> {after!r}); {prefix} was left as it was",
+                              fix=f"the copy is kept for inspection in {plan.install_dir}")
+        if not report.ok:
+            failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+            raise CheckFailed(f"verification failed: {failed}; {prefix} was left as it was",
+                              fix=f"the new build is kept for inspection in {plan.install_dir}")
+        _switch(prefix, plan.install_dir)
+        _collect_garbage(plan.state_dir, plan.install_dir, plan.current)
+        if not keep:
+            shutil.rmtree(plan.work_dir, ignore_errors=True)
+        return UpdateResult(plan, False, record, seconds)
+    finally:
+        lock.close()
+
+
+def _update_record(plan: UpdatePlan, report, changed: dict, before: str, after: str, seconds: float) -> dict:
+    record = json.loads(json.dumps(plan.record))
+    updated = {c.package: c for c in plan.components}
+    record.update({
+        "buildkit": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "build_id": plan.build_id,
+        "python": plan.python,
+        "previous": plan.current,
+        "verification": report.to_json(),
+        "verified": bool(report.ok and before == after),
+        "seconds": round(seconds, 1),
+    })
+    for package, choice in plan.choices.items():
+        record[package] = _choice_json(choice) if package in updated else record.get(package)
+    record["sources"] = [s for s in record.get("sources", []) if s.get("package") not in updated] + [
+        {"package": c.package, "version": c.version, "file": c.source.filename, "url": c.source.url,
+         "sha256": c.source.sha256, "license": c.source.license, "checksum_from": c.source.checksum_from}
+        for c in plan.components]
+    record["update"] = {
+        "from": plan.current,
+        "base_build": (plan.record.get("update") or {}).get("base_build") or plan.record.get("build_id"),
+        "compiled_against": dict(plan.compiled_against),
+        "sys_version": after,
+        "sys_version_unchanged": before == after,
+        "repointed": {"rpath": [os.path.relpath(p, plan.install_dir) for p in changed["rpath"]],
+                      "text": len(changed["text"]), "symlink": len(changed["symlink"])},
+        "built": [{"package": c.package, "version": c.version, "prefix": c.prefix,
+                   "steps": [s.phase + ": " + (" ".join(s.run.argv) if hasattr(s.run, "argv") else s.run.name)
+                             for s in c.steps]} for c in plan.components],
+    }
+    return record
+
+
+def rollback(prefix: str) -> tuple[str, str, dict]:
+    """Switch ``prefix`` back to the build the current one replaced; returns (from, to, its record)."""
+    from buildkit.pybuild.build import _read_record, _switch, lock_state
+
+    current, record = _current(prefix)
+    previous = record.get("previous") or ""
+    if not previous:
+        raise InputError(f"--rollback: {prefix} -> {current} records no previous build",
+                         fix="nothing to go back to (a first build, or one made before buildkit kept the previous)")
+    old = _read_record(previous) if os.path.isdir(previous) else None
+    if old is None:
+        raise InputError(f"--rollback: the previous build {previous} is gone",
+                         fix=f"rebuild what you need: buildkit python --prefix {prefix} ...")
+    if not old.get("verified"):
+        raise InputError(f"--rollback: the previous build {previous} was not verified",
+                         fix=f"check it: buildkit verify {previous}/bin/python3")
+    for package in ("openssl", "sqlite"):
+        dep = (old.get(package) or {})
+        if dep.get("how") == "private" and not os.path.isdir(dep.get("prefix", "")):
+            raise InputError(f"--rollback: the {LABEL[package]} of {previous} ({dep.get('prefix')}) is gone",
+                             fix=f"rebuild what you need: buildkit python --prefix {prefix} ...")
+    lock = lock_state(os.path.abspath(prefix) + ".buildkit", prefix)
+    try:
+        _switch(prefix, previous)
+    finally:
+        lock.close()
+    return current, previous, old
