@@ -7,8 +7,9 @@ from buildkit.pybuild.recipe import Action, Command, Context, Recipe
 
 def profile_task(ctx: Context) -> str:
     """CPython's own PROFILE_TASK (configure's default, the same in 3.8-3.14) run by regrtest's worker
-    processes: every version the catalog knows accepts ``-m test --pgo -jN`` (checked in 3.11.2's and
-    3.13.5's Lib/test/libregrtest/cmdline.py: only --pgo with -v is refused). gcc's profile counters
+    processes: 3.11.2's and 3.13.5's regrtest accept ``-m test --pgo -jN`` (read in their
+    Lib/test/libregrtest/cmdline.py: only --pgo with -v is refused); the catalog's other versions are
+    assumed to, not checked (no tarballs of them here). gcc's profile counters
     (.gcda) are merged under a lock at each worker's exit, clang's are one file per pid
     (LLVM_PROFILE_FILE=code-%p.profclangr), so the workers' profiles add up.
 
