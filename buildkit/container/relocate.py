@@ -224,36 +224,54 @@ def rewrite_shebang(path, install, dest=None):
 
 # --- build-time configuration ---------------------------------------------------------------------------
 
-# Appended to _sysconfigdata_*.py: sysconfig's values (INCLUDEPY, LIBDIR, LIBPL, LDSHARED, ...) name the
-# build prefix; at import they are re-rooted where the file is now (PREFIX/lib/pythonX.Y/). A word of a
+# _sysconfigdata_*.py: sysconfig's values (INCLUDEPY, LIBDIR, LIBPL, LDSHARED, ...) name the build prefix.
+# They are written with python-build-standalone's placeholder prefix, /install, which uv replaces with the
+# real place when it installs an archive (at the start of a value; uv also re-serialises the file, so code
+# added to it does not survive), and this tail re-roots it at import for a tree unpacked by hand. A word of a
 # flags value that gets a path with a space is quoted, as setuptools' split_quoted and a shell read it.
-SYSCONFIG_TAIL = '''
+PLACEHOLDER = "/install"
+SYSCONFIG_TAIL = """
 
-# Added by buildkit (relocate.py): the tree is relocatable. Paths of the build prefix are re-rooted
-# where this file is now, PREFIX/lib/pythonX.Y/, when it is imported.
-def _buildkit_reroot(table, old=%r):
+# Added by buildkit (relocate.py): the tree is relocatable. The build prefix is written as /install
+# (python-build-standalone's placeholder, which uv replaces on install); here it becomes the place this
+# file is in now, PREFIX/lib/pythonX.Y/, when it is imported.
+def _buildkit_reroot(table):
     import os
+    import re
     new = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if new == old:
-        return
     spaced = any(c.isspace() for c in new)
+    where = re.compile(r"(?:^|(?<=[\\s'\\"=,:])|(?<=-[IL]))/install(?=[/\\s'\\":]|$)")
     for key, value in list(table.items()):
-        if not isinstance(value, str) or old not in value:
+        if not isinstance(value, str) or not where.search(value):
             continue
         if not spaced or len(value.split()) == 1:
-            table[key] = value.replace(old, new)
+            table[key] = where.sub(lambda m: new, value)
             continue
         words = []
         for word in value.split(" "):
-            if old in word and word[:1] not in "'\\"":
-                word = "'" + word.replace(old, new) + "'"
-            words.append(word.replace(old, new))
+            if where.search(word) and word[:1] not in "'\\"":
+                word = "'" + where.sub(lambda m: new, word) + "'"
+            words.append(where.sub(lambda m: new, word))
         table[key] = " ".join(words)
 
 
 _buildkit_reroot(build_time_vars)
 del _buildkit_reroot
-'''
+"""
+
+
+def _sysconfigdata(text, install, deps):
+    """The build prefix and the private libraries' prefixes (copied into the tree) written as /install;
+    ``-Wl,-rpath,`` words into them dropped (the private libraries are found by the tree's own runpaths,
+    and an extension built later has no use for a path of the build machine); the re-rooting tail added."""
+    if "_buildkit_reroot" in text:
+        return text
+    for prefix in sorted(deps, key=len, reverse=True) + [install]:
+        for rpath in ("-Wl,-rpath," + prefix + "/lib ", "-Wl,-rpath," + prefix + "/lib'",
+                      "-Wl,-rpath," + prefix + "/lib\""):
+            text = text.replace(rpath, rpath[-1] if rpath[-1] != " " else "")
+        text = text.replace(prefix, PLACEHOLDER)
+    return text + SYSCONFIG_TAIL
 
 
 def _rewrite_text(path, edit):
@@ -331,8 +349,7 @@ def relocate_config(dest, install, deps):
                 continue
             parts = rel.split(os.sep)
             if parts[0] == "lib" and fname.startswith("_sysconfigdata_") and fname.endswith(".py"):
-                if _rewrite_text(path, lambda t: t if "_buildkit_reroot" in t
-                                 else _replace_all(t, pairs) + SYSCONFIG_TAIL % install):
+                if _rewrite_text(path, lambda t: _sysconfigdata(t, install, deps)):
                     done["sysconfigdata"].append(rel)
                     cache = os.path.join(top, "__pycache__")
                     for stale in sorted(os.listdir(cache)) if os.path.isdir(cache) else ():

@@ -161,8 +161,9 @@ def test_ci_build_is_pgo_and_lto(ci_run):
         assert pgo["ok"] and pgo["required"] and pgo["detail"].startswith("PGO (-fprofile-use"), pgo
         assert "-flto" in pgo["detail"]
     log = (out / "logs" / OPT_NAME / "build.log").read_text(errors="replace")
-    found = re.search(r"PGO \+ LTO: (\d+) profile data files, -fprofile-use and -flto in ", log)
-    assert found and int(found[1]) > 100, log[-3000:]  # one .gcda per object of the profiled build
+    found = re.search(r"PGO \+ LTO: profile run (\d+)/(\d+) test files, (\d+) profile data files, "
+                      r"-fprofile-use and -flto in ", log)
+    assert found and found[1] == found[2] and int(found[3]) > 100, log[-3000:]  # a .gcda per profiled object
 
 
 def test_artifact_runs_from_anywhere_on_this_machine(ci_run, tmp_path):
