@@ -47,12 +47,13 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
       buildkit symvers load /lib/modules/$(uname -r)/updates --kernel /lib/modules/6.1.0-57-amd64
       buildkit symvers load drv.ko --kernel /boot/symvers-5.14.0-427.el9.x86_64.gz --sig-enforce
     """
-    from buildkit.kmod.load import expand_modules, find_modules, predict
+    from buildkit.kmod.lazymod import find_modules, read_modules
+    from buildkit.kmod.load import predict
     from buildkit.kmod.target import read_target
 
     found = find_modules(modules)
     targets = [read_target(k) for k in kernels]
-    paths = expand_modules(found, targets[0] if len(targets) == 1 else None)
+    paths = read_modules(found, targets[0] if len(targets) == 1 else None)
     runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce)) for t in targets]
     if as_json:
         docs = [{"kernel": t.release, "target": t.spec, "modules": [r.to_json() for r in results]}

@@ -26,7 +26,8 @@ from buildkit.kmod.modfile import (
 )
 from buildkit.kmod.target import KernelTarget
 
-__all__ = ["LazyModule", "SIG_MARKER", "expand_modules", "find_modules", "read_for_load", "read_export_table"]
+__all__ = ["LazyModule", "SIG_MARKER", "expand_modules", "find_modules", "read_for_load", "read_export_table",
+           "read_modules"]
 
 SIG_MARKER = b"~Module signature appended~\n"
 
@@ -184,13 +185,18 @@ def find_modules(args: Sequence[str]) -> list[str | list[str]]:
     return found
 
 
-def expand_modules(args: Sequence[str | list[str]], target: KernelTarget | None = None) -> list[str | LazyModule]:
-    """MODULE arguments (or what :func:`find_modules` made of them) as modules to load, in order: a file
-    stays where it is; a folder gives its modules in dependency order (providers first, as modprobe would
-    load them; otherwise in the order of their paths), read for loading into ``target`` when given."""
+def expand_modules(args: Sequence[str], target: KernelTarget | None = None) -> list[str | LazyModule]:
+    """MODULE arguments as modules to load, in order: :func:`read_modules` of :func:`find_modules`."""
+    return read_modules(find_modules(args), target)
+
+
+def read_modules(found: Sequence[str | list[str]], target: KernelTarget | None = None) -> list[str | LazyModule]:
+    """What :func:`find_modules` listed, as modules to load: a file stays where it is; a folder gives its
+    modules in dependency order (providers first, as modprobe would load them; otherwise in the order of
+    their paths), read for loading into ``target`` when given."""
     layout = target.module_layout_crc if target is not None and target.enabled("CONFIG_MODVERSIONS") else None
     paths: list[str | LazyModule] = []
-    for item in find_modules(args) if all(isinstance(a, str) for a in args) else args:
+    for item in found:
         if isinstance(item, str):
             paths.append(item)
         else:

@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -294,6 +296,20 @@ def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: Lo
     return took
 
 
+@contextmanager
+def prefix_left_as_it_was(prefix: str, log_dir: str, state_dir: str) -> Iterator[None]:
+    """Ctrl-C or a full disk while building beside ``prefix``: one line saying the install was not touched."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {prefix} was left as it was", fix=f"logs kept in {log_dir}") from None
+    except OSError as e:
+        if e.errno == 28:  # ENOSPC
+            raise BuildFailed(f"disk full ({e.filename or state_dir}); {prefix} was left as it was",
+                              fix="free some space and run the same command again") from None
+        raise
+
+
 def lock_state(state_dir: str, prefix: str):
     """The prefix's lock (one buildkit at a time per prefix); released when the returned file is closed."""
     os.makedirs(state_dir, exist_ok=True)
@@ -333,15 +349,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         os.makedirs(path)
     actions = _Actions(plan)
     runner = LocalRunner(plan.log_dir, say, actions.table())
-    try:
+    with prefix_left_as_it_was(req.prefix, plan.log_dir, plan.state_dir):
         component_seconds = _run_components(plan, req, files, runner)
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {req.prefix} was left as it was", fix=f"logs kept in {plan.log_dir}") from None
-    except OSError as e:
-        if e.errno == 28:  # ENOSPC
-            raise BuildFailed(f"disk full ({e.filename or plan.state_dir}); {req.prefix} was left as it was",
-                              fix="free some space and run the same command again") from None
-        raise
 
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
     report = verify(plan.python, expect_openssl=plan.openssl.version or None,

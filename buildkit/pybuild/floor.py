@@ -34,6 +34,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
+from buildkit.pybuild.verify import is_elf
+
 __all__ = ["BASE_LIBRARIES", "DISTRO_LIBRARIES", "ElfInfo", "Floor", "elf_files", "floor", "floor_checks",
            "read_elf", "glibc_symbols"]
 
@@ -185,14 +187,6 @@ def glibc_symbols(path: str, version: str) -> list[str]:
         return sorted(set(names))
 
 
-def _is_elf(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
 def _walk(root: str) -> Iterable[str]:
     if os.path.isfile(root):
         yield root
@@ -212,7 +206,7 @@ def elf_files(roots: Sequence[str]) -> list[str]:
     for root in roots:
         for path in _walk(root):
             real = os.path.realpath(path)
-            if real not in seen and _is_elf(path):
+            if real not in seen and is_elf(path):
                 seen.add(real)
                 out.append(path)
     return out

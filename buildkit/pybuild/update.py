@@ -30,7 +30,8 @@ from typing import Callable
 
 from buildkit import __version__, catalog
 from buildkit.catalog import Source, parse_version
-from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
+from buildkit.errors import BuildFailed, CheckFailed, InputError
+from buildkit.pybuild.build import prefix_left_as_it_was
 from buildkit.pybuild.host import HostInfo, probe_host, require_tools
 from buildkit.pybuild.plan import Choice, Component, _hash, private_component, with_steps
 
@@ -416,7 +417,7 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
         actions = _Actions(None)
         runner = LocalRunner(plan.log_dir, say, actions.table())
         total = len(plan.components) + 1
-        try:
+        with prefix_left_as_it_was(prefix, plan.log_dir, plan.state_dir):
             for number, comp in enumerate(plan.components, 1):
                 if os.path.exists(os.path.join(comp.prefix, MARKER)):
                     say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
@@ -439,13 +440,6 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
             _check_rpaths(changed["rpath"], plan.mapping)
             say(f"    {len(changed['rpath'])} ELF runpaths, {len(changed['text'])} text files, "
                 f"{len(changed['symlink'])} symlinks repointed in {time.monotonic() - copy_started:.1f} s")
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted; {prefix} was left as it was", fix=f"logs kept in {plan.log_dir}") from None
-        except OSError as e:
-            if e.errno == 28:  # ENOSPC
-                raise BuildFailed(f"disk full ({e.filename or plan.state_dir}); {prefix} was left as it was",
-                                  fix="free some space and run the same command again") from None
-            raise
 
         say("==> verify (env -i, no LD_LIBRARY_PATH)")
         report = verify(plan.python, expect_openssl=plan.choices["openssl"].version or None,

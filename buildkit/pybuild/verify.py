@@ -137,7 +137,7 @@ class VerifyReport:
 
 # --- running the probe --------------------------------------------------------------------------------
 
-def _is_elf(path: str) -> bool:
+def is_elf(path: str) -> bool:
     try:
         with open(path, "rb") as f:
             return f.read(4) == b"\x7fELF"
@@ -164,7 +164,7 @@ def resolve_interpreter(python: str) -> str:
                          fix=f"pass the interpreter, e.g. {os.path.join(path, 'bin', 'python3')}")
     if not os.access(path, os.X_OK):
         raise InputError(f"{python}: not executable", fix="pass the path of a python executable")
-    if not _is_elf(path):
+    if not is_elf(path):
         try:
             proc = subprocess.run([path, "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60,
