@@ -407,6 +407,9 @@ class Container:
                                   fix="buildkit runs sh in its containers: use a base image with a POSIX shell, e.g. "
                                       "a distribution image or a debootstrap import") from None
             raise EngineError(f"{self.what}: cannot start a container of {self.image}: {text}") from None
+        except Exception as e:  # the connection to the engine dropped
+            self._remove()
+            raise self._lost("starting the container", e) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -437,6 +440,10 @@ class Container:
             if time.monotonic() >= deadline:
                 return True
             time.sleep(0.2)
+
+    def _lost(self, doing: str, err: Exception) -> EngineError:
+        """The error for a request the engine never answered (socket gone, connection dropped)."""
+        return EngineError(f"{self.what}: lost the engine at {self.engine.host} during {doing}: {_reason(err)}")
 
     def _gone(self, doing: str, log: Path | None) -> ContainerGone:
         state = self.state()
@@ -497,8 +504,7 @@ class Container:
             except Exception as e:  # the connection to the engine dropped
                 if not self.state().get("Running"):
                     raise self._gone(doing, log) from None
-                raise EngineError(f"{self.what}: lost the engine at {self.engine.host} during {doing}: "
-                                  f"{_reason(e)}") from None
+                raise self._lost(doing, e) from None
         finally:
             if out:
                 out.close()
@@ -528,6 +534,8 @@ class Container:
                 ok = self.engine.api.put_archive(self.id, dest, tmp)
             except self.engine.errors.APIError as e:
                 raise EngineError(f"{self.what}: cannot copy files into {dest}: {_reason(e)}") from None
+            except Exception as e:
+                raise self._lost(f"copying files into {dest}", e) from None
             if not ok:
                 raise EngineError(f"{self.what}: the engine refused the files for {dest}")
 
@@ -541,9 +549,18 @@ class Container:
             raise BuildFailed(f"{self.what}: {src} does not exist in the container") from None
         except self.engine.errors.APIError as e:
             raise EngineError(f"{self.what}: cannot copy {src} out: {_reason(e)}") from None
+        except Exception as e:
+            raise self._lost(f"copying {src} out", e) from None
         with tempfile.TemporaryFile(dir=dest) as tmp:
-            for chunk in stream:
-                tmp.write(chunk)
+            try:
+                for chunk in stream:
+                    tmp.write(chunk)
+            except OSError as e:  # a full disk here is ours to report, not the engine's
+                if isinstance(e, ConnectionError) or not e.errno:
+                    raise self._lost(f"copying {src} out", e) from None
+                raise
+            except Exception as e:
+                raise self._lost(f"copying {src} out", e) from None
             tmp.seek(0)
             with tarfile.open(fileobj=tmp, mode="r") as tar:
                 _safe_extract(tar, dest)

@@ -258,16 +258,18 @@ class EngineSlot:
 def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: CiOptions, out: Path, logs: Path,
                 say: Say, started: float) -> list[CellResult]:
     """The cells over the engines, one cell per engine at a time, each engine with its own builder image.
-    An engine that fails (it no longer answers) fails only the cell it ran, which goes back to the queue
-    once for another engine; the engine leaves the run."""
+    A cell the engine lost (the container gone, the connection dropped, the engine unfit) goes back to the
+    queue once, for another engine; an engine that no longer answers leaves the run. A build that failed
+    inside its container is the cell's own failure and stays one."""
     import collections
     import threading
 
     queue = collections.deque(plans)
-    lock = threading.Lock()
+    changed = threading.Condition()
     results: list[CellResult] = []
-    requeued: set[str] = set()
+    shunned: dict[str, set[str]] = {}  # cell name -> engines that lost it
     running: dict[str, tuple[EngineSlot, str]] = {}  # slot name -> (slot, cell name)
+    stopping = threading.Event()  # Ctrl-C: the containers are being removed, nothing goes back to the queue
     total = len(plans)
     count = [0]
 
@@ -276,6 +278,22 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
         result.engine = slot.name
         return result
 
+    def take(slot: EngineSlot) -> _CellPlan | None:
+        """The next cell this engine may build; waits while another engine's cell could still come back."""
+        with changed:
+            while not slot.dead:
+                cp = next((cp for cp in queue if slot.name not in shunned.get(cp.name, ())), None)
+                if cp is not None:
+                    queue.remove(cp)
+                    count[0] += 1
+                    say(f"[{slot.name}] ==> [{count[0]}/{total}] {cp.name} in {cp.cell.image.arg}")
+                    running[slot.name] = (slot, cp.name)
+                    return cp
+                if not queue or not running:
+                    return None
+                changed.wait()
+            return None
+
     def worker(slot: EngineSlot) -> None:
         tag = f"[{slot.name}] "
 
@@ -283,14 +301,7 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
             say(tag + line)
 
         builders: dict[str, Prepared] = {}
-        while True:
-            with lock:
-                if not queue or slot.dead:
-                    return
-                cp = queue.popleft()
-                count[0] += 1
-                say_here(f"==> [{count[0]}/{total}] {cp.name} in {cp.cell.image.arg}")
-                running[slot.name] = (slot, cp.name)
+        while (cp := take(slot)) is not None:
             try:
                 engine = slot.get()
                 prep = builders.get(cp.cell.image.arg)
@@ -304,28 +315,31 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
                 here = _CellPlan(cp.cell, prep, cp.plan, cp.files, cp.name)
                 result = _build_cell(engine, here, out, logs / cp.name, say_here, started)
                 result.engine = slot.name
-                with lock:
+                with changed:
                     results.append(result)
             except (ContainerGone, BuildkitError) as e:
-                gone = isinstance(e, _EngineUnfit) or not slot.answers()
-                with lock:
-                    if not gone:
-                        results.append(failed(cp, e, slot))
-                        continue
-                    slot.dead = str(e)
+                if stopping.is_set():
+                    return
+                lost = isinstance(e, (ContainerGone, EngineError))  # the engine's doing, not the build's
+                dead = isinstance(e, _EngineUnfit) or (lost and not slot.answers())
+                with changed:
+                    if dead:
+                        slot.dead = str(e)
                     others = [s for s in slots if s is not slot and not s.dead]
-                    if cp.name not in requeued and others:
-                        requeued.add(cp.name)
+                    leaves = "; this engine leaves the run" if dead else ""
+                    if lost and others and not shunned.get(cp.name):
+                        shunned.setdefault(cp.name, set()).add(slot.name)
                         queue.append(cp)
                         say_here(f"{cp.name}: the engine failed ({e}); the cell goes back to the queue for another "
-                                 "engine, this engine leaves the run")
+                                 f"engine{leaves}")
                     else:
                         results.append(failed(cp, e, slot))
-                        say_here(f"{cp.name}: the engine failed ({e}); this engine leaves the run")
-                return
+                        if lost:
+                            say_here(f"{cp.name}: the engine failed ({e}){leaves}")
             finally:
-                with lock:
+                with changed:
                     running.pop(slot.name, None)
+                    changed.notify_all()
 
     threads = [threading.Thread(target=worker, args=(slot,), name=f"engine {slot.name}", daemon=True)
                for slot in slots]
@@ -336,9 +350,11 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
             for thread in threads:
                 thread.join(0.5)
     except KeyboardInterrupt:  # the workers' containers are removed here: only this thread sees Ctrl-C
-        with lock:
+        stopping.set()
+        with changed:
             queue.clear()
             busy = list(running.values())
+            changed.notify_all()
         for slot, name in busy:
             try:
                 engine = slot.get()
@@ -347,9 +363,9 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
             except Exception:
                 pass
         raise
-    left = [cp for cp in queue]  # every engine left the run before these were built
-    for cp in left:
-        reasons = "; ".join(f"{s.name}: {s.dead}" for s in slots if s.dead)
+    for cp in list(queue):  # every engine that could build these left the run or lost them
+        reasons = "; ".join([f"{s.name}: {s.dead}" for s in slots if s.dead]
+                            + [f"{s.name} lost it" for s in slots if not s.dead and s.name in shunned.get(cp.name, ())])
         results.append(CellResult(cp.cell, cp.name, False, 2, f"{cp.name}: no engine left to build it ({reasons})",
                                   logs=logs / cp.name))
     return results

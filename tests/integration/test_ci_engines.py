@@ -55,6 +55,10 @@ def test_two_engines_share_the_matrix_and_a_dead_engine_gives_its_cell_back(dock
             "python-3.13.5-openssl-3.0.20-sqlite-3.40.1-debian12-x86_64",
             "python-3.11.2-openssl-3.0.20-sqlite-3.40.1-debian12-x86_64"}
         lost = on_both[1][0]
+        building_there = f"[{second_engine.host}]     | ==> ["  # build.sh runs: the engine dies mid-build
+        while time.monotonic() < deadline and proc.poll() is None and building_there not in log.read_text():
+            time.sleep(0.5)
+        assert building_there in log.read_text(), log.read_text()[-3000:]
         second_engine.stop()  # the engine dies under its cell
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None and "goes back to the queue" not in log.read_text():
