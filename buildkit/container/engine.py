@@ -563,7 +563,7 @@ class Container:
                 raise self._lost(f"copying {src} out", e) from None
             tmp.seek(0)
             with tarfile.open(fileobj=tmp, mode="r") as tar:
-                _safe_extract(tar, dest)
+                safe_extract_tar(tar, dest)
         return dest / os.path.basename(src.rstrip("/"))
 
     def read_text(self, path: str) -> str:
@@ -572,7 +572,7 @@ class Container:
             return got.read_text(encoding="utf-8", errors="replace")
 
 
-def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+def safe_extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
     """Extract with no absolute or ``..`` members, no links out, no devices, owned by whoever runs us."""
     root = os.path.realpath(dest)
     members = []

@@ -19,6 +19,7 @@ A failed cell keeps its logs in ``OUT/logs/<name>/`` and shows their tail; the o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -27,11 +28,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from buildkit import __version__
 from buildkit.container import probe
-from buildkit.container.engine import ContainerGone, Engine, EngineError, copy_file_noclobber
+from buildkit.container.engine import ContainerGone, Engine, EngineError, copy_file_noclobber, safe_extract_tar
 from buildkit.container.images import (
     BUILD_UID,
     ImageRef,
@@ -45,6 +46,9 @@ from buildkit.container.matrix import SYSTEM, Cell, artifact_name
 from buildkit.errors import BuildFailed, BuildkitError, CheckFailed, InputError
 
 __all__ = ["CellResult", "CiOptions", "EngineSlot", "Prepared", "prepare_image", "run_cells", "render_options"]
+
+if TYPE_CHECKING:
+    from buildkit.pybuild.verify import VerifyReport
 
 Say = Callable[[str], None]
 HOME = "/home/build"
@@ -485,7 +489,10 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                 why = (ver.tail or ["no output"])[-1]
                 return CellResult(cell, cp.name, False, 1, f"{cp.name}: the unpacked artifact does not run: {why}",
                                   time.monotonic() - started, logs=logs, tail=ver.tail, build_started=build_started)
-            report = report_from_probe(f"{check_root}/bin/python3", payload)
+            got = c.copy_out(f"{CI}/out/{cp.name}.tar.gz", tmpdir)
+            say("    binary floor of the archive (glibc, linked libraries, hardening)")
+            report = _with_floor(report_from_probe(f"{check_root}/bin/python3", payload), got, tmpdir / "floor",
+                                 bool(private))
             verification = report.to_json()
             if not report.ok:
                 failed = ", ".join(ch.name for ch in report.failed)
@@ -493,7 +500,6 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                                   f"{cp.name}: the unpacked artifact failed verification: {failed}",
                                   time.monotonic() - started, logs=logs, verification=verification,
                                   tail=ver.tail, build_started=build_started)
-            got = c.copy_out(f"{CI}/out/{cp.name}.tar.gz", tmpdir)
         seconds = time.monotonic() - started
         doc = {
             "buildkit": __version__,
@@ -521,6 +527,30 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                           verification, build_started)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _with_floor(report: VerifyReport, archive: Path, dest: Path, private: bool) -> VerifyReport:
+    """``report`` with the binary floor's checks, read here from the artifact's ELF files (pyelftools is on
+    this side, not in the image): the archive is unpacked into ``dest``, which the caller removes."""
+    import tarfile
+
+    from buildkit.pybuild.verify import add_floor
+
+    with tarfile.open(archive) as tar:
+        safe_extract_tar(tar, dest)
+    report = add_floor(report, [str(top) for top in sorted(dest.iterdir())], private)
+    here = str(dest) + "/"
+
+    def in_archive(value: object) -> object:  # paths as members of the archive, not of a deleted folder
+        if isinstance(value, str):
+            return value[len(here):] if value.startswith(here) else value
+        if isinstance(value, list):
+            return [in_archive(v) for v in value]
+        if isinstance(value, dict):
+            return {k: in_archive(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(report, binaries=in_archive(report.binaries)) if report.binaries else report
 
 
 def summary_rows(results: Sequence[CellResult]) -> list[tuple[str, ...]]:

@@ -138,6 +138,16 @@ def test_ci_python_fixes_it_verified_inside(ci_run):
             assert path.startswith(root + "/lib/"), path
     checks = {c["name"]: c for c in ver["checks"]}
     assert checks["from smtplib import SMTP_SSL"]["ok"] and checks["CA store"]["ok"]
+    # The binary floor, read on this side from the archive's own ELF files: it runs in the image it was
+    # built in, and the private libraries are among what was read.
+    assert checks["glibc floor"]["ok"] and checks["linked libraries (DT_NEEDED)"]["ok"], checks
+    floor = ver["binaries"]
+    image_glibc = re.search(r"(\d+\.\d+)", report["container"]["glibc"])[1]
+    assert tuple(map(int, floor["glibc"].split("."))) <= tuple(map(int, image_glibc.split("."))), floor["glibc"]
+    read = [f["path"] for f in floor["files"]]
+    assert all(path.startswith(OPT_NAME + "/") for path in read), read[:5]
+    assert any(os.path.basename(path).startswith("libssl.so.3") for path in read), read
+    assert any(os.path.basename(path).startswith("libsqlite3.so.0") for path in read), read
     relocated = report["relocated"]
     assert relocated["openssldir"]["new"] == "/etc/ssl" and relocated["runpaths"]
     assert any(r["file"].endswith(".so") and r["new"].startswith("$ORIGIN") for r in relocated["runpaths"])

@@ -221,13 +221,13 @@ def _tar(members: list[tuple[str, bytes | None, str | None]]) -> tarfile.TarFile
 
 
 def test_safe_extract(tmp_path):
-    eng._safe_extract(_tar([("d/f", b"x", None), ("d/l", None, "f"), ("d/out", None, "/etc/passwd")]), tmp_path)
+    eng.safe_extract_tar(_tar([("d/f", b"x", None), ("d/l", None, "f"), ("d/out", None, "/etc/passwd")]), tmp_path)
     assert (tmp_path / "d" / "f").read_bytes() == b"x" and os.readlink(tmp_path / "d" / "l") == "f"
     assert not os.path.lexists(tmp_path / "d" / "out")  # a link out of the folder is dropped
     st = (tmp_path / "d" / "f").stat()
     assert st.st_uid == os.getuid() and not st.st_mode & 0o4000
     with pytest.raises(EngineError, match="outside the destination"):
-        eng._safe_extract(_tar([("../evil", b"x", None)]), tmp_path / "x")
+        eng.safe_extract_tar(_tar([("../evil", b"x", None)]), tmp_path / "x")
 
 
 def test_copy_file_noclobber(tmp_path):
