@@ -34,10 +34,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
-from buildkit.pybuild.verify import is_elf
-
 __all__ = ["BASE_LIBRARIES", "DISTRO_LIBRARIES", "ElfInfo", "Floor", "elf_files", "floor", "floor_checks",
-           "read_elf", "glibc_symbols"]
+           "is_elf", "read_elf", "glibc_symbols"]
 
 #: The C runtime every build needs: glibc's libraries, the loader, GCC's unwinder.
 BASE_LIBRARIES: tuple[tuple[str, str], ...] = (
@@ -197,6 +195,15 @@ def _walk(root: str) -> Iterable[str]:
             path = os.path.join(folder, name)
             if not name.endswith(_SKIP_SUFFIXES) and not os.path.islink(path) and os.path.isfile(path):
                 yield path
+
+
+def is_elf(path: str) -> bool:
+    """Whether ``path`` starts with the ELF magic (unreadable: no)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 def elf_files(roots: Sequence[str]) -> list[str]:

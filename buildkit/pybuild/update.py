@@ -260,8 +260,6 @@ def repoint(root: str, mapping) -> dict[str, list[str]]:
     """In the tree ``root`` (a copy), replace every old path of ``mapping`` by its new one: the DT_RPATH
     entries of ELF files (patchelf, kept DT_RPATH), text files (no NUL byte), and absolute symlinks.
     Returns the files changed, by kind."""
-    from buildkit.container.relocate import DT_RPATH, elf_runpaths
-
     done: dict[str, list[str]] = {"rpath": [], "text": [], "symlink": []}
     olds = [old.encode() for old, _ in mapping]
     for parent, dirs, files in os.walk(root):
@@ -282,15 +280,14 @@ def repoint(root: str, mapping) -> dict[str, list[str]]:
             if not any(o in data for o in olds):
                 continue
             if data[:4] == b"\x7fELF":
-                for _off, _len, tag, value in elf_runpaths(data):
-                    entries = value.split(":")
+                info = _elf(path)
+                for entries, force in ((list(info.rpath), True), (list(info.runpath), False)) if info else ():
                     new_entries = [_replace_in_path(e, mapping) for e in entries]
                     if new_entries == entries:
                         continue
                     mode = os.stat(path).st_mode
                     os.chmod(path, mode | 0o200)
-                    args = ["--force-rpath"] if tag == DT_RPATH else []
-                    _patchelf(*args, "--set-rpath", ":".join(new_entries), path)
+                    _patchelf(*(["--force-rpath"] if force else []), "--set-rpath", ":".join(new_entries), path)
                     os.chmod(path, mode)
                     done["rpath"].append(path)
                 continue
@@ -309,17 +306,26 @@ def repoint(root: str, mapping) -> dict[str, list[str]]:
 
 def _check_rpaths(files: list[str], mapping) -> None:
     """Read back what patchelf wrote: DT_RPATH, and no old library directory left."""
-    from buildkit.container.relocate import DT_RPATH, elf_runpaths
-
     olds = [old for old, new in mapping]
     for path in files:
-        with open(path, "rb") as f:
-            found = elf_runpaths(f.read())
-        for _off, _len, tag, value in found:
-            stale = [e for e in value.split(":") if any(e == o or e.startswith(o + "/") for o in olds)]
-            if tag != DT_RPATH or stale:
-                raise BuildFailed(f"{path}: runpath {value!r} ({'DT_RPATH' if tag == DT_RPATH else 'DT_RUNPATH'}) "
-                                  "after patchelf", fix="report it; the previous install was left as it was")
+        info = _elf(path)
+        if info is None:
+            continue
+        for entries, tag in ((info.rpath, "DT_RPATH"), (info.runpath, "DT_RUNPATH")):
+            stale = [e for e in entries if any(e == o or e.startswith(o + "/") for o in olds)]
+            if entries and (tag != "DT_RPATH" or stale):
+                raise BuildFailed(f"{path}: runpath {':'.join(entries)!r} ({tag}) after patchelf",
+                                  fix="report it; the previous install was left as it was")
+
+
+def _elf(path: str):
+    """floor.read_elf (pyelftools), an unreadable file a failed build naming it."""
+    from buildkit.pybuild.floor import FloorError, read_elf
+
+    try:
+        return read_elf(path)
+    except FloorError as e:
+        raise BuildFailed(str(e), fix="report it; the previous install was left as it was") from None
 
 
 # --- running ----------------------------------------------------------------------------------------------

@@ -137,14 +137,6 @@ class VerifyReport:
 
 # --- running the probe --------------------------------------------------------------------------------
 
-def is_elf(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
 def resolve_interpreter(python: str) -> str:
     """The file to run: a name is looked up on PATH; a wrapper script (a pyenv shim, a launcher) is asked for
     its ``sys.executable`` in the caller's environment, since it may not work under the clean environment
@@ -164,6 +156,8 @@ def resolve_interpreter(python: str) -> str:
                          fix=f"pass the interpreter, e.g. {os.path.join(path, 'bin', 'python3')}")
     if not os.access(path, os.X_OK):
         raise InputError(f"{python}: not executable", fix="pass the path of a python executable")
+    from buildkit.pybuild.floor import is_elf
+
     if not is_elf(path):
         try:
             proc = subprocess.run([path, "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE,
