@@ -149,7 +149,7 @@ def main() -> int:
     src = sources()
     pyenv_root = None if opts.skip_pyenv else pyenv_tree()
     bk = buildkit_cmd()
-    legs = ["floor", "buildkit"] + ([] if pyenv_root is None else ["pyenv"])
+    legs = ([] if pyenv_root is None else ["pyenv"]) + ["floor", "buildkit"]  # pyenv's first: it fails early
     times: dict[str, list[float]] = {leg: [] for leg in legs}
     extras: dict[str, float] = {}
     for rep in range(opts.repeat):
