@@ -156,14 +156,14 @@ def main() -> int:
         base = Path(tempfile.mkdtemp(prefix="bk-bench-python-", dir="/var/tmp"))
         common = [f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", "--source-dir", str(src), "--jobs",
                   str(opts.jobs), "--cache", str(base / "cache")]
+        # The plan by hand, and the tarballs checked into base/cache, which every leg takes them from.
+        floor_prefix = base / "floor" / "py"
+        floor_prefix.parent.mkdir()
+        plan = json.loads(subprocess.run(bk + ["python", CPYTHON, "--prefix", str(floor_prefix), "--dry-run",
+                                               "--json", *common], capture_output=True, text=True, check=True).stdout)
         for leg in legs[rep % len(legs):] + legs[: rep % len(legs)]:  # each leg goes first once: drift spreads
             print(f"run {rep + 1}/{opts.repeat}: {leg}", file=sys.stderr, flush=True)
             if leg == "floor":
-                floor_prefix = base / "floor" / "py"
-                floor_prefix.parent.mkdir()
-                plan = json.loads(subprocess.run(bk + ["python", CPYTHON, "--prefix", str(floor_prefix), "--dry-run",
-                                                       "--json", *common], capture_output=True, text=True,
-                                                 check=True).stdout)
                 times[leg].append(wall(run_floor, plan, base / "cache", base / "floor" / "work"))
                 if rep == 0:
                     openssl_tree = base / "floor" / "work" / "openssl"
