@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from buildkit.pybuild.runner import clean_env  # noqa: E402
 
 CPYTHON, OPENSSL, SQLITE = "3.11.2", "3.0.20", "3.40.1"
+KEEP = Path("/var/tmp/bk-bench-python-logs")
 
 
 def sources() -> Path:
@@ -186,6 +187,12 @@ def main() -> int:
                 except subprocess.CalledProcessError:
                     log = next((base / "pyenv").glob("python-build.*.log"), None)
                     sys.exit(f"bench_python: pyenv's python-build failed; its log: {log}")
+        kept = KEEP / f"run-{rep + 1}"  # each leg's step logs, to explain an outlier afterwards
+        shutil.rmtree(kept, ignore_errors=True)
+        for leg_dir, logs in (("buildkit", base / "bk" / "py.buildkit" / "logs"), ("pyenv", base / "pyenv")):
+            if logs.is_dir():
+                shutil.copytree(logs, kept / leg_dir, ignore=shutil.ignore_patterns("*.tar.*", "prefix", "tarballs",
+                                                                                   "python-build.*[0-9]"))
         shutil.rmtree(base, ignore_errors=True)
 
     med = {leg: statistics.median(t) for leg, t in times.items()}
@@ -206,6 +213,7 @@ def main() -> int:
           f"no-op {noop:.2f} s (target < 2 s)")
     if "pyenv" in med:
         print(f"pyenv / buildkit (medians): {med['pyenv'] / med['buildkit']:.2f}x")
+    print(f"step logs of each run kept in {KEEP}")
     return 0 if overhead <= 0.05 and noop < 2 else 1
 
 
