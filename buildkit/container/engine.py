@@ -555,11 +555,9 @@ class Container:
             try:
                 for chunk in stream:
                     tmp.write(chunk)
-            except OSError as e:  # a full disk here is ours to report, not the engine's
-                if isinstance(e, ConnectionError) or not e.errno:
-                    raise self._lost(f"copying {src} out", e) from None
-                raise
             except Exception as e:
+                if isinstance(e, OSError) and e.errno and not isinstance(e, ConnectionError):
+                    raise  # this side's disk (full, I/O error): not the engine's doing
                 raise self._lost(f"copying {src} out", e) from None
             tmp.seek(0)
             with tarfile.open(fileobj=tmp, mode="r") as tar:
