@@ -322,10 +322,37 @@ def lock_state(state_dir: str, prefix: str):
     return lock
 
 
-def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
-                 say: Callable[[str], None] | None = None) -> BuildResult:
+def _verify(plan: Plan, req: Request):
     from buildkit.pybuild.verify import verify
 
+    return verify(plan.python, expect_openssl=plan.openssl.version or None, expect_sqlite=plan.sqlite.version or None,
+                  private_prefixes=plan.private_prefixes, expect_optimized=req.optimize)
+
+
+def _request_id(record: dict) -> str:
+    """The build id the same command without --clean plans: a --clean build (salted, in new directories)
+    answers that command as well."""
+    return record.get("request_id") or record.get("build_id", "")
+
+
+def _unchanged(plan: Plan, req: Request, current: str, record: dict, started: float) -> BuildResult:
+    """The prefix already runs this build: verified again (a second or so), since its record only says what was
+    true when it was built; a private library deleted since, or a file changed, fails it here."""
+    plan = replace(plan, build_id=record["build_id"], install_dir=current,
+                   openssl=replace(plan.openssl, prefix=(record.get("openssl") or {}).get("prefix", "")),
+                   sqlite=replace(plan.sqlite, prefix=(record.get("sqlite") or {}).get("prefix", "")))
+    report = _verify(plan, req)
+    if not report.ok:
+        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+        raise CheckFailed(f"{req.prefix} runs build {plan.build_id}, which no longer passes its verification "
+                          f"({failed}); nothing was changed",
+                          fix="rebuild it into a new folder: the same command with --clean")
+    record = {**record, "verification": report.to_json(), "verified": True}
+    return BuildResult(plan, True, report, record, time.monotonic() - started, record.get("modules", {}))
+
+
+def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
+                 say: Callable[[str], None] | None = None) -> BuildResult:
     started = time.monotonic()
     say = say or (lambda s: None)
     _check_prefix(req.prefix)
@@ -336,9 +363,9 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         require_optimizer(host.compiler)
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
-    record = _read_record(plan.install_dir)
-    if not req.clean and current == plan.install_dir and record and record.get("verified"):
-        return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
+    record = _read_record(current) if current else None
+    if not req.clean and record and record.get("verified") and _request_id(record) == plan.build_id:
+        return _unchanged(plan, req, current, record, started)
 
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         require_tools(["tclsh"])
@@ -353,11 +380,13 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         component_seconds = _run_components(plan, req, files, runner)
 
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
-    report = verify(plan.python, expect_openssl=plan.openssl.version or None,
-                    expect_sqlite=plan.sqlite.version or None, private_prefixes=plan.private_prefixes,
-                    expect_optimized=req.optimize)
+    report = _verify(plan, req)
     seconds = time.monotonic() - started
     record = _record(plan, report, actions.summary, seconds, actions.optimization)
+    record["request_id"] = plan.build_id  # a --clean build: the id of the same command without --clean
+    if req.salt:
+        unsalted = replace(req, clean=False, salt="")
+        record["request_id"] = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
     record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
     record["previous"] = current or ""  # what --rollback goes back to
     with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:

@@ -39,10 +39,15 @@ def common(prefix: Path, sources: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def good(sources) -> dict:
-    """The real build. A verified prefix from an earlier run is reused (the command is then a no-op)."""
+    """The real build. A prefix from an earlier run is reused when it still passes verification (the command is
+    then a no-op); one that no longer does (a private library changed or deleted since) is rebuilt as buildkit
+    says, with --clean."""
     BUILDS.mkdir(parents=True, exist_ok=True)
     prefix = BUILDS / "py311"
-    run = buildkit("python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources))
+    args = ["python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources)]
+    run = buildkit(*args)
+    if run.returncode == 1 and "no longer passes its verification" in run.stderr:
+        run = buildkit(*args, "--clean")
     assert run.returncode == 0, run.stderr[-3000:]
     record = json.loads(run.stdout)
     record["_stderr"] = run.stderr
@@ -147,6 +152,30 @@ def test_same_command_again_is_a_noop(good, sources):
     assert run.returncode == 0, run.stderr
     assert "==>" not in run.stderr  # nothing was built
     assert json.loads(run.stdout)["build_id"] == good["build_id"]
+
+
+def test_rerun_verifies_again_and_refuses_a_broken_install(good, sources):
+    """The record says what was true when the prefix was built: a rerun checks again. With the private libssl
+    gone the same command stops with one line naming the failed checks and --clean, and changes nothing."""
+    prefix = BUILDS / "py311"
+    args = ["python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources)]
+    installed = os.readlink(prefix)
+    libssl = Path(good["openssl"]["prefix"], "lib", "libssl.so.3")
+    moved = libssl.with_name("libssl.so.3.moved-by-test")
+    os.rename(libssl, moved)
+    try:
+        broken = buildkit(*args)
+    finally:
+        os.rename(moved, libssl)
+    assert broken.returncode == 1, broken.stderr[-3000:]
+    last = broken.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in broken.stderr
+    assert last.startswith(f"buildkit: error: {prefix} runs build ") and "no longer passes its verification" in last
+    assert "_ssl libraries" in last and "nothing was changed" in last and "--clean" in last
+    assert os.readlink(prefix) == installed
+    again = buildkit(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["verified"] is True
 
 
 @pytest.fixture(scope="session")
