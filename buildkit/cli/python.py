@@ -7,6 +7,7 @@ import time
 
 import click
 
+import recipes  # noqa: F401  (registers the recipes the planner builds from)
 from buildkit.cli.fetch import fetch_options
 from buildkit.cli.output import (
     CONTEXT,
@@ -224,7 +225,8 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
         return
     versions = ", ".join(f"{k} {(result.record.get(k) or {}).get('version')}" for k in ("openssl", "sqlite"))
     if result.noop:
-        click.echo(f"{prefix}: already at {versions}; nothing to do")
+        click.echo(f"{prefix}: already at {versions} and verified again; nothing to do")
+        print_verification(result.record.get("verification") or {})
         return
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")

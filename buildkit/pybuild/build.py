@@ -335,20 +335,32 @@ def _request_id(record: dict) -> str:
     return record.get("request_id") or record.get("build_id", "")
 
 
+def verify_again(prefix: str, install_dir: str, record: dict, fix: str) -> dict:
+    """The installed build ``install_dir`` verified again against what its record says it is (a second or so):
+    the record only says what was true when it was built; a private library deleted since, or a file
+    changed, fails here with one line naming the failed checks. Returns the record with the new report."""
+    from buildkit.pybuild.verify import verify
+
+    deps = [record.get(package) or {} for package in ("openssl", "sqlite")]
+    report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=deps[0].get("version") or None,
+                    expect_sqlite=deps[1].get("version") or None,
+                    private_prefixes=tuple(d["prefix"] for d in deps if d.get("how") not in (None, "system")),
+                    expect_optimized=bool(record.get("optimize")))
+    if not report.ok:
+        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+        raise CheckFailed(f"{prefix} runs build {record.get('build_id')}, which no longer passes its verification "
+                          f"({failed}); nothing was changed", fix=fix)
+    return {**record, "verification": report.to_json(), "verified": True}
+
+
 def _unchanged(plan: Plan, req: Request, current: str, record: dict, started: float) -> BuildResult:
-    """The prefix already runs this build: verified again (a second or so), since its record only says what was
-    true when it was built; a private library deleted since, or a file changed, fails it here."""
+    """The prefix already runs this build (made by this command, with or without --clean): verified again."""
+    record = verify_again(req.prefix, current, record,
+                          fix="rebuild it into a new folder: the same command with --clean")
     plan = replace(plan, build_id=record["build_id"], install_dir=current,
                    openssl=replace(plan.openssl, prefix=(record.get("openssl") or {}).get("prefix", "")),
                    sqlite=replace(plan.sqlite, prefix=(record.get("sqlite") or {}).get("prefix", "")))
-    report = _verify(plan, req)
-    if not report.ok:
-        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
-        raise CheckFailed(f"{req.prefix} runs build {plan.build_id}, which no longer passes its verification "
-                          f"({failed}); nothing was changed",
-                          fix="rebuild it into a new folder: the same command with --clean")
-    record = {**record, "verification": report.to_json(), "verified": True}
-    return BuildResult(plan, True, report, record, time.monotonic() - started, record.get("modules", {}))
+    return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
 
 
 def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,

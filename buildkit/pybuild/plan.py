@@ -24,7 +24,7 @@ from buildkit import catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
-from buildkit.pybuild.recipe import Action, Command, Context
+from buildkit.pybuild.recipe import Action, Command, Context, recipe_for
 
 __all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS"]
 
@@ -185,9 +185,8 @@ def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps
 def private_component(src: Source, state: str, host: HostInfo, salt: str = "") -> Component:
     """A private OpenSSL or SQLite, without its steps yet: its prefix ``deps/<package>-<version>-<hash>`` is
     the same for every build (and ``--update-deps``) that asks for the same source, steps and compiler."""
-    from recipes import RECIPES
-
-    shape, _ = _component(RECIPES[src.package], src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
+    recipe = recipe_for(src.package)
+    shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
     digest = _hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc), *([salt] if salt else []))
     prefix = os.path.join(state, "deps", f"{src.package}-{src.version}-{digest}")
     return Component(src.package, src.version, src, prefix, "", (), digest)
@@ -195,18 +194,14 @@ def private_component(src: Source, state: str, host: HostInfo, salt: str = "") -
 
 def with_steps(comp: Component, work: str, jobs: int, host: HostInfo, index: int) -> tuple[Component, int]:
     """``comp`` with its steps, built in ``work/<package>``; ``index`` numbers the logs."""
-    from recipes import RECIPES
-
     srcdir = os.path.join(work, comp.package)
-    steps, index = _component(RECIPES[comp.package], comp.source, comp.prefix, srcdir, jobs, {}, host, index)
+    steps, index = _component(recipe_for(comp.package), comp.source, comp.prefix, srcdir, jobs, {}, host, index)
     return Component(comp.package, comp.version, comp.source, comp.prefix, srcdir, tuple(steps), comp.hash), index
 
 
 def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = None) -> Plan:
     """The whole build. ``sources`` overrides the catalog's choice of tarball per package (a fetch may find
     e.g. SQLite's full tree where the amalgamation is preferred)."""
-    from recipes import RECIPES
-
     sources = dict(sources or {})
     py = sources.get("cpython") or catalog.find("cpython", req.cpython)
     compat = catalog.compat_for(py.version)
@@ -232,7 +227,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         deps[choice.package] = comp.prefix
         components.append(comp)
 
-    recipe = RECIPES["cpython"]
+    recipe = recipe_for("cpython")
     # --optimize changes CPython's configure and make lines, so an optimized build has its own id.
     shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize)
     salt = [req.salt] if req.salt else []

@@ -410,7 +410,11 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
     try:
         plan, files = plan_update(prefix, wanted, fetch, jobs, say)
     except _NothingToDo:
-        _, record = _current(prefix)
+        from buildkit.pybuild.build import verify_again
+
+        current, record = _current(prefix)
+        record = verify_again(prefix, current, record, fix=f"go back to the build before: buildkit python --prefix "
+                              f"{prefix} --rollback, or rebuild: buildkit python VERSION --prefix {prefix} --clean ...")
         return UpdateResult(None, True, record, time.monotonic() - started)
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         require_tools(["tclsh"])

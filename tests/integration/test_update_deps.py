@@ -155,6 +155,11 @@ def test_previous_install_kept_and_rollback(seeded, updated):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "reusing" in again.stderr and "configure" not in again.stderr
     assert versions(str(prefix / "bin" / "python3"))[:2][1] == NEW_SQLITE
+    # the same update once more: the installed build is verified again, nothing else happens
+    same = buildkit("python", "--prefix", str(prefix), "--update-deps", f"--with-openssl={NEW_OPENSSL}",
+                    f"--with-sqlite={NEW_SQLITE}")
+    assert same.returncode == 0 and "nothing to do" in same.stdout, same.stderr[-2000:]
+    assert "_ssl libraries" in same.stdout  # the fresh report's table
 
 
 def test_cross_abi_update_is_refused_and_nothing_switched(seeded, updated, sources):
