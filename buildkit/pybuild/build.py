@@ -329,6 +329,12 @@ def _verify(plan: Plan, req: Request):
                   private_prefixes=plan.private_prefixes, expect_optimized=req.optimize)
 
 
+def current_id(install_dir: str) -> str:
+    """The id of a build from its folder name (``builds/<id>``): the record of an emitted script's build holds
+    only its verification."""
+    return os.path.basename(install_dir)
+
+
 def _request_id(record: dict) -> str:
     """The build id the same command without --clean plans: a --clean build (salted, in new directories)
     answers that command as well."""
@@ -376,7 +382,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
     record = _read_record(current) if current else None
-    if not req.clean and record and record.get("verified") and _request_id(record) == plan.build_id:
+    same = current is not None and plan.build_id in (current_id(current), _request_id(record or {}))
+    if not req.clean and record and record.get("verified") and same:
         return _unchanged(plan, req, current, record, started)
 
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):

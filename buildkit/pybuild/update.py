@@ -518,6 +518,9 @@ def rollback(prefix: str) -> tuple[str, str, dict]:
     if not previous:
         raise InputError(f"--rollback: {prefix} -> {current} records no previous build",
                          fix="nothing to go back to (a first build, or one made before buildkit kept the previous)")
+    if os.path.realpath(previous) == os.path.realpath(current):
+        raise InputError(f"--rollback: {prefix} -> {current} records itself as the previous build",
+                         fix="nothing to go back to (it was rebuilt in place)")
     old = _read_record(previous) if os.path.isdir(previous) else None
     if old is None:
         raise InputError(f"--rollback: the previous build {previous} is gone",
