@@ -353,7 +353,7 @@ def verify_again(prefix: str, install_dir: str, record: dict, fix: str) -> dict:
                     private_prefixes=tuple(d["prefix"] for d in deps if d.get("how") not in (None, "system")),
                     expect_optimized=bool(record.get("optimize")))
     if not report.ok:
-        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+        failed = ", ".join(c.name for c in report.failed)
         raise CheckFailed(f"{prefix} runs build {record.get('build_id')}, which no longer passes its verification "
                           f"({failed}); nothing was changed", fix=fix)
     return {**record, "verification": report.to_json(), "verified": True}
@@ -363,9 +363,7 @@ def _unchanged(plan: Plan, req: Request, current: str, record: dict, started: fl
     """The prefix already runs this build (made by this command, with or without --clean): verified again."""
     record = verify_again(req.prefix, current, record,
                           fix="rebuild it into a new folder: the same command with --clean")
-    plan = replace(plan, build_id=record["build_id"], install_dir=current,
-                   openssl=replace(plan.openssl, prefix=(record.get("openssl") or {}).get("prefix", "")),
-                   sqlite=replace(plan.sqlite, prefix=(record.get("sqlite") or {}).get("prefix", "")))
+    plan = replace(plan, build_id=current_id(current), install_dir=current)  # a --clean build's own folder
     return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
 
 
@@ -407,11 +405,12 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         unsalted = replace(req, clean=False, salt="")
         record["request_id"] = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
     record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
-    record["previous"] = current or ""  # what --rollback goes back to
+    # what --rollback goes back to: not this folder when it was rebuilt in place (its record kept no other)
+    record["previous"] = current if current and current != plan.install_dir else ""
     with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
     if not report.ok:
-        failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+        failed = ", ".join(c.name for c in report.failed)
         raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
                           fix=f"the new build is kept for inspection in {plan.install_dir}")
     _switch(req.prefix, plan.install_dir)

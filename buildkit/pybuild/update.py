@@ -463,7 +463,7 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
             raise CheckFailed(f"sys.version changed ({before!r} -> {after!r}); {prefix} was left as it was",
                               fix=f"the copy is kept for inspection in {plan.install_dir}")
         if not report.ok:
-            failed = ", ".join(c.name for c in report.checks if c.required and not c.ok)
+            failed = ", ".join(c.name for c in report.failed)
             raise CheckFailed(f"verification failed: {failed}; {prefix} was left as it was",
                               fix=f"the new build is kept for inspection in {plan.install_dir}")
         _switch(prefix, plan.install_dir)
