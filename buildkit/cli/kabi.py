@@ -19,10 +19,13 @@ _TARGET_HELP = ("The kernel: /lib/modules/VER, a headers directory, /boot/symver
 @click.option("--sig-enforce", is_flag=True,
               help="The kernel refuses unsigned modules (booted with module.sig_enforce=1; "
                    "CONFIG_MODULE_SIG_FORCE=y in the target's config does the same).")
+@click.option("--trusted-key", "trusted_keys", multiple=True, metavar="CERT",
+              help="A certificate (PEM or DER) of a key the kernel holds besides the one that signed its in-tree "
+                   "modules: a MOK enrolled with mokutil, DKMS's /var/lib/dkms/mok.pub. Repeatable.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"kernel", "modules": [...]} (several --kernel: {"kernels": [...]}).')
 def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tuple[str, ...], sig_enforce: bool,
-                 as_json: bool) -> None:
+                 trusted_keys: tuple[str, ...], as_json: bool) -> None:
     """Predict, offline and read-only, whether each MODULE loads into the TARGET kernel, with the exact lines
     that kernel prints, the errno, what insmod and modprobe say, and the fix.
 
@@ -31,10 +34,12 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
     gives its modules in dependency order (as modprobe would load them). In-tree modules of the target
     count as dependencies only once loaded: name them with --loaded, or see the modprobe line.
     The loader's gates run in the kernel's order for the target's version: signature (with
-    --sig-enforce), ELF and architecture, the module_layout CRC, vermagic (the release is skipped for a
-    module with symbol versions), then every undefined symbol (not exported, GPL-only from a non-GPL
-    module, CRC mismatch, no symbol version, namespace not imported), then exports that duplicate
-    what is loaded. Taints (out-of-tree, unsigned, licence) are warnings. A kernel upgrade, checked:
+    --sig-enforce: unsigned, or signed by a key the kernel does not hold; it holds the key that signed
+    its in-tree modules and each --trusted-key), ELF and architecture, the module_layout CRC, vermagic
+    (the release is skipped for a module with symbol versions), then every undefined symbol (not
+    exported, GPL-only from a non-GPL module, CRC mismatch, no symbol version, namespace not imported),
+    then exports that duplicate what is loaded. Taints (out-of-tree, unsigned, licence) are warnings.
+    A kernel upgrade, checked:
       buildkit symvers load /lib/modules/OLD/updates --kernel /lib/modules/NEW
 
     \b
@@ -46,6 +51,8 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
       buildkit symvers load drv.ko --kernel /usr/src/linux-headers-6.1.0-57-amd64 --loaded snd --json
       buildkit symvers load /lib/modules/$(uname -r)/updates --kernel /lib/modules/6.1.0-57-amd64
       buildkit symvers load drv.ko --kernel /boot/symvers-5.14.0-427.el9.x86_64.gz --sig-enforce
+      buildkit symvers load drv.ko --kernel /lib/modules/6.1.0-57-amd64 --sig-enforce \\
+          --trusted-key /var/lib/dkms/mok.pub
     """
     from buildkit.kmod.lazymod import find_modules, read_modules
     from buildkit.kmod.load import predict
@@ -54,7 +61,7 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
     found = find_modules(modules)
     targets = [read_target(k) for k in kernels]
     paths = read_modules(found, targets[0] if len(targets) == 1 else None)
-    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce)) for t in targets]
+    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys)) for t in targets]
     if as_json:
         docs = [{"kernel": t.release, "target": t.spec, "modules": [r.to_json() for r in results]}
                 for t, results in runs]
@@ -80,30 +87,33 @@ def _print_matrix(runs) -> None:
 
 
 def _print_run(target, results, *, details_only_refused: bool) -> None:
-    click.echo(f"kernel {target.release}: {target.symvers_path} (vermagic '{target.vermagic}', {target.vendor})")
+    """One write for the whole report: a kernel upgrade checks thousands of modules, and a write a line
+    (click.echo's checks each time) cost more than the check of a module that loads."""
+    out = [f"kernel {target.release}: {target.symvers_path} (vermagic '{target.vermagic}', {target.vendor})"]
+    add = out.append
     for r in results:
         if r.loads and details_only_refused:
             continue
         verdict = "loads" if r.loads else f"refused: {r.error} ({r.errno})"
-        click.echo(f"{r.name}: {verdict}  ({r.path}; depends: {', '.join(r.depends) or '-'})")
-        for line in r.dmesg:
-            click.echo(f"  dmesg: {line}")
+        add(f"{r.name}: {verdict}  ({r.path}; depends: {', '.join(r.depends) or '-'})")
+        out.extend(f"  dmesg: {line}" for line in r.dmesg)
         if not r.loads:
-            click.echo(f"  {r.insmod}")
+            add(f"  {r.insmod}")
             if r.modprobe and r.modprobe != r.insmod:
-                click.echo(f"  {r.modprobe}  (modprobe, once installed)")
+                add(f"  {r.modprobe}  (modprobe, once installed)")
             elif not r.modprobe:
-                click.echo("  modprobe (once installed): loads, its in-tree dependencies first")
+                add("  modprobe (once installed): loads, its in-tree dependencies first")
         for kind, fix, group in _grouped(r.problems):
-            label = "warning" if kind == "taint" else kind
+            label = "warning" if kind in ("taint", "trust") else kind
             if len(group) == 1:
-                click.echo(f"  {label}: {group[0].message}")
+                add(f"  {label}: {group[0].message}")
             else:  # one fix for many symbols (load snd first): said once
                 names = [p.symbol for p in group]
                 shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-                click.echo(f"  {label}: {len(names)} symbols: {shown}")
-            click.echo(f"    fix: {fix}")
-    click.echo("")
+                add(f"  {label}: {len(names)} symbols: {shown}")
+            add(f"    fix: {fix}")
+    add("")
+    click.echo("\n".join(out))
 
 
 def _grouped(problems):

@@ -24,12 +24,11 @@ from buildkit.kmod.modfile import (
     read_module_bytes,
     symtab_names,
 )
+from buildkit.kmod.signature import SIG_MARKER, module_signature
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LazyModule", "SIG_MARKER", "expand_modules", "find_modules", "read_for_load", "read_export_table",
            "read_modules"]
-
-SIG_MARKER = b"~Module signature appended~\n"
 
 
 class LazyModule:
@@ -45,6 +44,7 @@ class LazyModule:
         self.machine = elf.machine
         self.type = elf.type
         self.signed = data[-len(SIG_MARKER):] == SIG_MARKER
+        self.signature = module_signature(data) if self.signed else b""  # the PKCS#7 message: who signed it
         self._modinfo_blob = elf.section_data(".modinfo")
         self.is64, self.order = elf.is64, elf.order
         self.versions_blob = elf.section_data("__versions")

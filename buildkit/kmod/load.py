@@ -45,6 +45,7 @@ from buildkit.kmod.loader_rules import (
     rules_for,
 )
 from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module
+from buildkit.kmod.signature import Keyring, certificate_needles, signer_of
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "Loader", "predict", "SIG_MARKER", "LazyModule",
@@ -165,7 +166,7 @@ class _Walk:
     """One module through the gates of one kernel."""
 
     def __init__(self, target: KernelTarget, state: KernelState, module: LazyModule, sig_enforce: bool,
-                 providers: Callable[[str], str | None], flags: int) -> None:
+                 providers: Callable[[str], str | None], flags: int, keyring: Callable[[], Keyring]) -> None:
         self.t = target
         self.state = state
         self.m = module
@@ -177,6 +178,8 @@ class _Walk:
         self.sig_enforce = sig_enforce
         self.rules = rules_for(target.version)
         self.providers = providers
+        self.keyring = keyring
+        self._held: tuple[bool | None, str] | None = None
         self.proprietary = (module.license or "") not in GPL_COMPATIBLE  # P; inherited from a P exporter too
         self.result = LoadResult(module.name, module.path)
 
@@ -215,14 +218,32 @@ class _Walk:
 
     # --- the gates ----------------------------------------------------------------------------------
 
+    def key_held(self) -> tuple[bool | None, str]:
+        """Whether the kernel holds the key that signed the module (None: its files do not tell), and
+        that signer's name."""
+        if self._held is None:
+            held = self.keyring().holds(self.m.signature)
+            signer = signer_of(self.m.signature) if held is not True else None
+            self._held = (held, signer.name if signer else "a key named by no readable PKCS#7 message")
+        return self._held
+
     def signature(self) -> None:
-        if self.signed or not (self.sig_enforce or self.t.sig_force):
+        if not (self.sig_enforce or self.t.sig_force):
+            return
+        if self.signed and self.key_held()[0] is not False:
             return
         why = "module.sig_enforce=1" if self.sig_enforce else "CONFIG_MODULE_SIG_FORCE=y"
-        line = self.say("sig_rejected")
-        self.problem("signature", "", line,
-                     f"sign it with a key the kernel trusts ({why}): {self._sign_file()} sha256 KEY.priv KEY.der "
-                     f"{self.m.path}, the key enrolled with mokutil --import KEY.der")
+        if self.signed:  # mod_verify_sig(): -ENOKEY
+            line = self.say("sig_rejected", reason="module with unavailable key")
+            self.problem("signature", "", f"{line}: signed by {self.key_held()[1]}, a key {self.t.release} does "
+                         "not hold", f"have the kernel trust that key ({why}): its certificate enrolled with "
+                         "mokutil --import KEY.der, then a reboot; or sign it with a key the kernel holds: "
+                         f"{self._sign_file()} sha256 KEY.priv KEY.der {self.m.path}")
+        else:
+            line = self.say("sig_rejected", reason="unsigned module")
+            self.problem("signature", "", line,
+                         f"sign it with a key the kernel trusts ({why}): {self._sign_file()} sha256 KEY.priv KEY.der "
+                         f"{self.m.path}, the key enrolled with mokutil --import KEY.der")
         raise _Refused(errno.EKEYREJECTED)
 
     def _sign_file(self) -> str:
@@ -305,9 +326,22 @@ class _Walk:
 
     def unsigned(self) -> None:
         if self.signed:
-            return
-        self.problem("taint", "", "unsigned module: taints the kernel (E); refused under module.sig_enforce=1 or "
-                     "Secure Boot", f"sign it: {self._sign_file()} sha256 KEY.priv KEY.der {self.m.path}")
+            held, signer = self.key_held()
+            if held:
+                return
+            if held is None:
+                self.problem("trust", "", f"signed by {signer}; which keys {self.t.release} holds is not told by "
+                             "its files (no signed in-tree module, no --trusted-key): taken as one it holds",
+                             "name the kernel's /lib/modules/VER (its in-tree modules carry its build key's "
+                             "signature), or the key's certificate with --trusted-key")
+                return
+            self.problem("taint", "", f"signed by {signer}, a key {self.t.release} does not hold: taints the kernel "
+                         "(E) as an unsigned module does; refused under module.sig_enforce=1 or Secure Boot",
+                         "enroll the key's certificate (mokutil --import KEY.der, then reboot; name it with "
+                         "--trusted-key if the kernel holds it already), or sign it with a key the kernel holds")
+        else:
+            self.problem("taint", "", "unsigned module: taints the kernel (E); refused under module.sig_enforce=1 or "
+                         "Secure Boot", f"sign it: {self._sign_file()} sha256 KEY.priv KEY.der {self.m.path}")
         self.state.taints.add("E")
         if not self.state.unsigned_noticed:
             self.state.unsigned_noticed = True
@@ -508,9 +542,15 @@ class Loader:
     """A kernel that modules are loaded into one after another (``insmod``), and unloaded from."""
 
     def __init__(self, target: KernelTarget, *, loaded: Sequence[str] = (), sig_enforce: bool = False,
-                 modules: Sequence[LazyModule] = ()) -> None:
+                 modules: Sequence[LazyModule] = (), trusted_keys: Sequence[str] = ()) -> None:
+        """``trusted_keys``: certificates (PEM or DER) of keys the kernel holds besides the one that signed its
+        in-tree modules (a MOK, DKMS's mok.pub)."""
         self.target = target
         self.sig_enforce = sig_enforce
+        self.certificates: dict[bytes, str] = {}  # read now: a bad file is an error before anything is loaded
+        for path in trusted_keys:
+            self.certificates.update(certificate_needles(path))
+        self._keyring: Keyring | None = None
         self.state = KernelState()
         self.tried: set[str] = set()
         self._given = list(modules)  # the run's modules: who could provide a missing symbol
@@ -521,6 +561,12 @@ class Loader:
                 self.state.add(Loaded.of(info, proprietary=(info.license or "") not in GPL_COMPATIBLE))
             else:
                 preload(target, self.state, item.replace("-", "_"))
+
+    def keyring(self) -> Keyring:
+        """The keys the kernel holds, read the first time a signed module needs them."""
+        if self._keyring is None:
+            self._keyring = Keyring.of(self.target.modules_dir, self.certificates)
+        return self._keyring
 
     def _provider(self, current: LazyModule) -> Callable[[str], str | None]:
         def provider(sym: str) -> str | None:
@@ -542,11 +588,12 @@ class Loader:
         info = module if isinstance(module, LazyModule) else read_for_load(module)
         # A refused load changes only the taints: what it met is the state with the taints it found.
         taints, noticed = set(self.state.taints), self.state.unsigned_noticed
-        result = _Walk(self.target, self.state, info, self.sig_enforce, self._provider(info), flags).run()
+        result = _Walk(self.target, self.state, info, self.sig_enforce, self._provider(info), flags,
+                       self.keyring).run()
         self.tried.add(info.name)
         if not result.loads:
             before = KernelState(self.state.loaded, taints, noticed, self.state.owner_of)
-            result.modprobe_errno = _as_modprobe(self.target, before, info, self.sig_enforce, result)
+            result.modprobe_errno = _as_modprobe(self.target, before, info, self.sig_enforce, result, self.keyring)
         return result
 
     def unload(self, name: str) -> None:
@@ -560,15 +607,15 @@ class Loader:
 
 
 def predict(paths: Sequence[str | LazyModule], target: KernelTarget, *, loaded: Sequence[str] = (),
-            sig_enforce: bool = False) -> list[LoadResult]:
+            sig_enforce: bool = False, trusted_keys: Sequence[str] = ()) -> list[LoadResult]:
     """Load ``paths`` in order into ``target`` (with ``loaded`` already in it): one result per module."""
     modules = [p if isinstance(p, LazyModule) else read_for_load(p) for p in paths]
-    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules)
+    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules, trusted_keys=trusted_keys)
     return [loader.load(m) for m in modules]
 
 
 def _as_modprobe(target: KernelTarget, before: KernelState, info: LazyModule, sig_enforce: bool,
-                 result: LoadResult) -> int:
+                 result: LoadResult, keyring: Callable[[], Keyring]) -> int:
     """modprobe loads the in-tree modules a module needs first: the errno it would meet then."""
     needed = {module_of for p in result.problems if p.kind == "undefined"
               for module_of in [_in_tree_owner(target, p.symbol)] if module_of}
@@ -577,7 +624,7 @@ def _as_modprobe(target: KernelTarget, before: KernelState, info: LazyModule, si
     state = before.copy()
     for name in sorted(needed):
         preload(target, state, name)
-    return _Walk(target, state, info, sig_enforce, lambda sym: None, 0).run().errno
+    return _Walk(target, state, info, sig_enforce, lambda sym: None, 0, keyring).run().errno
 
 
 def _in_tree_owner(target: KernelTarget, symbol: str) -> str | None:

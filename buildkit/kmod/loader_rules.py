@@ -24,7 +24,8 @@ SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPEXPORT = (
 GATES = (SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPEXPORT)
 
 MESSAGES = {
-    "sig_rejected": "Loading of unsigned module is rejected",
+    # reason: "unsigned module", or "module with unavailable key" (signed by a key the kernel does not hold)
+    "sig_rejected": "Loading of {reason} is rejected",
     "elf_arch": "Invalid architecture in ELF header: {machine}",
     "elf_invalid": "Module has invalid ELF structures",
     "elf_type": "Invalid ELF header type: {type} != 1",

@@ -1,14 +1,16 @@
 """What Debian's bookworm kernel really does when it loads broken modules, booted under QEMU (tests/kboot.py).
 
 Tiny out-of-tree modules are built once against the fixture's headers (one kbuild run; the broken variants
-are byte edits of built .ko files, made with kboot.edit_modinfo / edit_version_crc), then loaded in four boots
-of ~8 s each (one per module-scoped fixture): a long plain sequence, one with ``module.sig_enforce=1``, and two
-short ones whose first load shows the order of the kernel's once-per-boot taint lines. The assertions are the errno and the exact kernel log lines
+are byte edits of built .ko files, made with kboot.edit_modinfo / edit_version_crc, and one copy signed by
+kbuild's sign-file with a key made here), then loaded in five boots of ~8 s each (one per module-scoped
+fixture): a long plain sequence, one with ``module.sig_enforce=1``, and three short ones whose first load
+shows the order of the kernel's once-per-boot taint lines. The assertions are the errno and the exact kernel log lines
 observed on 6.1.0-57-amd64; they document the kernel's behaviour for buildkit's load predictions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -102,6 +104,22 @@ class Mods:
     bad_vermagic: str  # the same without "preempt " (a module built for a kernel without it)
     bad_release: str  # the same with another release: the kernel does not compare it (CONFIG_MODVERSIONS)
     crc_itu_t: Path  # in-tree, signed by Debian's build key
+    foreign: Path  # bk_plain signed with a key made here, which the kernel does not hold
+    foreign_cert: Path  # that key's certificate (DER)
+
+
+def sign_with_new_key(headers: Path, module: Path, work: Path) -> tuple[Path, Path]:
+    """A copy of ``module`` signed by kbuild's scripts/sign-file with a fresh key (made by openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make a signing key: apt-get install openssl")
+    key, cert, signed = work / "bk-test-key.pem", work / "bk-test-key.der", work / "foreign" / module.name
+    signed.parent.mkdir()
+    subprocess.run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=buildkit test signing key/", "-keyout", str(key), "-outform", "DER",
+                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run([str(headers / "scripts" / "sign-file"), "sha256", str(key), str(cert), str(module), str(signed)],
+                   check=True, capture_output=True)
+    return signed, cert
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +148,8 @@ def mods(kernel_tree, tmp_path_factory) -> Mods:
     edit_modinfo(ko["bk_rel"], ko["bk_rel"], "vermagic", bad_release)
     edit_version_crc(ko["bk_cons_crc"], ko["bk_cons_crc"], "bk_prov_add")
     crc_itu_t = kernel_tree.modules / "kernel" / "lib" / "crc-itu-t.ko"
-    return Mods(ko, vermagic, bad_vermagic, bad_release, crc_itu_t)
+    foreign, cert = sign_with_new_key(kernel_tree.build, ko["bk_plain"], work)
+    return Mods(ko, vermagic, bad_vermagic, bad_release, crc_itu_t, foreign, cert)
 
 
 def default_steps(m: Mods) -> list[Step]:
@@ -165,6 +184,8 @@ def enforce_steps(m: Mods) -> list[Step]:
         Step("unsigned_forced", [k["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
         Step("signed_intree", [m.crc_itu_t]),
         Step("insmod_unsigned", [k["bk_plain"]], tool="insmod"),
+        Step("foreign_key", [m.foreign]),
+        Step("insmod_foreign_key", [m.foreign], tool="insmod"),
     ]
 
 
@@ -187,6 +208,16 @@ def fresh_proprietary(kernel_tree, mods) -> BootResult:
     """A boot whose first load is out-of-tree, unsigned, proprietary and lacks symbols: the order of the
     kernel's once-per-boot lines."""
     return boot(vmlinuz(kernel_tree), [Step("proprietary_first", [mods.ko["bk_cons_prop"]])])
+
+
+def foreign_steps(m: Mods) -> list[Step]:
+    return [Step("foreign_key_first", [m.foreign])]
+
+
+@pytest.fixture(scope="module")
+def fresh_foreign(kernel_tree, mods) -> BootResult:
+    """A boot whose first load carries a signature by a key the kernel does not hold."""
+    return boot(vmlinuz(kernel_tree), foreign_steps(mods))
 
 
 @pytest.fixture(scope="module")
@@ -351,6 +382,24 @@ def test_sig_enforce_loads_debian_signed_modules(enforced):
     assert step.dmesg == ["Loading of unsigned module is rejected"]
 
 
+def test_sig_enforce_rejects_a_key_the_kernel_does_not_hold(enforced):
+    # mod_verify_sig(): -ENOKEY, "module with unavailable key"; kmod's insmod says strerror(EKEYREJECTED).
+    step = enforced.steps["foreign_key"]
+    assert errnos(step) == [(129, "EKEYREJECTED")]
+    assert step.dmesg == ["Loading of module with unavailable key is rejected"]
+    step = enforced.steps["insmod_foreign_key"]
+    assert [(load.status, load.output) for load in step.loads] == [
+        (1, ("insmod: ERROR: could not insert module bk_plain.ko: Key was rejected by service",))
+    ]
+
+
+def test_a_key_the_kernel_does_not_hold_taints_as_unsigned(fresh_foreign):
+    step = fresh_foreign.steps["foreign_key_first"]
+    assert errnos(step) == [(0, "")]
+    assert step.dmesg == [f"bk_plain: {OOT_TAINT}", f"bk_plain: {SIG_TAINT}"]
+    assert step.tainted == 0x1000 | 0x2000  # O, E
+
+
 def test_order_of_the_first_taint_lines(fresh_proprietary):
     step = fresh_proprietary.steps["proprietary_first"]
     assert errnos(step) == [(2, "ENOENT")]
@@ -383,8 +432,8 @@ def test_bad_vermagic_fails_before_any_taint(fresh_forced, mods):
     assert step.tainted == 0x1000 | 0x2000 | 2  # O, E, F
 
 
-def test_boot_time(plain, enforced, fresh_proprietary, fresh_forced):
-    for result in (plain, enforced, fresh_proprietary, fresh_forced):
+def test_boot_time(plain, enforced, fresh_proprietary, fresh_forced, fresh_foreign):
+    for result in (plain, enforced, fresh_proprietary, fresh_forced, fresh_foreign):
         print(f"boot: {result.seconds:.1f}s wall, /init at {result.uptime:.2f}s of guest uptime")
 
 
@@ -427,22 +476,59 @@ def mismatches(result: BootResult, steps: list[Step], predicted: dict[str, list]
     return bad
 
 
-def test_load_predictions_match_the_kernel(kernel_tree, mods, plain, enforced, fresh_proprietary, fresh_forced):
-    """Every load of the four boots: buildkit's errno and kernel log lines are the kernel's, exactly."""
+def test_load_predictions_match_the_kernel(kernel_tree, mods, plain, enforced, fresh_proprietary, fresh_forced,
+                                          fresh_foreign):
+    """Every load of the five boots: buildkit's errno and kernel log lines are the kernel's, exactly."""
     boots = [
         (plain, default_steps(mods), False),
         (enforced, enforce_steps(mods), True),
         (fresh_proprietary, [Step("proprietary_first", [mods.ko["bk_cons_prop"]])], False),
         (fresh_forced, [Step("bad_vermagic_first", [mods.ko["bk_magic"]]),
                         Step("forced_first", [mods.ko["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC)], False),
+        (fresh_foreign, foreign_steps(mods), False),
     ]
     bad = []
     compared = 0
     for result, steps, enforce in boots:
         bad += mismatches(result, steps, replay(kernel_tree, result, steps, sig_enforce=enforce))
         compared += sum(len(s.modules) for s in steps)
-    assert compared >= 25
+    assert compared >= 28
     assert not bad, "\n".join(bad)
+
+
+def test_trusted_key_changes_the_prediction(kernel_tree, mods):
+    # The kernel does not hold the test key (test_sig_enforce_rejects_a_key_the_kernel_does_not_hold); a user
+    # whose kernel does (a MOK) names its certificate, and the verdict follows.
+    from buildkit.kmod.load import Loader
+    from buildkit.kmod.target import read_target
+
+    target = read_target(str(kernel_tree.root))
+    refused = Loader(target, sig_enforce=True).load(str(mods.foreign))
+    held = Loader(target, sig_enforce=True, trusted_keys=[str(mods.foreign_cert)]).load(str(mods.foreign))
+    assert (refused.errno, held.errno) == (129, 0)
+    assert "buildkit test signing key" in refused.problems[0].message
+    assert held.dmesg == [f"bk_plain: {OOT_TAINT}"] and [p.kind for p in held.problems] == ["taint"]
+    # sign-file -k names the key by its subject key identifier instead of issuer and serial.
+    by_skid = mods.foreign.with_name("bk_plain_skid.ko")
+    subprocess.run([str(kernel_tree.build / "scripts" / "sign-file"), "-k", "sha256",
+                    str(mods.foreign_cert.with_suffix(".pem")), str(mods.foreign_cert), str(mods.ko["bk_plain"]),
+                    str(by_skid)], check=True, capture_output=True)
+    refused = Loader(target, sig_enforce=True).load(str(by_skid))
+    held = Loader(target, sig_enforce=True, trusted_keys=[str(mods.foreign_cert)]).load(str(by_skid))
+    assert (refused.errno, held.errno) == (129, 0) and "subject key id" in refused.problems[0].message
+    # A target without its modules (a symvers.gz, headers alone) does not tell which keys the kernel holds: said.
+    unknown = Loader(dataclasses.replace(target, modules_dir=None), sig_enforce=True).load(str(mods.foreign))
+    assert unknown.errno == 0 and [p.kind for p in unknown.problems] == ["taint", "trust"]
+
+
+def test_trusted_key_must_be_a_certificate(kernel_tree, mods):
+    import sys
+
+    cmd = [sys.executable, "-m", "buildkit", "symvers", "load", str(mods.foreign), "--kernel", str(kernel_tree.root)]
+    for bad in (mods.ko["bk_plain"], kernel_tree.root / "no-such.der"):
+        run = subprocess.run(cmd + ["--trusted-key", str(bad)], capture_output=True, text=True)
+        assert run.returncode == 2 and run.stdout == "", run.stderr
+        assert run.stderr.count("\n") == 1 and str(bad) in run.stderr and "Traceback" not in run.stderr
 
 
 # --- the other gates: module_layout (another ABI), namespaces, a symbol missing from __versions, ELF machine --

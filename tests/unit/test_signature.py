@@ -1,0 +1,80 @@
+"""buildkit.kmod.signature: a module's signer read from PKCS#7 messages made by the openssl tool the way
+kbuild's sign-file makes them (binary, detached, no attributes, no certificates), and matched against
+certificates in DER and PEM."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from buildkit.errors import InputError
+from buildkit.kmod.signature import SIG_MARKER, Keyring, certificate_needles, module_signature, signer_of
+
+
+def make_key(work: Path, cn: str) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed: apt-get install openssl")
+    key, cert = work / f"{cn}.pem", work / f"{cn}.der"
+    subprocess.run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={cn}/", "-keyout", str(key), "-outform", "DER", "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+def signed_module(work: Path, key: Path, cert: Path, *, skid: bool = False) -> bytes:
+    """An ELF-looking body with sign-file's trailer: the PKCS#7 message, struct module_signature, the marker."""
+    body = b"\x7fELF" + bytes(60) + b"module body"
+    (work / "body").write_bytes(body)
+    cmd = ["openssl", "cms", "-sign", "-binary", "-noattr", "-nocerts", "-nosmimecap", "-outform", "DER",
+           "-md", "sha256", "-signer", str(cert), "-inkey", str(key), "-in", str(work / "body"),
+           "-out", str(work / "sig")]
+    subprocess.run(cmd + (["-keyid"] if skid else []), check=True, capture_output=True)
+    message = (work / "sig").read_bytes()
+    return body + message + struct.pack(">BBBBB3xI", 0, 0, 2, 0, 0, len(message)) + SIG_MARKER
+
+
+def test_signer_by_issuer_and_serial_and_by_key_id(tmp_path):
+    key, cert = make_key(tmp_path, "bk unit key")
+    for skid, word in ((False, "serial 0x"), (True, "subject key id ")):
+        data = signed_module(tmp_path, key, cert, skid=skid)
+        message = module_signature(data)
+        assert message and data.index(message) == 75
+        signer = signer_of(message)
+        assert signer is not None and word in signer.name and signer.needle in message
+        assert signer.needle in certificate_needles(str(cert))
+        ring = Keyring(certificate_needles(str(cert)), True)
+        assert ring.holds(message) is True
+
+
+def test_another_key_is_not_held_and_unknown_when_nothing_is_known(tmp_path):
+    key, cert = make_key(tmp_path, "signer")
+    _other_key, other_cert = make_key(tmp_path, "other")
+    message = module_signature(signed_module(tmp_path, key, cert))
+    assert Keyring(certificate_needles(str(other_cert)), True).holds(message) is False
+    assert Keyring().holds(message) is None
+    assert signer_of(message).name.startswith("CN=signer, serial 0x")
+
+
+def test_pem_certificate_names_the_same_key(tmp_path):
+    _key, cert = make_key(tmp_path, "pem")
+    pem = tmp_path / "pem.crt"
+    subprocess.run(["openssl", "x509", "-inform", "DER", "-in", str(cert), "-out", str(pem)], check=True)
+    assert certificate_needles(str(pem)) == certificate_needles(str(cert))
+
+
+def test_not_a_signature_and_not_a_certificate(tmp_path):
+    assert module_signature(b"\x7fELF" + bytes(100)) == b""
+    # a trailer whose id_type is not PKCS#7 (the old key-id scheme) is no message the kernel looks at
+    assert module_signature(b"x" * 50 + struct.pack(">BBBBB3xI", 0, 0, 1, 0, 0, 10) + SIG_MARKER) == b""
+    assert module_signature(b"x" + struct.pack(">BBBBB3xI", 0, 0, 2, 0, 0, 999) + SIG_MARKER) == b""
+    assert signer_of(b"\x30\x03\x02\x01\x01") is None
+    bad = tmp_path / "bad.der"
+    bad.write_bytes(b"not a certificate")
+    with pytest.raises(InputError, match="bad.der: not an X.509 certificate"):
+        certificate_needles(str(bad))
+    with pytest.raises(InputError, match="missing.der: cannot read the certificate"):
+        certificate_needles(str(tmp_path / "missing.der"))
