@@ -55,8 +55,9 @@ def wall(fn, *args, **kwargs) -> float:
     return took
 
 
-def run_floor(plan: dict, cache: Path, work: Path) -> None:
-    """Every command of the plan, in order, nothing else: extract, configure, make, install."""
+def run_floor(plan: dict, cache: Path, work: Path, parts: dict[str, float]) -> None:
+    """Every command of the plan, in order, nothing else: extract, configure, make, install. ``parts`` gets each
+    component's seconds from configure to install (what buildkit's "done in" line measures)."""
     for comp in plan["components"]:
         tarball = cache / comp["file"]  # verified there by the --dry-run's fetch
         srcdir = work / comp["package"]
@@ -64,6 +65,7 @@ def run_floor(plan: dict, cache: Path, work: Path) -> None:
         unpack.mkdir(parents=True)
         subprocess.run(["tar", "-xf", str(tarball), "-C", str(unpack)], check=True)
         (next(unpack.iterdir())).rename(srcdir)
+        start = time.perf_counter()
         for step in comp["steps"]:
             if "action" in step:
                 if step["action"] == "link-ca-store":
@@ -78,6 +80,17 @@ def run_floor(plan: dict, cache: Path, work: Path) -> None:
             env = clean_env(tuple(step["env"].items()))
             subprocess.run(step["argv"], cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+        parts[comp["package"]] = time.perf_counter() - start
+
+
+def buildkit_parts(progress: Path) -> dict[str, float]:
+    """Each component's seconds from buildkit's own progress lines ("    openssl 3.0.20 done in 162 s")."""
+    parts = {}
+    for line in progress.read_text().splitlines():
+        words = line.split()
+        if len(words) == 6 and words[2:4] == ["done", "in"] and words[5] == "s":
+            parts[words[0]] = float(words[4])
+    return parts
 
 
 # python-build has no Linux OpenSSL step (its mac_openssl one ends with macOS's `security`), so this
@@ -152,6 +165,7 @@ def main() -> int:
     bk = buildkit_cmd()
     legs = ([] if pyenv_root is None else ["pyenv"]) + ["floor", "buildkit"]  # pyenv's first: it fails early
     times: dict[str, list[float]] = {leg: [] for leg in legs}
+    parts: dict[str, list[dict[str, float]]] = {"floor": [], "buildkit": []}  # per component, to explain a gap
     extras: dict[str, float] = {}
     for rep in range(opts.repeat):
         base = Path(tempfile.mkdtemp(prefix="bk-bench-python-", dir="/var/tmp"))
@@ -165,7 +179,8 @@ def main() -> int:
         for leg in legs[rep % len(legs):] + legs[: rep % len(legs)]:  # each leg goes first once: drift spreads
             print(f"run {rep + 1}/{opts.repeat}: {leg}", file=sys.stderr, flush=True)
             if leg == "floor":
-                times[leg].append(wall(run_floor, plan, base / "cache", base / "floor" / "work"))
+                parts[leg].append({})
+                times[leg].append(wall(run_floor, plan, base / "cache", base / "floor" / "work", parts[leg][-1]))
                 if rep == 0:
                     openssl_tree = base / "floor" / "work" / "openssl"
                     extras["openssl make install_docs (what install adds over install_sw)"] = wall(
@@ -175,8 +190,10 @@ def main() -> int:
                 (base / "bk").mkdir()
                 prefix = base / "bk" / "py"
                 cmd = bk + ["python", CPYTHON, "--prefix", str(prefix), *common]
-                times[leg].append(wall(subprocess.run, cmd, check=True, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL))
+                progress = base / "bk" / "progress.txt"
+                with open(progress, "w") as err:
+                    times[leg].append(wall(subprocess.run, cmd, check=True, stdout=subprocess.DEVNULL, stderr=err))
+                parts[leg].append(buildkit_parts(progress))
                 if rep == 0:
                     noop = [wall(subprocess.run, cmd, check=True, capture_output=True) for _ in range(5)]
                     extras["buildkit python again (no-op, median of 5)"] = statistics.median(noop)
@@ -189,6 +206,9 @@ def main() -> int:
                     sys.exit(f"bench_python: pyenv's python-build failed; its log: {log}")
         kept = KEEP / f"run-{rep + 1}"  # each leg's step logs, to explain an outlier afterwards
         shutil.rmtree(kept, ignore_errors=True)
+        if (base / "bk" / "progress.txt").exists():
+            kept.mkdir(parents=True)
+            shutil.copy(base / "bk" / "progress.txt", kept / "buildkit-progress.txt")
         for leg_dir, logs in (("buildkit", base / "bk" / "py.buildkit" / "logs"), ("pyenv", base / "pyenv")):
             if logs.is_dir():
                 shutil.copytree(logs, kept / leg_dir, ignore=shutil.ignore_patterns("*.tar.*", "prefix", "tarballs",
@@ -203,6 +223,10 @@ def main() -> int:
     for leg in legs:
         runs = ", ".join(f"{t:.1f}" for t in times[leg])
         print(f"{names[leg]:<40} median {med[leg]:7.1f} s  ({runs})  {med[leg] / med['floor']:6.3f}x floor")
+    for leg in ("floor", "buildkit"):  # configure..install of each component: where a gap between the legs is
+        comps = ", ".join(f"{c} {statistics.median(run.get(c, 0) for run in parts[leg]):.0f} s"
+                          for c in ("openssl", "sqlite", "cpython"))
+        print(f"  {names[leg]:<38} by component (medians): {comps}")
     for name, seconds in extras.items():
         print(f"{name:<64} {seconds:8.2f} s")
     if pyenv_root is None:
