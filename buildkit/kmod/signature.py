@@ -85,12 +85,15 @@ def certificate_needles(path: str) -> dict[bytes, str]:
                          fix="name an X.509 certificate file (PEM or DER), e.g. /var/lib/dkms/mok.pub") from None
     try:
         if pem.detect(data):
-            _kind, _headers, data = pem.unarmor(data)
+            kind, _headers, data = pem.unarmor(data)
+            if kind != "CERTIFICATE":
+                raise ValueError(f"its PEM block is a {kind}")
         cert = x509.Certificate.load(data)
         issuer, serial, skid = cert.issuer, cert.serial_number, cert.key_identifier
         name = f"{_name(cert.subject)}, serial 0x{serial:x}"
     except (ValueError, TypeError, KeyError) as e:
-        raise InputError(f"{path}: not an X.509 certificate ({e})",
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # asn1crypto's span lines
+        raise InputError(f"{path}: not an X.509 certificate ({why})",
                          fix="name a certificate in PEM or DER form (openssl x509 -in KEY.der -inform der "
                              "-noout -subject shows one)") from None
     needles = {cms.IssuerAndSerialNumber({"issuer": issuer, "serial_number": serial}).dump(): name}

@@ -76,5 +76,14 @@ def test_not_a_signature_and_not_a_certificate(tmp_path):
     bad.write_bytes(b"not a certificate")
     with pytest.raises(InputError, match="bad.der: not an X.509 certificate"):
         certificate_needles(str(bad))
+    # a private key where the certificate belongs: said in one line (asn1crypto's messages span several)
+    key, _cert = make_key(tmp_path, "k")
+    with pytest.raises(InputError, match=r"k.pem: not an X.509 certificate \(its PEM block is a PRIVATE KEY\)"):
+        certificate_needles(str(key))
+    _kind_key = tmp_path / "k.der"
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-outform", "DER", "-out", str(_kind_key)], check=True)
+    with pytest.raises(InputError) as raised:
+        certificate_needles(str(_kind_key))
+    assert "\n" not in str(raised.value) and "k.der: not an X.509 certificate (" in str(raised.value)
     with pytest.raises(InputError, match="missing.der: cannot read the certificate"):
         certificate_needles(str(tmp_path / "missing.der"))
