@@ -57,7 +57,7 @@ def wall(fn, *args, **kwargs) -> float:
 
 def run_floor(plan: dict, cache: Path, work: Path, parts: dict[str, float]) -> None:
     """Every command of the plan, in order, nothing else: extract, configure, make, install. ``parts`` gets each
-    component's seconds from configure to install (what buildkit's "done in" line measures)."""
+    component's seconds from configure to install (what buildkit records as component_seconds)."""
     for comp in plan["components"]:
         tarball = cache / comp["file"]  # verified there by the --dry-run's fetch
         srcdir = work / comp["package"]
@@ -83,14 +83,9 @@ def run_floor(plan: dict, cache: Path, work: Path, parts: dict[str, float]) -> N
         parts[comp["package"]] = time.perf_counter() - start
 
 
-def buildkit_parts(progress: Path) -> dict[str, float]:
-    """Each component's seconds from buildkit's own progress lines ("    openssl 3.0.20 done in 162 s")."""
-    parts = {}
-    for line in progress.read_text().splitlines():
-        words = line.split()
-        if len(words) == 6 and words[2:4] == ["done", "in"] and words[5] == "s":
-            parts[words[0]] = float(words[4])
-    return parts
+def buildkit_parts(prefix: Path) -> dict[str, float]:
+    """Each component's seconds as buildkit recorded them (BUILDKIT.json's component_seconds)."""
+    return json.loads((prefix / "BUILDKIT.json").read_text())["component_seconds"]
 
 
 # python-build has no Linux OpenSSL step (its mac_openssl one ends with macOS's `security`), so this
@@ -190,10 +185,9 @@ def main() -> int:
                 (base / "bk").mkdir()
                 prefix = base / "bk" / "py"
                 cmd = bk + ["python", CPYTHON, "--prefix", str(prefix), *common]
-                progress = base / "bk" / "progress.txt"
-                with open(progress, "w") as err:
-                    times[leg].append(wall(subprocess.run, cmd, check=True, stdout=subprocess.DEVNULL, stderr=err))
-                parts[leg].append(buildkit_parts(progress))
+                times[leg].append(wall(subprocess.run, cmd, check=True, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL))
+                parts[leg].append(buildkit_parts(prefix))
                 if rep == 0:
                     noop = [wall(subprocess.run, cmd, check=True, capture_output=True) for _ in range(5)]
                     extras["buildkit python again (no-op, median of 5)"] = statistics.median(noop)
@@ -206,9 +200,6 @@ def main() -> int:
                     sys.exit(f"bench_python: pyenv's python-build failed; its log: {log}")
         kept = KEEP / f"run-{rep + 1}"  # each leg's step logs, to explain an outlier afterwards
         shutil.rmtree(kept, ignore_errors=True)
-        if (base / "bk" / "progress.txt").exists():
-            kept.mkdir(parents=True)
-            shutil.copy(base / "bk" / "progress.txt", kept / "buildkit-progress.txt")
         for leg_dir, logs in (("buildkit", base / "bk" / "py.buildkit" / "logs"), ("pyenv", base / "pyenv")):
             if logs.is_dir():
                 shutil.copytree(logs, kept / leg_dir, ignore=shutil.ignore_patterns("*.tar.*", "prefix", "tarballs",
