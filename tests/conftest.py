@@ -18,6 +18,8 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("BUILDKIT_FIXTURES", "/var/tmp/bk-fixtures"))
 DOCKER_SOCK = "unix:///run/bk-docker.sock"  # the private engine of tests/fixtures/dockerd.sh
 
+pytest_plugins = ["timing"]  # tests/timing.py: the seconds per test file, as a table at the end of the run
+
 
 @dataclass(frozen=True)
 class KernelTree:
