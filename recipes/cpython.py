@@ -21,7 +21,51 @@ def profile_task(ctx: Context) -> str:
     achieve is checked after the build instead (check-optimized): every test file of the set went through
     (regrtest's "[43/43]") and left profile data, and the final compiles used it."""
     parallel = f" -j{ctx.jobs}" if ctx.jobs != 1 else ""
-    return f"-m test --pgo{parallel} --timeout=$(TESTTIMEOUT) || true"
+    # --profile-tests: regrtest runs the files named instead of its PGO set (a shorter training run).
+    tests = "".join(f" {t}" for t in ctx.profile_tests)
+    return f"-m test --pgo{parallel} --timeout=$(TESTTIMEOUT){tests} || true"
+
+
+# A portable build's static libraries, as configure's pkg-config variables (3.12+) spell them: name -> (dependency,
+# header folders under its include/, libraries). Explicit, so that configure never asks the host.
+PORTABLE_LIBS = {
+    "ZLIB": ("zlib", ("",), "-lz"),
+    "BZIP2": ("bzip2", ("",), "-lbz2"),
+    "LIBLZMA": ("xz", ("",), "-llzma"),
+    "LIBFFI": ("libffi", ("",), "-lffi"),
+    # static: libsqlite3.a needs libm, libdl and libpthread itself (glibc 2.17 keeps them apart)
+    "LIBSQLITE3": ("sqlite", ("",), "-lsqlite3 -lm -ldl -lpthread"),
+    "CURSES": ("ncurses", ("ncursesw", ""), "-lncursesw"),
+    "PANEL": ("ncurses", ("ncursesw", ""), "-lpanelw -lncursesw"),
+    "LIBREADLINE": ("readline", ("",), "-lreadline"),  # and ncurses, added below
+    "LIBUUID": ("util-linux", ("uuid", ""), "-luuid"),
+}
+# Extension modules a portable build must have (the static libraries above are there to make them).
+PORTABLE_MODULES = ("zlib", "_bz2", "_lzma", "_ctypes", "_curses", "_curses_panel", "readline", "_uuid")
+
+
+def _portable_configure_env(ctx: Context) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for var, (dep, includes, libs) in PORTABLE_LIBS.items():
+        prefix = ctx.deps[dep]
+        env[f"{var}_CFLAGS"] = " ".join(f"-I{prefix}/include{('/' + i) if i else ''}" for i in includes)
+        env[f"{var}_LIBS"] = f"-L{prefix}/lib {libs}"
+    env["LIBREADLINE_LIBS"] += f" -L{ctx.deps['ncurses']}/lib -lncursesw"
+    # A static libcrypto calls dlopen and pthreads, which glibc 2.17 keeps in libdl and libpthread. configure
+    # links its OpenSSL tests as "$LIBS -lssl -lcrypto", and Debian's gcc passes --as-needed, which drops
+    # libraries nothing needs yet: without --no-as-needed here, "OpenSSL provides required ssl module APIs" fails
+    # and _ssl is left out. The interpreter needs both libraries anyway (dynamic loading, threads).
+    env["LIBS"] = "-Wl,--push-state,--no-as-needed -ldl -lpthread -Wl,--pop-state"
+    return ctx.env(env)
+
+
+def unbuilt_compiler(ctx: Context) -> list[Command]:
+    """The installed build-time configuration names ``gcc`` instead of the toolchain's sysroot command, so
+    that pip builds C extensions with the target host's own compiler (as python-build-standalone's do)."""
+    assert ctx.toolchain is not None
+    perl = "s{\\Q" + ctx.toolchain.cc + "\\E}{gcc}g"
+    return [Command.of("find", f"{ctx.prefix}/lib", "(", "-name", "_sysconfigdata_*.py", "-o", "-path",
+                       "*/config-*/Makefile", ")", "-exec", "perl", "-pi", "-e", perl, "{}", "+", cwd="/")]
 
 
 class CPython(Recipe):
@@ -32,6 +76,11 @@ class CPython(Recipe):
         args = ["./configure", f"--prefix={ctx.prefix}", "--with-ensurepip=install"]
         if ctx.optimize:
             args += ["--enable-optimizations", "--with-lto"]
+        if ctx.portable:
+            # Everything static (no rpath to keep right): the tree runs wherever it is copied.
+            check = [Action("check-test-suite", (ctx.srcdir,))] if ctx.optimize else []
+            openssl = f"--with-openssl={ctx.deps['openssl']}"
+            return [*check, Command.of(*args, openssl, env=_portable_configure_env(ctx))]
         env: dict[str, str] = {}
         ldflags: list[str] = []
         openssl = ctx.deps.get("openssl", "")
@@ -68,7 +117,10 @@ class CPython(Recipe):
 
     def post(self, ctx: Context) -> list[Action | Command]:
         # make exits 0 when _ssl could not be built: only its summary says so.
-        checks = [Action("check-modules", ("_ssl", "_hashlib", "_sqlite3"))]
+        modules = ("_ssl", "_hashlib", "_sqlite3") + (PORTABLE_MODULES if ctx.portable else ())
+        checks: list[Action | Command] = [Action("check-modules", modules)]
+        if ctx.portable:
+            checks += unbuilt_compiler(ctx)
         if ctx.optimize:  # 3.8-3.11 run the profile task with '|| true': a failed run must not pass unseen
             checks.append(Action("check-optimized", (ctx.srcdir,)))
         return checks

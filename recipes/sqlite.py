@@ -12,11 +12,16 @@ class SQLite(Recipe):
     package = "sqlite"
 
     def configure(self, ctx: Context) -> list[Command]:
-        args = ["./configure", f"--prefix={ctx.prefix}", "--disable-static"]
+        args = ["./configure", f"--prefix={ctx.prefix}"]
+        if ctx.portable:  # static, for _sqlite3; no shell, so no readline of the host
+            args += ["--disable-shared", "--enable-static", "--disable-readline", "--disable-editline"]
+        else:
+            args.append("--disable-static")
         if ctx.source.kind == "full":
             # Without --disable-tcl, 'make install' puts the Tcl extension into the system's Tcl tree.
             args.append("--disable-tcl")
-        return [Command.of(*args, env={"CFLAGS": CFLAGS})]
+        return [Command.of(*args, env=ctx.env({"CFLAGS": CFLAGS}))]
 
     def smoke(self, ctx: Context) -> list[Command]:
-        return [Command.of("test", "-e", f"{ctx.prefix}/lib/libsqlite3.so", cwd="/")]
+        library = "libsqlite3.a" if ctx.portable else "libsqlite3.so"
+        return [Command.of("test", "-e", f"{ctx.prefix}/lib/{library}", cwd="/")]

@@ -144,3 +144,78 @@ def second_engine(docker_host):
     engine.start()
     yield engine
     engine.stop()
+
+
+PORTABLE = FIXTURES / "portable"
+
+
+@pytest.fixture(scope="session")
+def portable_build(sources) -> dict:
+    """``buildkit python --portable`` for real (CPython 3.13.5, OpenSSL 3.0.20, SQLite 3.40.1, zlib, bzip2, xz,
+    libffi on npm's glibc 2.17 sysroot), built once a session; its BUILDKIT.json record, plus the tree's path
+    and the toolchain's. A prefix from an earlier run is reused when it still verifies (a no-op)."""
+    import json
+    import sys
+
+    prefix = PORTABLE / "py313"
+    PORTABLE.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run([sys.executable, "-m", "buildkit", "python", "3.13.5", "--portable", "--prefix", str(prefix),
+                          "--source-dir", str(sources), "--cache", str(PORTABLE / "cache"), "--json"],
+                         capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = json.loads(run.stdout)
+    record["_stderr"] = run.stderr
+    record["_tree"] = os.path.realpath(prefix)
+    record["_toolchain"] = str(PORTABLE / "cache" / "toolchains" / "glibc2.17-x86_64-1.0.0")
+    return record
+
+
+@dataclass(frozen=True)
+class OldRoot:
+    """A root whose only C library is glibc 2.17 (the sysroot's runtime, as CentOS 7 has it), busybox-static
+    for a shell, RHEL's CA bundle path (/etc/pki/tls/cert.pem) and nothing else: no python3, no /etc/ssl."""
+
+    root: Path
+
+    def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+        """``argv`` inside the root (chroot, in a private mount namespace with /proc mounted; env -i + ``env``)."""
+        import shlex
+
+        inner = " ".join(shlex.quote(a) for a in ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/root",
+                                                   *(f"{k}={v}" for k, v in (env or {}).items()), *argv])
+        script = f"mount -t proc proc {shlex.quote(str(self.root / 'proc'))} && exec chroot {shlex.quote(str(self.root))} {inner}"
+        return subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True,
+                              timeout=timeout)
+
+
+def make_old_root(sysroot: Path, dest: Path) -> OldRoot:
+    """Build :class:`OldRoot` at ``dest`` from a glibc 2.17 sysroot (``lib64/`` holds its runtime)."""
+    busybox = shutil.which("busybox")
+    assert busybox, "apt-get install busybox-static"
+    if dest.exists():
+        shutil.rmtree(dest)
+    for folder in ("bin", "usr/bin", "etc/pki/tls", "tmp", "proc", "dev", "root", "opt"):
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    (dest / "tmp").chmod(0o1777)
+    shutil.copytree(sysroot / "lib64", dest / "lib64", symlinks=True)
+    (dest / "usr" / "lib64").symlink_to("../lib64")
+    shutil.copy(busybox, dest / "bin" / "busybox")
+    for applet in ("sh", "env", "ls", "cat", "rm", "mkdir", "cp", "readlink", "dirname", "tar", "gzip", "grep",
+                   "sed", "head", "tail", "uname", "id", "true", "false", "test"):
+        (dest / "bin" / applet).symlink_to("busybox")
+    for name, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+        os.mknod(dest / "dev" / name, 0o666 | 0o020000, os.makedev(1, minor))
+    ca = next(p for p in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt") if os.path.exists(p))
+    shutil.copy(ca, dest / "etc" / "pki" / "tls" / "cert.pem")
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\n")
+    (dest / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    libc = sorted((dest / "lib64").glob("libc-*.so"))
+    assert [p.name for p in libc] == ["libc-2.17.so"], libc
+    return OldRoot(dest)
+
+
+@pytest.fixture(scope="session")
+def glibc217_root(portable_build, tmp_path_factory) -> OldRoot:
+    sysroot = Path(portable_build["_toolchain"]) / "x86_64-unknown-linux-gnu" / "sysroot"
+    return make_old_root(sysroot, tmp_path_factory.mktemp("glibc217") / "root")

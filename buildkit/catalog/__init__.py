@@ -26,7 +26,8 @@ __all__ = [
     "PACKAGES", "Compat", "Source", "candidates", "compat_for", "django_sqlite_min", "find", "sources", "parse_version",
 ]
 
-PACKAGES = ("cpython", "openssl", "sqlite")
+# The first three make every build; the rest are the libraries of a portable build (--portable) only.
+PACKAGES = ("cpython", "openssl", "sqlite", "zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux")
 CATALOG = Path(__file__).with_name("sources.toml")
 
 

@@ -9,6 +9,7 @@ import click
 
 import recipes  # noqa: F401  (registers the recipes the planner builds from)
 from buildkit.cli.fetch import fetch_options
+from buildkit.cli.options import profile_tests, profile_tests_option
 from buildkit.cli.output import CONTEXT, print_json, print_module_reports, problems_found, say
 from buildkit.errors import InputError, Interrupted
 
@@ -132,6 +133,7 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
 @click.option("--optimize", is_flag=True,
               help="PGO + LTO (--enable-optimizations --with-lto, the profile run parallel); artifacts are named "
                    "python-<v>-pgo-lto-...")
+@profile_tests_option
 @click.option("--source-dir", "source_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Offline tarballs on this machine, matched by sha256 (repeatable).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="A source mirror (as for buildkit python).")
@@ -144,8 +146,8 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
                    "or a docker context's name. Cells spread over them, one at a time on each, each engine with "
                    "its own builder image; a cell whose engine fails goes once to another. Default: $DOCKER_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
-def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, source_dirs, mirrors,
-              cache_dir, no_debian, apt_mirror, yum_mirror, engine_names, as_json) -> None:
+def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, profile_tests_text,
+              source_dirs, mirrors, cache_dir, no_debian, apt_mirror, yum_mirror, engine_names, as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -200,7 +202,8 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
 
     signal.signal(signal.SIGTERM, terminate)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
-    opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize)
+    opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize,
+                     profile_tests(profile_tests_text, optimize))
     try:
         results = run_cells(cells, opts, slots, say, started)
     except KeyboardInterrupt:

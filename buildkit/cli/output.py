@@ -65,14 +65,26 @@ def print_checks(checks: Sequence[tuple[str, bool, bool, str]]) -> None:
         click.echo(f"  {name:<{width}}  {mark:<4}  {detail}")
 
 
-def print_verification(report: dict) -> None:
-    """The verification of a build record (``BUILDKIT.json``): its checks, then the optional modules missing."""
+# What a portable build (--portable) leaves out, and why: said instead of the -dev packages to install.
+PORTABLE_LEFT_OUT = {"_dbm": "no ndbm library is built", "_gdbm": "GNU gdbm (GPL) is not built",
+                     "_tkinter": "Tcl/Tk and X11 are not built"}
+
+
+def print_verification(report: dict, portable: bool = False) -> None:
+    """The verification of a build record (``BUILDKIT.json``): its checks, then the optional modules missing
+    (for a portable build: those it leaves out, and why)."""
     checks = report.get("checks") or []
     if not checks:
         return
     click.echo("")
     print_checks([(c["name"], c["ok"], c.get("required", True), c.get("detail", "")) for c in checks])
     missing = [m for m in report.get("optional") or [] if not m.get("present")]
+    left_out = [m for m in missing if portable and m["name"] in PORTABLE_LEFT_OUT]
+    if left_out:
+        click.echo("\n  left out of portable builds:")
+        for m in left_out:
+            click.echo(f"    {m['name']:<10} {PORTABLE_LEFT_OUT[m['name']]}")
+    missing = [m for m in missing if m not in left_out]
     if missing:
         click.echo("\n  optional modules missing (install, then rebuild with --clean):")
         for m in missing:

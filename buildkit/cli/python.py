@@ -9,6 +9,7 @@ import click
 
 import recipes  # noqa: F401  (registers the recipes the planner builds from)
 from buildkit.cli.fetch import fetch_options
+from buildkit.cli.options import profile_tests, profile_tests_option
 from buildkit.cli.output import (
     CONTEXT,
     print_checks,
@@ -37,6 +38,16 @@ from buildkit.errors import InputError
               help="PGO + LTO (--enable-optimizations --with-lto), the profile run (CPython's test suite) on "
                    "--jobs workers: a faster interpreter, a several times longer build. A build of its own: "
                    "the plain one of the same version is not reused.")
+@profile_tests_option
+@click.option("--portable", is_flag=True,
+              help="A tree that runs on every x86-64 Linux with glibc --glibc or newer (CentOS 7, Alibaba Cloud "
+                   "Linux 2/3, Debian, Ubuntu, SUSE), wherever it is copied: built with this host's gcc on an old "
+                   "glibc's sysroot (an npm package, fetched with npm and checked), OpenSSL, SQLite, zlib, bzip2, "
+                   "xz and libffi built from checked sources and linked statically. CPython 3.12 and newer.")
+@click.option("--glibc", "glibc", metavar="V", default=None,
+              help="--portable's floor: no file of the build may need a newer glibc (default 2.17, CentOS 7).")
+@click.option("--toolchain", "toolchain_dir", type=click.Path(exists=True), metavar="DIR|TGZ",
+              help="--portable's toolchain already at hand: the npm package's .tgz, or its tree unpacked.")
 @click.option("--clean", is_flag=True, help="Rebuild everything from pristine sources, private OpenSSL and SQLite too.")
 @click.option("--keep", is_flag=True, help="Keep the work trees after a successful build.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be built, every command) and stop.")
@@ -56,8 +67,9 @@ from buildkit.errors import InputError
                    "--with-sqlite=V) without recompiling CPython: build the library, repoint a copy, verify, switch.")
 @click.option("--rollback", is_flag=True, help="Switch PREFIX back to the verified build the current one replaced.")
 @click.option("--list", "list_versions", is_flag=True, help="List the versions buildkit knows and exit.")
-def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean, keep, dry_run, as_json, source_dirs,
-               mirrors, cache_dir, no_debian, emit_script, update_deps, rollback, list_versions) -> None:
+def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profile_tests_text, portable, glibc,
+               toolchain_dir, clean, keep, dry_run, as_json, source_dirs, mirrors, cache_dir, no_debian, emit_script,
+               update_deps, rollback, list_versions) -> None:
     """Build CPython VERSION from source with a private OpenSSL and SQLite, verify it, install it.
 
     \b
@@ -88,6 +100,7 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
       buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
       buildkit python 3.12 --with-openssl=3.0 --prefix ~/py312 --source-dir ~/tarballs
       buildkit python 3.13.5 --with-openssl --with-sqlite --optimize --prefix /opt/python-3.13
+      buildkit python 3.13.5 --portable --prefix /opt/python-3.13-portable
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --dry-run
       buildkit python 3.11.2 --with-openssl --prefix /opt/py --emit-script build.sh
       buildkit python --prefix /opt/python-3.11 --update-deps --with-openssl=3.5.7 --with-sqlite=3.46.1
@@ -108,6 +121,11 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
     if (update_deps or rollback) and optimize:
         raise InputError(f"{'--update-deps' if update_deps else '--rollback'} does not take --optimize",
                          fix="drop --optimize: the installed interpreter is kept as it was built")
+    if (glibc or toolchain_dir) and not portable:
+        raise InputError(f"{'--glibc' if glibc else '--toolchain'} is an option of --portable", fix="add --portable")
+    if portable and (update_deps or emit_script):
+        raise InputError(f"--portable with {'--update-deps' if update_deps else '--emit-script'}: not supported yet",
+                         fix="run buildkit python --portable on a host with buildkit (its bundle runs on CentOS 7)")
     if update_deps or rollback:
         _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json,
                             fetch_options(cache_dir, source_dirs, mirrors, no_debian), emit_script, update_deps,
@@ -117,9 +135,19 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
     from buildkit.pybuild.build import dry_run as plan_only
 
     salt = str(time.time_ns()) if clean else ""
-    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
-                            optimize=optimize, salt=salt), jobs)
+    trained_on = profile_tests(profile_tests_text, optimize)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
+    toolchain = None
+    if portable:
+        from buildkit import catalog
+        from buildkit.pybuild.plan import check_portable
+        from buildkit.pybuild.toolchain import DEFAULT_GLIBC, ensure_toolchain, spec_for
+
+        check_portable(catalog.find("cpython", version or DEFAULTS["cpython"]).version, with_openssl, with_sqlite)
+        spec_for(glibc or DEFAULT_GLIBC)  # a --glibc no toolchain reaches: said before anything is fetched
+        toolchain = ensure_toolchain(glibc or DEFAULT_GLIBC, fetch.cache_dir, toolchain_dir, say)
+    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
+                            optimize=optimize, salt=salt, toolchain=toolchain, profile_tests=trained_on), jobs)
     if dry_run or emit_script:
         # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
         plan = plan_only(req, fetch if source_dirs else None)
@@ -147,7 +175,7 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, clean
         click.echo(f"{prefix}: already built and verified ({result.plan.build_id}); nothing to do")
     else:
         click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s)")
-    print_verification(result.record.get("verification") or {})
+    print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
 
 
 def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, fetch,
@@ -230,7 +258,7 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
         return
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")
-    print_verification(result.record.get("verification") or {})
+    print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
 
 
 def _print_plan(plan) -> None:

@@ -33,6 +33,7 @@ COMMANDS = {
     "doctor": "buildkit.cli.python:doctor_cmd",
     "fetch": "buildkit.cli.fetch:fetch_command",
     "ci": "buildkit.cli.ci:ci",
+    "bundle": "buildkit.cli.bundle:bundle_cmd",
 }
 
 

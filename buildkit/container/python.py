@@ -66,6 +66,7 @@ class CiOptions:
     apt_mirror: str | None = None  # None: the host's Debian mirrors for Debian images
     yum_mirror: str = ""
     optimize: bool = False  # PGO + LTO in every cell
+    profile_tests: tuple[str, ...] = ()  # --profile-tests: the profile run's regrtest files
 
 
 @dataclass
@@ -197,7 +198,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
             continue
         jobs = opts.jobs or engine.cpus
         req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.openssl, cell.sqlite, jobs=jobs,
-                      optimize=opts.optimize)
+                      optimize=opts.optimize, profile_tests=opts.profile_tests)
         try:
             plan, files = plan_for(req, prep.host.info, opts.fetch, say)
         except InputError as e:

@@ -419,6 +419,29 @@ def _reset(info):
 
 
 def relocate(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
+    """Steps 1-6 of the module docstring: the relocated tree as ``OUT/NAME.tar.gz`` (the tree itself removed)."""
+    relocated = relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude)
+    relocated.update(archive_tree(os.path.join(out, name), out, name))
+    return relocated
+
+
+def archive_tree(dest, out, name):
+    """``dest`` as ``OUT/NAME.tar.gz`` (written under a temporary name, owned by root), then removed."""
+    archive = os.path.join(out, name + ".tar.gz")
+    tmp = archive + ".part"
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        tar.add(dest, arcname=name, filter=_reset)
+    os.rename(tmp, archive)
+    digest = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    shutil.rmtree(dest)
+    return {"archive": archive, "sha256": digest.hexdigest(), "size": os.path.getsize(archive)}
+
+
+def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
+    """Steps 1-5 and the record of step 6, into ``OUT/NAME`` (left there): what :func:`relocate` did."""
     install = os.path.realpath(install)
     dest = os.path.join(out, name)
     if os.path.lexists(dest):
@@ -485,18 +508,6 @@ def relocate(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
     record["relocated"] = relocated
     with open(record_path, "w") as f:
         json.dump(record, f, indent=2)
-
-    archive = os.path.join(out, name + ".tar.gz")
-    tmp = archive + ".part"
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        tar.add(dest, arcname=name, filter=_reset)
-    os.rename(tmp, archive)
-    digest = hashlib.sha256()
-    with open(archive, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    shutil.rmtree(dest)
-    relocated.update({"archive": archive, "sha256": digest.hexdigest(), "size": os.path.getsize(archive)})
     return relocated
 
 

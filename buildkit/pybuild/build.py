@@ -132,6 +132,7 @@ def _record(plan: Plan, verification, summary: dict, seconds: float, optimizatio
         ],
         "steps": plan.to_json()["components"],
         "optimize": plan.request.optimize,
+        "portable": plan.to_json()["portable"],  # None, or the glibc floor targeted and the toolchain
         "optimization": optimization,
         "modules": summary,
         "verification": verification.to_json() if verification is not None else None,
@@ -325,8 +326,10 @@ def lock_state(state_dir: str, prefix: str):
 def _verify(plan: Plan, req: Request):
     from buildkit.pybuild.verify import verify
 
+    tc = req.toolchain
     return verify(plan.python, expect_openssl=plan.openssl.version or None, expect_sqlite=plan.sqlite.version or None,
-                  private_prefixes=plan.private_prefixes, expect_optimized=req.optimize)
+                  private_prefixes=plan.private_prefixes, expect_optimized=req.optimize,
+                  glibc_max=tc.glibc if tc else None, self_contained=tc is not None)
 
 
 def current_id(install_dir: str) -> str:
@@ -374,7 +377,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     _check_prefix(req.prefix)
     host = probe_host()
     first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
-    require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else []))
+    require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else [])
+                  + (["gcc"] if req.portable else []))
     if req.optimize:
         require_optimizer(host.compiler)
     plan, files = plan_for(req, host, fetch, say)
@@ -411,6 +415,9 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         json.dump(record, f, indent=2)
     if not report.ok:
         failed = ", ".join(c.name for c in report.failed)
+        floor_failed = [c for c in report.failed if c.name == "glibc floor"]
+        if floor_failed:  # the file and the symbol, in the one line
+            failed += f" ({floor_failed[0].detail})"
         raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
                           fix=f"the new build is kept for inspection in {plan.install_dir}")
     _switch(req.prefix, plan.install_dir)

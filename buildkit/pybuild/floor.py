@@ -88,6 +88,7 @@ class ElfInfo:
     relro: str  # full | partial | none
     nx_stack: bool
     textrel: bool
+    glibc_versions: tuple[str, ...] = ()  # every GLIBC_ version needed, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "type": self.type, "soname": self.soname, "needed": list(self.needed),
@@ -157,6 +158,7 @@ def read_elf(path: str) -> ElfInfo | None:
         relro="full" if full else "partial" if relro else "none",
         nx_stack=stack_flags is not None and not stack_flags & PF_X,
         textrel=textrel or bool(flags & DF_TEXTREL),
+        glibc_versions=tuple(sorted(set(glibc), key=_version_key)),
     )
 
 
@@ -224,6 +226,8 @@ class Floor:
     files: tuple[ElfInfo, ...]
     roots: tuple[str, ...]
     private: bool  # the build has a private OpenSSL or SQLite
+    glibc_max: str | None = None  # a portable build's target: no file may need a newer GLIBC_ version
+    self_contained: bool = False  # a portable build: only the C runtime and its own libraries may be needed
 
     @property
     def glibc(self) -> str | None:
@@ -242,7 +246,10 @@ class Floor:
         own = self.own_sonames()
         if library in own:
             return "the install's own (" + own[library] + ")"
-        tables = BASE_LIBRARIES + DISTRO_LIBRARIES + (() if self.private else SYSTEM_TLS_SQLITE)
+        if self.self_contained:
+            tables = BASE_LIBRARIES
+        else:
+            tables = BASE_LIBRARIES + DISTRO_LIBRARIES + (() if self.private else SYSTEM_TLS_SQLITE)
         for pattern, what in tables:
             if fnmatch.fnmatchcase(library, pattern):
                 return what
@@ -255,14 +262,15 @@ class Floor:
                 "files": [f.to_json() for f in self.files]}
 
 
-def floor(roots: Sequence[str], private: bool) -> Floor:
-    """Read every ELF file under ``roots``. Raises :class:`FloorError` naming a file that cannot be read."""
+def floor(roots: Sequence[str], private: bool, glibc_max: str | None = None, self_contained: bool = False) -> Floor:
+    """Read every ELF file under ``roots``. Raises :class:`FloorError` naming a file that cannot be read.
+    ``glibc_max`` and ``self_contained``: what a portable build promises (see :class:`Floor`)."""
     files = []
     for path in elf_files(roots):
         info = read_elf(path)
         if info is not None:
             files.append(info)
-    return Floor(tuple(files), tuple(roots), private)
+    return Floor(tuple(files), tuple(roots), private, glibc_max, self_contained)
 
 
 def _short(path: str, roots: Sequence[str]) -> str:
@@ -280,6 +288,16 @@ def floor_checks(fl: Floor) -> list[tuple[str, bool, str, bool]]:
         return [("glibc floor", False, "no ELF executable or shared object under " + ", ".join(roots), True)]
     if fl.glibc is None:
         out.append(("glibc floor", True, f"{len(fl.files)} ELF files need no GLIBC_ symbol version", True))
+    elif fl.glibc_max and _version_key(fl.glibc) > _version_key(fl.glibc_max):
+        over = [f for f in fl.files if f.glibc and _version_key(f.glibc) > _version_key(fl.glibc_max)]
+        who = []
+        for f in over[:3]:
+            newer = [v for v in f.glibc_versions if _version_key(v) > _version_key(fl.glibc_max)]
+            symbols = [s for v in sorted(newer, key=_version_key, reverse=True) for s in glibc_symbols(f.path, v)]
+            who.append(f"{_short(f.path, roots)} ({', '.join(symbols[:3]) or 'GLIBC_' + f.glibc})")
+        more = f" and {len(over) - 3} more files" if len(over) > 3 else ""
+        out.append(("glibc floor", False, f"{len(over)} of {len(fl.files)} ELF files need a glibc newer than "
+                    f"{fl.glibc_max}, the target: {'; '.join(who)}{more}", True))
     else:
         top = fl.glibc_files
         who = []
@@ -289,7 +307,8 @@ def floor_checks(fl: Floor) -> list[tuple[str, bool, str, bool]]:
             who.append(_short(f.path, roots) + (f" ({shown})" if shown else ""))
         if len(top) > 3:
             who.append(f"{len(top) - 3} more")
-        out.append(("glibc floor", True, f"runs on hosts with glibc >= {fl.glibc}: GLIBC_{fl.glibc} needed by "
+        target = f" (target <= {fl.glibc_max})" if fl.glibc_max else ""
+        out.append(("glibc floor", True, f"runs on hosts with glibc >= {fl.glibc}{target}: GLIBC_{fl.glibc} needed by "
                     f"{', '.join(who)}; {len(fl.files)} ELF files read", True))
 
     bad = [(f, lib) for f in fl.files for lib in f.needed if fl.classify(lib) is None]

@@ -134,6 +134,7 @@ def probe_host() -> HostInfo:
 # tool -> (why, Debian package, RHEL package)
 _TOOLS = {
     "cc": ("a C compiler", "build-essential", "gcc"),
+    "gcc": ("gcc, which --portable builds with on the old glibc's sysroot", "gcc", "gcc"),
     "make": ("make", "make", "make"),
     "perl": ("perl, for OpenSSL's Configure", "perl", "perl"),
     "tclsh": ("tclsh, to make sqlite3.c from SQLite's full source tree", "tcl", "tcl"),

@@ -25,12 +25,21 @@ from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
 from buildkit.pybuild.recipe import Action, Command, Context, recipe_for
+from buildkit.pybuild.toolchain import Toolchain
 
-__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS"]
+__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS",
+           "PORTABLE_LIBS", "check_portable"]
 
 # The newest versions whose tarballs reach a host that sees only Debian's archive, byte for byte upstream's
 # (SQLite's: Debian's full tree). Pass a version to build newer ones.
-DEFAULTS = {"cpython": "3.13.5", "openssl": "3.0.20", "sqlite": "3.40.1"}
+DEFAULTS = {"cpython": "3.13.5", "openssl": "3.0.20", "sqlite": "3.40.1",
+            "zlib": "1.2.13", "bzip2": "1.0.8", "xz": "5.4.1", "libffi": "3.4.4", "ncurses": "6.4", "readline": "8.2",
+            "util-linux": "2.38.1"}
+# What a portable build adds before OpenSSL and SQLite, in order (readline needs ncurses): the libraries of
+# the standard library's zlib, bz2, lzma, ctypes, curses, readline and _uuid modules, which a plain build takes
+# from the host. Left out (said by verify's table): _gdbm/_dbm (GPL gdbm) and _tkinter (Tcl/Tk and X11).
+PORTABLE_LIBS = ("zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux")
+PORTABLE_MIN_CPYTHON = "3.12"
 _PLACEHOLDER = "@PREFIX@"
 
 
@@ -43,7 +52,13 @@ class Request:
     jobs: int = 2
     clean: bool = False
     optimize: bool = False  # PGO + LTO; part of the build's identity (its configure and make lines differ)
+    profile_tests: tuple[str, ...] = ()  # --profile-tests: a shorter profile run than regrtest's PGO set
     salt: str = ""  # set by --clean: rebuilds go to new directories, so the current install stays intact
+    toolchain: Toolchain | None = None  # --portable: every component built on this old glibc's sysroot
+
+    @property
+    def portable(self) -> bool:
+        return self.toolchain is not None
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,8 @@ class Plan:
             "build_id": self.build_id,
             "install_dir": self.install_dir,
             "optimize": self.request.optimize,
+            "profile_tests": list(self.request.profile_tests) or None,
+            "portable": _toolchain_json(self.request.toolchain),
             "openssl": _choice_json(self.openssl),
             "sqlite": _choice_json(self.sqlite),
             "components": [
@@ -118,6 +135,12 @@ class Plan:
                 for c in self.components
             ],
         }
+
+
+def _toolchain_json(tc: Toolchain | None) -> dict[str, str] | None:
+    if tc is None:
+        return None
+    return {"glibc": tc.glibc, "sysroot_glibc": tc.spec.glibc, "toolchain": tc.spec.spec, "root": tc.root}
 
 
 def _choice_json(c: Choice) -> dict[str, str]:
@@ -173,8 +196,10 @@ def _hash(*parts: object) -> str:
 
 
 def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps: dict[str, str],
-               host: HostInfo, index: int, optimize: bool = False) -> tuple[list[Step], int]:
-    ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir, optimize)
+               host: HostInfo, index: int, optimize: bool = False,
+               toolchain: Toolchain | None = None, profile_tests: tuple[str, ...] = ()) -> tuple[list[Step], int]:
+    ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir, optimize, toolchain,
+                  profile_tests)
     steps = []
     for phase, run in recipe.phases(ctx):
         index += 1
@@ -182,20 +207,24 @@ def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps
     return steps, index
 
 
-def private_component(src: Source, state: str, host: HostInfo, salt: str = "") -> Component:
-    """A private OpenSSL or SQLite, without its steps yet: its prefix ``deps/<package>-<version>-<hash>`` is
-    the same for every build (and ``--update-deps``) that asks for the same source, steps and compiler."""
+def private_component(src: Source, state: str, host: HostInfo, salt: str = "", toolchain: Toolchain | None = None,
+                      deps: dict[str, str] | None = None) -> Component:
+    """A private library, without its steps yet: its prefix ``deps/<package>-<version>-<hash>`` is the same
+    for every build (and ``--update-deps``) that asks for the same source, steps, compiler and toolchain."""
     recipe = recipe_for(src.package)
-    shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, {}, host, 0)  # -j is not identity
+    # -j is not identity
+    shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, dict(deps or {}), host, 0, False, toolchain)
     digest = _hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc), *([salt] if salt else []))
     prefix = os.path.join(state, "deps", f"{src.package}-{src.version}-{digest}")
     return Component(src.package, src.version, src, prefix, "", (), digest)
 
 
-def with_steps(comp: Component, work: str, jobs: int, host: HostInfo, index: int) -> tuple[Component, int]:
+def with_steps(comp: Component, work: str, jobs: int, host: HostInfo, index: int,
+               toolchain: Toolchain | None = None, deps: dict[str, str] | None = None) -> tuple[Component, int]:
     """``comp`` with its steps, built in ``work/<package>``; ``index`` numbers the logs."""
     srcdir = os.path.join(work, comp.package)
-    steps, index = _component(recipe_for(comp.package), comp.source, comp.prefix, srcdir, jobs, {}, host, index)
+    steps, index = _component(recipe_for(comp.package), comp.source, comp.prefix, srcdir, jobs, dict(deps or {}), host,
+                              index, False, toolchain)
     return Component(comp.package, comp.version, comp.source, comp.prefix, srcdir, tuple(steps), comp.hash), index
 
 
@@ -205,9 +234,13 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     sources = dict(sources or {})
     py = sources.get("cpython") or catalog.find("cpython", req.cpython)
     compat = catalog.compat_for(py.version)
-    openssl = choose("openssl", req.with_openssl, host.openssl, compat.openssl_min, py.version)
+    tc = req.toolchain
+    if tc is not None:
+        check_portable(py.version, req.with_openssl, req.with_sqlite)
+    openssl = choose("openssl", req.with_openssl or ("private" if tc else None), host.openssl, compat.openssl_min,
+                     py.version)
     sqlite_min = max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))
-    sqlite = choose("sqlite", req.with_sqlite, host.sqlite, sqlite_min, py.version)
+    sqlite = choose("sqlite", req.with_sqlite or ("private" if tc else None), host.sqlite, sqlite_min, py.version)
     prefix = os.path.abspath(req.prefix)
     state = prefix + ".buildkit"
     env_key = (host.compiler, host.glibc)
@@ -216,31 +249,53 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     deps: dict[str, str] = {}
     chosen: dict[str, Choice] = {}
     index = 0
+    lib_deps: dict[str, dict[str, str]] = {}
+    for package in PORTABLE_LIBS if tc else ():
+        lib_deps[package] = {d: deps[d] for d in recipe_for(package).depends}
+        comp = private_component(sources.get(package) or catalog.find(package, DEFAULTS[package]), state, host,
+                                 req.salt, tc, lib_deps[package])
+        deps[package] = comp.prefix
+        components.append(comp)
     for choice in (openssl, sqlite):
         if choice.how != "private":
             deps[choice.package] = choice.prefix
             chosen[choice.package] = choice
             continue
         src = sources.get(choice.package) or catalog.find(choice.package, choice.version)
-        comp = private_component(src, state, host, req.salt)
+        comp = private_component(src, state, host, req.salt, tc)
         chosen[choice.package] = Choice(choice.package, "private", src.version, comp.prefix, choice.reason)
         deps[choice.package] = comp.prefix
         components.append(comp)
 
     recipe = recipe_for("cpython")
     # --optimize changes CPython's configure and make lines, so an optimized build has its own id.
-    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize)
+    shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize, tc,
+                          req.profile_tests)
     salt = [req.salt] if req.salt else []
     steps = [_step_json(s) for s in shape]
     build_id = f"{py.version}-{_hash(py.sha256, steps, env_key, [c.hash for c in components], *salt)}"
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
     for comp in components:
-        comp, index = with_steps(comp, work, req.jobs, host, index)
+        comp, index = with_steps(comp, work, req.jobs, host, index, tc, lib_deps.get(comp.package))
         built.append(comp)
     install = os.path.join(state, "builds", build_id)
     steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index,
-                              req.optimize)
+                              req.optimize, tc, req.profile_tests)
     built.append(Component("cpython", py.version, py, install, os.path.join(work, "cpython"), tuple(steps), build_id))
     return Plan(req, build_id, state, install, work, os.path.join(state, "logs", build_id),
                 chosen["openssl"], chosen["sqlite"], tuple(built), host)
+
+
+def check_portable(cpython: str, with_openssl: str | None, with_sqlite: str | None) -> None:
+    """What a portable build cannot be: a CPython whose setup.py searches the host (3.8-3.11 look in
+    /usr/include and /usr/lib whatever the compiler says), or one linked against a system library. Cheap:
+    the CLI asks before it fetches the toolchain."""
+    if parse_version("cpython", cpython) < parse_version("cpython", PORTABLE_MIN_CPYTHON):
+        raise InputError(f"--portable builds CPython {PORTABLE_MIN_CPYTHON} and newer, not {cpython}: 3.8-3.11's "
+                         "setup.py adds the build host's /usr/include and /usr/lib",
+                         fix=f"choose e.g. {DEFAULTS['cpython']}, or drop --portable")
+    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
+        if value == "system" or (value and "/" in value):
+            raise InputError(f"--portable with --with-{package}={value}: a library of this host defeats it",
+                             fix=f"use --with-{package} or --with-{package}=VERSION (built on the toolchain)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from buildkit.catalog import Source, parse_version
+from buildkit.pybuild.toolchain import Toolchain, compile_env
 
 __all__ = ["Command", "Action", "Context", "Recipe", "PHASES", "register", "recipe_for"]
 
@@ -54,6 +55,19 @@ class Context:
     ca_file: str = ""
     ca_dir: str = ""
     optimize: bool = False  # PGO + LTO (CPython's --enable-optimizations --with-lto)
+    toolchain: Toolchain | None = None  # a portable build: static libraries, an old glibc's sysroot
+    profile_tests: tuple[str, ...] = ()  # --optimize's profile run: these regrtest files instead of its PGO set
+
+    @property
+    def portable(self) -> bool:
+        return self.toolchain is not None
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a command: ``extra`` as it is, or in a portable build merged into the
+        toolchain's (its CC, -fPIC, and the dependencies' prefixes as the only -I, -L and pkg-config paths)."""
+        if self.toolchain is None:
+            return dict(extra or {})
+        return compile_env(self.toolchain, [p for p in self.deps.values() if p], extra)
 
     def at_least(self, version: str) -> bool:
         return parse_version(self.source.package, self.version) >= parse_version(self.source.package, version)

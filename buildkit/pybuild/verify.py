@@ -257,12 +257,14 @@ def install_roots(facts: Mapping[str, Any], private_prefixes: Sequence[str] = ()
     return roots, private
 
 
-def add_floor(report: VerifyReport, roots: Sequence[str], private: bool) -> VerifyReport:
-    """``report`` with the binary floor's checks (glibc floor, linked libraries, hardening) over ``roots``."""
+def add_floor(report: VerifyReport, roots: Sequence[str], private: bool, glibc_max: str | None = None,
+              self_contained: bool = False) -> VerifyReport:
+    """``report`` with the binary floor's checks (glibc floor, linked libraries, hardening) over ``roots``;
+    with ``glibc_max``/``self_contained``, a portable build's promises are checked too."""
     from buildkit.pybuild.floor import FloorError, floor, floor_checks
 
     try:
-        fl = floor(roots, private)
+        fl = floor(roots, private, glibc_max, self_contained)
     except FloorError as e:
         return replace(report, checks=report.checks + (Check("glibc floor", False, str(e)),))
     checks = tuple(Check(name, ok, detail, required) for name, ok, detail, required in floor_checks(fl))
@@ -270,13 +272,16 @@ def add_floor(report: VerifyReport, roots: Sequence[str], private: bool) -> Veri
 
 
 def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str | None = None,
-           private_prefixes: Sequence[str] = (), floor: bool = True, expect_optimized: bool = False) -> VerifyReport:
+           private_prefixes: Sequence[str] = (), floor: bool = True, expect_optimized: bool = False,
+           glibc_max: str | None = None, self_contained: bool = False) -> VerifyReport:
     """Run the probe with ``python`` and judge what it finds (see the module docstring).
 
     ``expect_openssl``/``expect_sqlite`` must equal the versions the interpreter reports at run time (a
     shorter expectation such as ``3.46`` matches ``3.46.1``). With ``private_prefixes``, every libssl,
     libcrypto and libsqlite3 that ``_ssl``, ``_hashlib`` and ``_sqlite3`` load must lie under one of them.
-    With ``expect_optimized``, the "PGO + LTO" check (always shown) is required.
+    With ``expect_optimized``, the "PGO + LTO" check (always shown) is required. ``glibc_max`` (a portable
+    build's target) fails the glibc floor check when a file needs a newer glibc; ``self_contained`` allows
+    no library beyond the C runtime and the install's own.
     A Python that cannot run at all raises :class:`InputError`. With ``floor`` (the default), the ELF files
     of the install are read on this side too (:mod:`buildkit.pybuild.floor`: glibc floor, linked libraries,
     hardening).
@@ -294,4 +299,4 @@ def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str
     report = report_from_probe(python, run_probe(path, args))
     if not floor:
         return report
-    return add_floor(report, *install_roots(report.probe, private_prefixes))
+    return add_floor(report, *install_roots(report.probe, private_prefixes), glibc_max, self_contained)

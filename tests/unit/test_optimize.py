@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -73,6 +74,26 @@ def test_cli_dry_run_json_says_optimize_and_the_id_differs(tmp_path):
     assert plain["build_id"] != opt["build_id"]
     make = next(s for s in opt["components"][-1]["steps"] if s["phase"] == "build")
     assert make["argv"][2].startswith("PROFILE_TASK=-m test --pgo -j")
+
+
+def test_profile_tests_shorten_the_training_run_and_are_part_of_the_identity(tmp_path):
+    runner = CliRunner()
+    args = ["python", "3.13.5", "--with-openssl", "--with-sqlite", "--prefix", str(tmp_path / "py"), "--dry-run",
+            "--json", "--optimize"]
+    full = json.loads(runner.invoke(cli, args).output)
+    short = json.loads(runner.invoke(cli, [*args, "--profile-tests", "test_json, test_re"]).output)
+    make = next(s for s in short["components"][-1]["steps"] if s["phase"] == "build")
+    assert make["argv"][2] == "PROFILE_TASK=-m test --pgo -j2 --timeout=$(TESTTIMEOUT) test_json test_re || true" \
+        or make["argv"][2].endswith("--timeout=$(TESTTIMEOUT) test_json test_re || true")
+    assert short["profile_tests"] == ["test_json", "test_re"] and full["profile_tests"] is None
+    assert short["build_id"] != full["build_id"]
+    for extra, message in ((["--profile-tests", "json"], "json is not a regrtest file name"),
+                           (["--profile-tests", ","], "no test is not a regrtest file name")):
+        run = subprocess.run([sys.executable, "-m", "buildkit", *args, *extra], capture_output=True, text=True)
+        assert run.returncode == 2 and message in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
+    plain = [a for a in args if a != "--optimize"] + ["--profile-tests", "test_json"]
+    run = subprocess.run([sys.executable, "-m", "buildkit", *plain], capture_output=True, text=True)
+    assert run.returncode == 2 and "--profile-tests is an option of --optimize" in run.stderr
 
 
 def test_ci_artifacts_of_plain_and_optimized_builds_have_different_names():
