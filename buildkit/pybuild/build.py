@@ -354,7 +354,8 @@ def verify_again(prefix: str, install_dir: str, record: dict, fix: str) -> dict:
     report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=deps[0].get("version") or None,
                     expect_sqlite=deps[1].get("version") or None,
                     private_prefixes=tuple(d["prefix"] for d in deps if d.get("how") not in (None, "system")),
-                    expect_optimized=bool(record.get("optimize")))
+                    expect_optimized=bool(record.get("optimize")),
+                    glibc_max=(record.get("portable") or {}).get("glibc"), self_contained=bool(record.get("portable")))
     if not report.ok:
         failed = ", ".join(c.name for c in report.failed)
         raise CheckFailed(f"{prefix} runs build {record.get('build_id')}, which no longer passes its verification "
