@@ -121,6 +121,8 @@ class CPython(Recipe):
         checks: list[Action | Command] = [Action("check-modules", modules)]
         if ctx.portable:
             checks += unbuilt_compiler(ctx)
+            # Copy the tree anywhere: bin/ scripts find their interpreter, sysconfig and the Makefile re-root.
+            checks.append(Action("make-relocatable", (ctx.prefix, *sorted(p for p in ctx.deps.values() if p))))
         if ctx.optimize:  # 3.8-3.11 run the profile task with '|| true': a failed run must not pass unseen
             checks.append(Action("check-optimized", (ctx.srcdir,)))
         return checks

@@ -380,6 +380,33 @@ def relocate_config(dest, install, deps):
     return done
 
 
+def relocate_in_place(install, deps=()):
+    """A build made relocatable where it is (a portable build: its libraries are linked in statically, no
+    runpath to change): the ``bin/`` scripts get the sh launcher and the build-time configuration follows the
+    tree (:func:`relocate_config`); the library prefixes ``deps`` it was compiled against, which a copy of the
+    tree does not have, become the tree's own prefix in sysconfig's data and the ``config-*`` Makefile.
+    Returns what changed: {"scripts": [...], "config": {...}}."""
+    install = os.path.realpath(install)
+    pairs = [(p, install) for p in sorted(deps, key=len, reverse=True)]
+    for top, _dirs, files in os.walk(install):
+        for fname in files:
+            path = os.path.join(top, fname)
+            wanted = (fname.startswith("_sysconfigdata_") and fname.endswith(".py")) or (
+                fname == "Makefile" and os.path.basename(top).startswith("config-")) or (
+                top == os.path.join(install, "bin") and fname.endswith("-config"))
+            if wanted and not os.path.islink(path) and not _is_elf(path):
+                _rewrite_text(path, lambda t: _replace_all(t, pairs))
+    scripts = []
+    bindir = os.path.join(install, "bin")
+    for fname in sorted(os.listdir(bindir)):
+        path = os.path.join(bindir, fname)
+        if os.path.islink(path) or not os.path.isfile(path) or _is_elf(path) or fname.endswith("-config"):
+            continue
+        if rewrite_shebang(path, install):
+            scripts.append(os.path.join("bin", fname))
+    return {"scripts": scripts, "config": relocate_config(install, install, [])}
+
+
 def _copy_libs(prefix, dest):
     copied = []
     for sub, pattern in (("lib", ".so"), ("include", "")):

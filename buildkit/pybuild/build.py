@@ -156,6 +156,7 @@ class _Actions:
         self.plan = plan
         self.summary: dict = {}
         self.optimization: dict | None = None  # --optimize: what the build log and the tree show
+        self.relocated: dict | None = None  # --portable: what was made to follow the tree
 
     def link_ca_store(self, step: Step, comp: Component, runner: LocalRunner) -> None:
         ssl_dir, ca_file, ca_dir = step.run.args
@@ -210,9 +211,16 @@ class _Actions:
             raise BuildFailed(f"--optimize: the build shows no {', no '.join(missing)}",
                               fix=f"read the profile run in {log}")
 
+    def make_relocatable(self, step: Step, comp: Component, runner: LocalRunner) -> None:
+        from buildkit.container.relocate import relocate_in_place
+
+        prefix, *deps = step.run.args
+        self.relocated = relocate_in_place(prefix, deps)
+
     def table(self) -> dict:
         return {"link-ca-store": self.link_ca_store, "check-modules": self.check_modules,
-                "check-test-suite": self.check_test_suite, "check-optimized": self.check_optimized}
+                "check-test-suite": self.check_test_suite, "check-optimized": self.check_optimized,
+                "make-relocatable": self.make_relocatable}
 
 
 def optimization_evidence(srcdir: str, build_log: str) -> dict:
@@ -274,6 +282,8 @@ def _collect_garbage(state_dir: str, install_dir: str, previous: str | None) -> 
         record = _read_record(path) or {}
         for dep in ("openssl", "sqlite"):
             used.add((record.get(dep) or {}).get("prefix", ""))
+        # every library the build was made from (a portable build's zlib, libffi, ...): reused by the next one
+        used.update(c.get("prefix", "") for c in record.get("steps") or [] if c.get("package") != "cpython")
     deps = os.path.join(state_dir, "deps")
     for name in os.listdir(deps) if os.path.isdir(deps) else ():
         path = os.path.join(deps, name)
@@ -410,6 +420,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         unsalted = replace(req, clean=False, salt="")
         record["request_id"] = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
     record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
+    if actions.relocated is not None:  # --portable: the scripts and configuration made to follow the tree
+        record["relocatable"] = actions.relocated
     # what --rollback goes back to: not this folder when it was rebuilt in place (its record kept no other)
     record["previous"] = current if current and current != plan.install_dir else ""
     with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:

@@ -109,6 +109,22 @@ def test_build_configuration_names_the_targets_compiler(portable_build):
     assert out[0] == "gcc" and out[1].startswith("gcc -shared"), out
 
 
+def test_nothing_in_the_tree_names_the_build_folders(portable_build):
+    """Copy the tree anywhere and delete the build folder: no text file of it (scripts, sysconfig, the Makefile,
+    .pc files, python3.13-config) names the build's prefix or its library prefixes any more, but the record."""
+    tree = Path(portable_build["_tree"])
+    state = str(tree.parent.parent)  # PREFIX.buildkit
+    named = []
+    for path in tree.rglob("*"):
+        if path.is_symlink() or not path.is_file() or path.name == "BUILDKIT.json" or path.suffix == ".pyc":
+            continue
+        data = path.read_bytes()
+        if b"\0" not in data[:8192] and state.encode() in data:
+            named.append(str(path.relative_to(tree)))
+    assert not named, named
+    assert portable_build["relocatable"]["scripts"], portable_build["relocatable"]
+
+
 def test_no_host_header_or_library_reaches_a_compile_or_link_line(portable_build):
     """Every compile and link line of every step names the sysroot; none names the host's /usr/include, /usr/lib
     or /usr/local (which a leak through pkg-config, setup.py or a configure search would add)."""
@@ -173,6 +189,8 @@ def test_runs_on_glibc_217_and_the_plain_build_does_not(portable_build, glibc217
             "  'lzma': lzma.decompress(lzma.compress(b'x')).decode(), 'decimal': str(decimal.Decimal(1) / 8)}))")
     run = root.run([python, "-I", "-c", code])
     assert run.returncode == 0, run.stderr[-2000:]
+    pip = root.run([f"{SPACED}/bin/pip3", "--version"])  # a script of bin/: its #! line followed the tree
+    assert pip.returncode == 0 and f"from {SPACED}/lib/python3.13/site-packages/pip" in pip.stdout, pip
     facts = json.loads(run.stdout)
     assert facts["libc"] == ["glibc", "2.17"]
     assert facts["cafile"] == "/etc/pki/tls/cert.pem" and facts["cas"] > 100, facts  # RHEL's bundle, found
