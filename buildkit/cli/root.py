@@ -47,6 +47,7 @@ def cli() -> None:
                buildkit symvers check M=drivers/cons KERNELDIR=/usr/src/linux-headers-6.1.0-50-amd64
     python   build CPython with a private OpenSSL and SQLite; verify it, install it atomically
                buildkit python 3.11.2 --with-openssl --with-sqlite --prefix /opt/python-3.11
+               buildkit python --portable --prefix /opt/py-portable   (runs on glibc >= 2.17)
     verify   check an interpreter's ssl, hashlib, sqlite3, pip and the libraries it loads
                buildkit verify /opt/python-3.11/bin/python3.11
     doctor   explain a Python, build tree or log lacking ssl or sqlite3, and print the fix
@@ -55,6 +56,8 @@ def cli() -> None:
                buildkit fetch cpython@3.11.2 openssl@3.0.20 sqlite@3.40.1
     ci       python and symvers inside throwaway containers of the target distribution (Docker)
                buildkit ci python 3.13 --with-openssl --with-sqlite --image debian:12 --out dist
+    bundle   buildkit with a portable Python of its own, for hosts without Python 3.9 (CentOS 7)
+               buildkit bundle --python /opt/py-portable --out dist
 
     \b
     'buildkit COMMAND --help' gives each command's options, examples and exit status.

@@ -5,5 +5,6 @@
 * :mod:`~buildkit.container.matrix`: cells, artifact names, CI workflows (pure);
 * :mod:`~buildkit.container.engine`: the Docker engine through the docker SDK, :class:`Container`;
 * :mod:`~buildkit.container.python` and :mod:`~buildkit.container.symvers`: ``ci python`` and ``ci symvers``;
-* ``relocate.py`` runs inside the container, with the interpreter just built.
+* ``buildkit/pybuild/relocate.py`` (stdlib only) is copied in and runs inside the container, with the
+  interpreter just built (--portable uses it in place, and buildkit bundle on a copy).
 """

@@ -54,7 +54,7 @@ Say = Callable[[str], None]
 HOME = "/home/build"
 CI = f"{HOME}/ci"
 PREFIX_ROOT = "/opt/buildkit"
-RELOCATE = Path(__file__).resolve().parent / "relocate.py"
+RELOCATE = Path(__file__).resolve().parent.parent / "pybuild" / "relocate.py"  # copied into the container
 RELOCATE_MARK = "BUILDKIT-RELOCATE: "
 
 

@@ -212,7 +212,7 @@ class _Actions:
                               fix=f"read the profile run in {log}")
 
     def make_relocatable(self, step: Step, comp: Component, runner: LocalRunner) -> None:
-        from buildkit.container.relocate import relocate_in_place
+        from buildkit.pybuild.relocate import relocate_in_place
 
         prefix, *deps = step.run.args
         self.relocated = relocate_in_place(prefix, deps)

@@ -88,7 +88,7 @@ def _copy_packages(site: Path) -> None:
 
 def bundle(python: str, out: str, say: Callable[[str], None] = lambda line: None) -> dict:
     """Write ``OUT/<bundle_name()>.tar.gz`` from the portable tree ``python``; what it holds, as a dict."""
-    from buildkit.container.relocate import archive_tree, relocate_tree
+    from buildkit.pybuild.relocate import archive_tree, relocate_tree
 
     tree = os.path.realpath(python)
     record = _portable_record(tree)

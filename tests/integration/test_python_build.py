@@ -295,7 +295,7 @@ def test_relocated_tree_keeps_its_build_configuration(good, tmp_path):
     path with a space, with the build prefix hidden (a tmpfs over it, in a mount namespace of its own),
     sysconfig, python3-config, the .pc files, the config Makefile and every script point at the new
     place, and a C extension project builds with pip in a venv of it and imports."""
-    from buildkit.container import relocate
+    from buildkit.pybuild import relocate
 
     install = Path(good["python"]).resolve().parent.parent
     deps = [good[lib]["prefix"] for lib in ("openssl", "sqlite")]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from buildkit.cli import cli
 
-COMMANDS = ("symvers", "python", "verify", "doctor", "fetch", "ci")
+COMMANDS = ("symvers", "python", "verify", "doctor", "fetch", "ci", "bundle")
 
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

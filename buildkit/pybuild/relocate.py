@@ -1,4 +1,4 @@
-"""Make a relocatable artifact of a verified build: runs inside the container, with the interpreter just built.
+"""Make a verified build relocatable: for buildkit ci, inside the container, with the interpreter just built.
 
 Standalone on purpose (stdlib only, Python 3.6+): ``buildkit ci python`` copies this file into the container
 and runs ``INSTALL/bin/python3 -I relocate.py ...`` there. Given the install directory of a build and the

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit.container import relocate
+from buildkit.pybuild import relocate
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("readelf") is None,
                                reason="gcc and readelf (build-essential, binutils) are needed")
