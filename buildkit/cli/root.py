@@ -13,6 +13,7 @@ imports stay inside the commands, so that ``buildkit symvers check`` starts fast
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -82,5 +83,27 @@ def run() -> None:
         sys.exit(err.exit_code)
     except BrokenPipeError:
         # `buildkit ... | head`: the reader went away; nothing left to say.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_stdout()
         sys.exit(0)
+    except SystemExit:
+        # click meets the same broken pipe first, swaps stdout for its PacifyFlushWrapper and exits 1, which
+        # would read as "problems found": the same quiet exit 0 as above.
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            _quiet_stdout()
+            sys.exit(0)
+        raise
+    except OSError as err:
+        # `buildkit ... > /dev/full`, or a full disk under the redirect: one line, not a traceback.
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+            raise
+        _quiet_stdout()
+        error(f"cannot write the output: {err.strerror or err}")
+        sys.exit(2)
+
+
+def _quiet_stdout() -> None:
+    """stdout to /dev/null, so the interpreter's final flush does not fail (and print) again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -197,21 +197,36 @@ def _parse_lines(text: str, path: str) -> tuple[str, list[SymversEntry]]:
 
 
 
+def gunzip(raw: bytes, path: str) -> bytes:
+    """``raw`` itself, or its gzip content; a damaged gzip (cut short, bits flipped) is one error naming ``path``
+    (an ``EOFError`` escaping to click would read as Ctrl-C)."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    import gzip
+    import zlib
+
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise InputError(f"{path}: a gzip file cut short ({len(raw)} bytes, no end-of-stream marker)",
+                         fix="copy or download it again (gzip -t checks one)") from None
+    except (OSError, zlib.error) as e:
+        raise InputError(f"{path}: a damaged gzip file ({e})",
+                         fix="copy or download it again (gzip -t checks one)") from None
+
+
 def read_symvers(path: str) -> Symvers:
     """Read a ``Module.symvers`` (or a gzip of one, e.g. ``/boot/symvers-$(uname -r).gz``)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            import gzip
-
-            raw = gzip.decompress(raw)
     except OSError as e:
         if isinstance(e, FileNotFoundError):
             fix = "build the module first ('make modules') or fix the path"
             raise InputError(f"{path}: no such file", fix=fix) from None
         why = e.strerror or str(e)
         raise InputError(f"{path}: cannot read: {why}", fix="check the file and its permissions") from None
+    raw = gunzip(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

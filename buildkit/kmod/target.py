@@ -16,7 +16,6 @@ owner, the in-tree module files by name, and who built it (Debian patches the lo
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import kernel_release_string
 from buildkit.kmod.modfile import MODULE_SUFFIXES, module_name
-from buildkit.kmod.symvers import Symvers, SymversEntry, parse_symvers
+from buildkit.kmod.symvers import Symvers, SymversEntry, gunzip, parse_symvers
 
 __all__ = ["KernelTarget", "TargetError", "read_target"]
 
@@ -125,9 +124,7 @@ def _read(path: str) -> str:
             data = f.read()
     except OSError:
         return ""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data.decode("utf-8", "replace")
+    return gunzip(data, path).decode("utf-8", "replace")
 
 
 def _parse_config(text: str) -> dict[str, str]:

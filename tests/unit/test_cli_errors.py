@@ -92,3 +92,38 @@ def test_python_unknown_version_and_bad_prefix(tmp_path):
                    "exists and was not made by buildkit")
     one_line_error(buildkit("python", "3.11.2", "--with-openssl", str(tmp_path / "nowhere"), "--prefix",
                             str(tmp_path / "py"), "--dry-run"), "no include/openssl/opensslv.h")
+
+
+@pytest.fixture
+def symvers_gz(tmp_path):
+    """A gzipped Module.symvers of 6,000 exports (larger than a pipe's buffer when printed)."""
+    import gzip
+
+    text = "".join(f"0x{i:08x}\tsym_{i}\tdrivers/x/m{i % 40}\tEXPORT_SYMBOL\t\n" for i in range(6000))
+    path = tmp_path / "Module.symvers.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    return path
+
+
+def test_a_gzip_cut_short_or_damaged_names_the_file(symvers_gz, tmp_path):
+    data = symvers_gz.read_bytes()
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = tmp_path / "flipped.gz"
+    flipped.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:])  # the CRC32 trailer
+    for args in (["symvers", "show", str(cut)], ["symvers", "diff", str(cut), str(symvers_gz)],
+                 ["symvers", "who-exports", "sym_1", "--symvers", str(cut)]):
+        one_line_error(buildkit(*args), f"{cut}: a gzip file cut short", "copy or download it again")
+    one_line_error(buildkit("symvers", "show", str(flipped)), f"{flipped}: a damaged gzip file")
+
+
+def test_output_errors_are_one_line_and_a_closed_pipe_is_quiet(symvers_gz):
+    full = subprocess.run(f"{sys.executable} -m buildkit symvers show {symvers_gz} > /dev/full", shell=True,
+                          capture_output=True, text=True)
+    one_line_error(full, "cannot write the output: No space left on device")
+    proc = subprocess.Popen([sys.executable, "-m", "buildkit", "symvers", "show", str(symvers_gz)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"# ")
+    proc.stdout.close()  # `| head -1`: the reader goes away
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err == b"", (proc.returncode, err)  # not 1, "problems found"
