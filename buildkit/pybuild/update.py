@@ -32,7 +32,7 @@ from buildkit import __version__, catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import BuildFailed, CheckFailed, InputError
 from buildkit.pybuild.build import prefix_left_as_it_was
-from buildkit.pybuild.host import HostInfo, probe_host, require_tools
+from buildkit.pybuild.host import HostInfo, find_tool, probe_host, require_tools
 from buildkit.pybuild.plan import Choice, Component, _hash, private_component, with_steps
 
 __all__ = ["UpdatePlan", "make_update_plan", "update_deps", "rollback", "predicted_sonames", "rebuild_command"]
@@ -199,7 +199,7 @@ class _NothingToDo(Exception):
 
 
 def _patchelf(*args: str) -> str:
-    done = subprocess.run(["patchelf", *args], capture_output=True, text=True)
+    done = subprocess.run([find_tool("patchelf") or "patchelf", *args], capture_output=True, text=True)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise BuildFailed(f"patchelf {' '.join(args)}: {why}")
