@@ -262,18 +262,30 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
 
 
 def _print_plan(plan) -> None:
+    """Every decision and command, as a shell would read them (quoted with shlex: an audit before running as
+    root must not read ``PROFILE_TASK=-m test ... || true`` as make's failure being ignored), full checksums,
+    and the steps after the builds."""
+    import shlex
+
     optimized = ", PGO + LTO" if plan.request.optimize else ""
-    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id}{optimized})")
+    portable = f", portable: glibc >= {plan.request.toolchain.glibc}" if plan.request.toolchain else ""
+    click.echo(f"CPython {plan.request.cpython} -> {plan.request.prefix} (build {plan.build_id}{optimized}{portable})")
     for choice in (plan.openssl, plan.sqlite):
         where = f" at {choice.prefix}" if choice.prefix else ""
         click.echo(f"  {choice.package}: {choice.how} {choice.version}{where}  ({choice.reason})")
     for comp in plan.components:
-        click.echo(f"{comp.package} {comp.version}  [{comp.source.filename}, sha256 {comp.source.sha256[:16]}...]")
+        click.echo(f"{comp.package} {comp.version}  [{comp.source.filename}, sha256 {comp.source.sha256}]")
         for step in comp.steps:
             run = step.run
-            text = " ".join(run.argv) if hasattr(run, "argv") else f"({run.name} {' '.join(run.args)})"
-            env = " ".join(f"{k}={v!r}" for k, v in getattr(run, "env", ()))
-            click.echo(f"  {step.phase:<9} {env + ' ' if env else ''}{text}")
+            if hasattr(run, "argv"):
+                cd = f"cd {shlex.quote(run.cwd)} && " if run.cwd else ""
+                env = " ".join(f"{k}={shlex.quote(v)}" for k, v in run.env)
+                text = f"{cd}{env + ' ' if env else ''}{shlex.join(run.argv)}"
+            else:
+                text = f"(buildkit: {run.name} {shlex.join(run.args)})"
+            click.echo(f"  {step.phase:<9} {text}")
+    click.echo(f"then      verify {plan.python} (env -i; the checks of 'buildkit verify'); only if it passes, "
+               f"switch {plan.request.prefix} -> {plan.install_dir} (one rename)")
 
 
 @click.command("verify", context_settings=CONTEXT)

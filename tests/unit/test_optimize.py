@@ -121,3 +121,22 @@ def test_build_without_an_lto_toolchain_stops_before_fetching_anything(tmp_path)
     assert run.stderr.startswith("buildkit: error: --optimize: false cannot link with -flto ")
     assert "LTO plugin" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "py.buildkit").exists() and not (tmp_path / "cache").exists()
+
+
+def test_dry_run_reads_as_a_shell_would(tmp_path):
+    """Issue 17 item 8: an audit before running as root. The make line's PROFILE_TASK is one quoted word (not
+    'make ... || true'), each sha256 is whole, and the verification and the switch are said."""
+    import shlex
+
+    from buildkit import catalog
+
+    run = subprocess.run([sys.executable, "-m", "buildkit", "python", "3.13.5", "--with-openssl", "--with-sqlite",
+                          "--optimize", "--prefix", str(tmp_path / "py"), "--dry-run"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    make = next(line for line in run.stdout.splitlines() if "PROFILE_TASK" in line)
+    words = shlex.split(make.split(None, 1)[1])
+    assert words[:2] == ["make", "-j2"] and words[2].startswith("PROFILE_TASK=-m test --pgo")
+    assert words[2].endswith("|| true") and len(words) == 3
+    assert f"sha256 {catalog.find('cpython', '3.13.5').sha256}]" in run.stdout
+    assert run.stdout.splitlines()[-1].startswith(f"then      verify {tmp_path}/py.buildkit/builds/3.13.5-")
+    assert f"switch {tmp_path / 'py'} -> " in run.stdout
