@@ -6,7 +6,6 @@ Data lives in ``sources.toml`` next to this file; this module loads it into froz
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 __all__ = [
     "PACKAGES", "Compat", "Source", "candidates", "compat_for", "django_sqlite_min", "find", "sources", "parse_version",
+    "suggest",
 ]
 
 # The first three make every build; the rest are the libraries of a portable build (--portable) only.
@@ -67,8 +67,10 @@ def parse_version(package: str, version: str) -> Version:
     try:
         return Version(text)
     except InvalidVersion:
+        examples = {"cpython": "3.13.5 or 3.12", "openssl": "3.0.20 or 1.1.1w", "sqlite": "3.46.1"}
         raise InputError(
-            f"{package} version {version!r} is not a version", fix="use e.g. 3.11.2, 3.0.20, 1.1.1w"
+            f"{package} version {version!r} is not a version",
+            fix=f"use e.g. {examples.get(package, '3.11.2, 3.0.20, 1.1.1w')} (all: buildkit python --list)",
         ) from None
 
 
@@ -108,12 +110,38 @@ def candidates(package: str, version: str) -> list[Source]:
             matching = [s for s in prefixed if s.version == prefixed[-1].version]
     if matching:
         return sorted(matching, key=lambda s: s.kind == "full")
-    names = [s.version for s in known]
-    near = difflib.get_close_matches(version, names, n=4, cutoff=0.5) or names[-4:]
-    raise InputError(
-        f"{package} {version} is not in the catalog",
-        fix=f"nearest known: {', '.join(near)} (all: buildkit python --list)",
-    )
+    raise InputError(f"{package} {version} is not in the catalog", fix=suggest(package, version))
+
+
+#: why the oldest versions the catalog holds are the oldest buildkit builds
+_TOO_OLD = {
+    "openssl": "CPython 3.10 and newer need OpenSSL 1.1.1 or newer (PEP 644), and 1.0.2 has had no public "
+               "fixes since 2019",
+    "sqlite": "the system's SQLite serves older needs; a private one is built to be new (deterministic functions "
+              "and Django need 3.8.3 or newer)",
+}
+
+
+def suggest(package: str, version: str) -> str:
+    """What to use instead of ``version`` of ``package``, by version order (not by spelling): the newest of
+    the same series, else the known versions either side; below the oldest, why older ones are not built."""
+    wanted = parse_version(package, version)
+    known = sorted({s.version for s in sources(package)}, key=lambda v: parse_version(package, v))
+    keys = {v: parse_version(package, v) for v in known}
+    depth = max(2, min(len(wanted.release), 3) - 1)  # 3.11 -> the 3.11 series; 3.11.99 -> the 3.11 series
+    series = [v for v in known if keys[v].release[:depth] == wanted.release[:depth]]
+    listing = "(all: buildkit python --list)"
+    if series:
+        return f"nearest known: {', '.join(reversed(series[-3:]))} {listing}"
+    if wanted < keys[known[0]]:
+        why = f"; {_TOO_OLD[package]}" if package in _TOO_OLD else ""
+        return f"the oldest buildkit builds is {known[0]}{why} {listing}"
+    if wanted > keys[known[-1]]:
+        return (f"the newest in the catalog is {known[-1]}; a newer release needs a catalog entry with its sha256 "
+                f"(buildkit/catalog/sources.toml) {listing}")
+    lower = [v for v in known if keys[v] < wanted][-1]
+    higher = next(v for v in known if keys[v] > wanted)
+    return f"nearest known: {lower}, {higher} {listing}"
 
 
 def compat_for(cpython: str) -> Compat:

@@ -116,6 +116,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
                               key=lambda v: catalog.parse_version(package, v))
             click.echo(f"{package}: {' '.join(versions)}")
         return
+    if version is not None and not version.strip():
+        raise InputError("VERSION is empty", fix="give a CPython version (e.g. 3.13.5), or none for the default")
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
     if (update_deps or rollback) and optimize:

@@ -127,3 +127,17 @@ def test_output_errors_are_one_line_and_a_closed_pipe_is_quiet(symvers_gz):
     proc.stdout.close()  # `| head -1`: the reader goes away
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and err == b"", (proc.returncode, err)  # not 1, "problems found"
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["3.99.1"], ["cpython 3.99.1 is not in the catalog", "the newest in the catalog is 3.14."]),  # not 3.9.25
+    (["2.7.18"], ["the oldest buildkit builds is 3.8."]),
+    (["latest"], ["cpython version 'latest' is not a version", "e.g. 3.13.5"]),
+    ([""], ["VERSION is empty"]),
+    (["--with-openssl=1.0.2"], ["the oldest buildkit builds is 1.1.1w", "PEP 644"]),
+    (["--with-sqlite=3.7.17"], ["sqlite 3.7.17 is not in the catalog", "the oldest buildkit builds is 3.40"]),
+    (["3.11.99"], ["nearest known: 3.11."]),
+])
+def test_versions_are_suggested_by_version_not_by_spelling(tmp_path, args, needles):
+    """Issue 17 item 4: 3.99.1 is not 'near' 3.9.25; 1.0.2 is refused with why; 'latest' and '' are not versions."""
+    one_line_error(buildkit("python", *args, "--prefix", str(tmp_path / "py"), "--dry-run"), *needles)
