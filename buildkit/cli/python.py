@@ -118,6 +118,10 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
         return
     if version is not None and not version.strip():
         raise InputError("VERSION is empty", fix="give a CPython version (e.g. 3.13.5), or none for the default")
+    if version in ("verify", "doctor", "fetch", "bundle"):
+        raise InputError(f"'buildkit python {version}': {version} is a command of its own, not a Python version",
+                         fix=f"buildkit {version} --help")
+    _check_eaten_version(version, with_openssl, with_sqlite)
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
     if (update_deps or rollback) and optimize:
@@ -261,6 +265,25 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")
     print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
+
+
+def _check_eaten_version(version: str | None, with_openssl: str | None, with_sqlite: str | None) -> None:
+    """``--with-sqlite 3.11.2`` with no VERSION: the option took the word meant as CPython's version (its value
+    is optional, so click gives it the next word). Said, with both readings' spelling, instead of failing on
+    "sqlite 3.11.2 is not in the catalog"."""
+    from buildkit import catalog
+
+    if version is not None:
+        return
+    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
+        if not value or "/" in value or value in ("private", "system"):
+            continue
+        known = {s.version for s in catalog.sources(package)}
+        pythons = {s.version for s in catalog.sources("cpython")}
+        if value not in known and (value in pythons or any(p.startswith(value + ".") for p in pythons)):
+            raise InputError(f"--with-{package} {value}: {value} was read as {package}'s version, and it is a CPython "
+                             f"version", fix=f"for CPython write it first: buildkit python {value} --with-{package} "
+                                             f"...; for {package} write --with-{package}={value}")
 
 
 def _print_plan(plan) -> None:

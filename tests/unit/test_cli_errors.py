@@ -141,3 +141,14 @@ def test_output_errors_are_one_line_and_a_closed_pipe_is_quiet(symvers_gz):
 def test_versions_are_suggested_by_version_not_by_spelling(tmp_path, args, needles):
     """Issue 17 item 4: 3.99.1 is not 'near' 3.9.25; 1.0.2 is refused with why; 'latest' and '' are not versions."""
     one_line_error(buildkit("python", *args, "--prefix", str(tmp_path / "py"), "--dry-run"), *needles)
+
+
+def test_an_option_that_ate_the_version_says_so(tmp_path):
+    """Issue 17 item 3: --with-sqlite's value is optional, so it takes the next word; 3.11.2 is CPython's."""
+    one_line_error(buildkit("python", "--prefix", str(tmp_path / "py"), "--with-openssl", "--with-sqlite", "3.11.2",
+                            "--dry-run"),
+                   "--with-sqlite 3.11.2: 3.11.2 was read as sqlite's version", "buildkit python 3.11.2 --with-sqlite",
+                   "--with-sqlite=3.11.2")
+    one_line_error(buildkit("python", "verify"), "verify is a command of its own", "buildkit verify --help")
+    fine = buildkit("python", "--prefix", str(tmp_path / "py"), "--with-sqlite", "3.46.1", "--dry-run")
+    assert fine.returncode == 0 and "sqlite: private 3.46.1" in fine.stdout, fine.stderr
