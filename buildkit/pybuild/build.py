@@ -75,9 +75,22 @@ def _check_prefix(prefix: str) -> None:
         raise InputError(f"--prefix {prefix} exists and is not a directory", fix="choose another --prefix")
     parent = os.path.dirname(prefix)
     if not os.path.isdir(parent):
+        # the first part of the path that exists: a file there cannot hold the prefix, whatever mkdir -p does
+        blocker = next((a for a in _ancestors(parent) if os.path.exists(a) and not os.path.isdir(a)), None)
+        if blocker is not None:
+            raise InputError(f"--prefix {prefix}: {blocker} is a file, not a directory",
+                             fix="choose a --prefix under a directory")
         raise InputError(f"--prefix {prefix}: {parent} does not exist", fix=f"mkdir -p {parent}")
     if not os.access(parent, os.W_OK):
         raise InputError(f"--prefix {prefix}: {parent} is not writable", fix="choose a prefix you can write to")
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a", "/a/b", "/a/b/c"]``."""
+    parts, out = path.rstrip("/").split("/"), []
+    for i in range(2, len(parts) + 1):
+        out.append("/".join(parts[:i]))
+    return out
 
 
 def _resolve_prefix_choice(value: str | None, package: str) -> str | None:

@@ -143,6 +143,8 @@ def resolve_interpreter(python: str) -> str:
     the probe gets."""
     if os.sep not in python:
         found = shutil.which(python)
+        if found is None and os.path.exists(python):  # a file here, named without ./: it is not on PATH
+            found = os.path.abspath(python)
         if found is None:
             raise InputError(f"{python}: no such interpreter on PATH",
                              fix="pass the path of the interpreter, e.g. /opt/python3.11/bin/python3.11")
@@ -152,8 +154,9 @@ def resolve_interpreter(python: str) -> str:
     if not os.path.exists(path):
         raise InputError(f"{python}: no such file", fix="pass the path of a python executable")
     if os.path.isdir(path):
-        raise InputError(f"{python}: is a directory",
-                         fix=f"pass the interpreter, e.g. {os.path.join(path, 'bin', 'python3')}")
+        inside = [os.path.join(path, *rel) for rel in (("bin", "python3"), ("python3",))]
+        example = next((c for c in inside if os.access(c, os.X_OK)), inside[0])
+        raise InputError(f"{python}: is a directory", fix=f"pass the interpreter, e.g. {example}")
     if not os.access(path, os.X_OK):
         raise InputError(f"{python}: not executable", fix="pass the path of a python executable")
     from buildkit.pybuild.floor import is_elf

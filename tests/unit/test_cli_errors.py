@@ -152,3 +152,23 @@ def test_an_option_that_ate_the_version_says_so(tmp_path):
     one_line_error(buildkit("python", "verify"), "verify is a command of its own", "buildkit verify --help")
     fine = buildkit("python", "--prefix", str(tmp_path / "py"), "--with-sqlite", "3.46.1", "--dry-run")
     assert fine.returncode == 0 and "sqlite: private 3.46.1" in fine.stdout, fine.stderr
+
+
+def test_the_advice_fits_the_case(tmp_path):
+    """Issue 17 item 5: a file where a folder should be is not 'mkdir -p'; /usr/bin is not '/usr/bin/bin/python3';
+    a file in the current folder named without ./ is that file, not a missing command."""
+    (tmp_path / "afile").write_text("")
+    one_line_error(buildkit("python", "--prefix", str(tmp_path / "afile" / "py"), "--dry-run"),
+                   f"{tmp_path / 'afile'} is a file, not a directory")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").write_text("#!/bin/sh\n")
+    (bindir / "python3").chmod(0o755)
+    one_line_error(buildkit("verify", str(bindir)), "is a directory", f"e.g. {bindir / 'python3'}")
+    import os
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])  # run from tmp_path, this checkout's buildkit all the same
+    here = subprocess.run([sys.executable, "-m", "buildkit", "verify", "afile"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": repo})
+    one_line_error(here, "afile: not executable")
