@@ -60,7 +60,7 @@ def fast_main(argv: Sequence[str]) -> int | None:
             if not value or value.startswith("-"):
                 return None
             if name == "--search":
-                if os.path.isfile(value):  # click's Path(file_okay=False) words that error
+                if not os.path.isdir(value):  # click's Path(file_okay=False, exists=True) words that error
                     return None
                 search.append(value)
             else:

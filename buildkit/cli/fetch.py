@@ -36,7 +36,8 @@ def fetch_options(cache_dir: str | None, source_dirs: tuple[str, ...], mirrors: 
 @click.argument("specs", nargs=-1, required=True, metavar="PACKAGE@VERSION...")
 @click.option("--cache", metavar="DIR", type=click.Path(file_okay=False),
               help="Where verified tarballs are kept (default: $BUILDKIT_CACHE, else ~/.cache/buildkit/sources).")
-@click.option("--source-dir", "source_dirs", multiple=True, metavar="DIR", type=click.Path(file_okay=False),
+@click.option("--source-dir", "source_dirs", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True),
               help="Take a file directly in DIR whose sha256 matches, whatever its name, e.g. Debian's "
               "python3.11_3.11.2.orig.tar.gz (repeatable; hashes are remembered in the cache).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",

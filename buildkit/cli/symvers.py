@@ -82,7 +82,7 @@ def symvers_show(files: tuple[str, ...], as_json: bool, layout: str | None) -> N
 
 @symvers.command("check", context_settings=CONTEXT)
 @click.argument("kbuild_args", nargs=-1, metavar="M=DIR [KERNELDIR=DIR] [KBUILD_EXTRA_SYMBOLS=\"F ...\"]")
-@click.option("--search", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+@click.option("--search", multiple=True, type=click.Path(file_okay=False, exists=True), metavar="DIR",
               help="Also look for the providers of unresolved symbols under DIR (repeatable).")
 @click.option("--no-default-search", is_flag=True,
               help="Do not search M='s sibling directories and the kernel's module tree.")
@@ -186,7 +186,7 @@ def _m_dirs(args: tuple[str, ...]) -> list[str]:
 @click.option("--kernel-release", metavar="VER",
               help="The release under TREE/lib/modules to use when TREE is a root (dpkg -x folder, depmod -b); "
               "also what depmod.d 'override'/'external' lines are matched against (default: TREE's name).")
-@click.option("--config", "config_paths", multiple=True, metavar="PATH",
+@click.option("--config", "config_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="depmod.d file or directory to read instead of /run/depmod.d, /etc/depmod.d and "
               "/lib/depmod.d (repeatable, like depmod -C; --config /dev/null reads none).")
 def symvers_deps(tree: str, m_args: tuple[str, ...], fmt: str, kernel_release: str | None,

@@ -242,7 +242,8 @@ def compile_env(tc: Toolchain, prefixes: Sequence[str] = (), extra: Mapping[str,
         "CPPFLAGS": " ".join(f"-I{p}/include" for p in prefixes),
         "LDFLAGS": " ".join(f"-L{p}/lib" for p in prefixes),
         # Only the build's own .pc files: an empty LIBDIR hides the host's (/usr/lib/x86_64-linux-gnu/pkgconfig).
-        "PKG_CONFIG_LIBDIR": ":".join(f"{p}/lib/pkgconfig" for p in prefixes) or "/nonexistent",
+        # (a folder that is never there when the build has no prefixes: "/nonexistent" can exist, and did here)
+        "PKG_CONFIG_LIBDIR": ":".join(f"{p}/lib/pkgconfig" for p in prefixes) or f"{tc.root}/no-pkgconfig",
     }
     for key, value in (extra or {}).items():
         env[key] = f"{env[key]} {value}".strip() if key in ("CFLAGS", "CPPFLAGS", "LDFLAGS") and env.get(key) else value

@@ -172,3 +172,13 @@ def test_the_advice_fits_the_case(tmp_path):
     here = subprocess.run([sys.executable, "-m", "buildkit", "verify", "afile"], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": repo})
     one_line_error(here, "afile: not executable")
+
+
+@pytest.mark.parametrize("args", [
+    ["symvers", "check", "M=/tmp", "--search", "/no/such/dir"],
+    ["symvers", "deps", "/tmp", "--config", "/no/such/dir"],
+    ["fetch", "cpython@3.11.2", "--source-dir", "/no/such/dir"],
+])
+def test_a_folder_that_is_not_there_is_not_accepted_silently(args):
+    """Issue 17 item 6 (part): --search, --config and fetch's --source-dir named nothing and were ignored."""
+    one_line_error(buildkit(*args), "/no/such/dir", "does not exist")
