@@ -66,6 +66,10 @@ def cli() -> None:
     """
 
 
+# click 8.2+ raises it for a bare group; older clicks print the help and exit 0 themselves
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def run() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="buildkit")
@@ -74,6 +78,10 @@ def run() -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         say("buildkit: interrupted")
         sys.exit(Interrupted.exit_code)
+    except _NO_ARGS_IS_HELP as err:
+        # bare `buildkit` (or `buildkit ci`): the help it asks for, on stdout, not as an error
+        click.echo(err.ctx.get_help())
+        sys.exit(0)
     except click.UsageError as err:
         hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
         error(f"{err.format_message()}{hint}")

@@ -50,3 +50,11 @@ def test_unknown_command_is_one_line(args, where):
     assert run.returncode == 2
     assert run.stdout == ""
     assert run.stderr == f"buildkit: error: No such command 'nosuch'. (see '{where} --help')\n"
+
+
+def test_bare_buildkit_is_help_and_a_typo_gets_a_suggestion():
+    """Issue 17 item 9 (part): no 'error: Usage:' for the help one asked for; 'did you mean' at the root too."""
+    bare = subprocess.run([sys.executable, "-m", "buildkit"], capture_output=True, text=True)
+    assert bare.returncode == 0 and bare.stdout.startswith("Usage: buildkit ") and bare.stderr == "", bare
+    typo = subprocess.run([sys.executable, "-m", "buildkit", "pyhton"], capture_output=True, text=True)
+    assert typo.returncode == 2 and "Did you mean 'python'?" in typo.stderr, typo.stderr
