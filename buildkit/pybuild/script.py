@@ -46,6 +46,9 @@ def render_script(plan: Plan) -> str:
         tools.append("tclsh")
     return environment(TEMPLATES).get_template("build-python.sh.j2").render(
         plan=plan, components=components, tools=tools, version=__version__, probe=PROBE_SOURCE,
+        # absolute, as the state folder beside it is (planned with abspath): a relative PREFIX would put the
+        # final link relative to wherever the script runs
+        prefix=os.path.abspath(plan.request.prefix),
         expect_openssl=plan.openssl.version, expect_sqlite=plan.sqlite.version,
         private_prefixes=" ".join(plan.private_prefixes),
     )

@@ -171,3 +171,12 @@ def test_optimized_script_refuses_a_compiler_without_lto(tmp_path):
     assert run.returncode == 2
     assert run.stderr.startswith("build.sh: error: --optimize: false cannot link with -flto -fuse-linker-plugin")
     assert len(run.stderr.splitlines()) == 1 and not (tmp_path / "py.buildkit").exists()
+
+
+def test_emitted_script_of_a_relative_prefix_names_it_absolutely(tmp_path, monkeypatch):
+    """Issue 17 item 7: PREFIX=rel/py beside an absolute STATE put the final link relative to where it ran."""
+    monkeypatch.chdir(tmp_path)
+    plan = make_plan(Request("3.11.2", "rel/py"), CENTOS7)
+    text = render_script(plan)
+    assert f"PREFIX={tmp_path}/rel/py\n" in text or f"PREFIX='{tmp_path}/rel/py'\n" in text, text[:800]
+    assert "PREFIX=rel/py" not in text and "PREFIX='rel/py'" not in text
