@@ -109,12 +109,7 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     from buildkit.pybuild.plan import DEFAULTS, Request
 
     if list_versions:
-        from buildkit import catalog
-
-        for package in catalog.PACKAGES:
-            versions = sorted({s.version for s in catalog.sources(package)},
-                              key=lambda v: catalog.parse_version(package, v))
-            click.echo(f"{package}: {' '.join(versions)}")
+        _list_versions(version, as_json)
         return
     if version is not None and not version.strip():
         raise InputError("VERSION is empty", fix="give a CPython version (e.g. 3.13.5), or none for the default")
@@ -265,6 +260,26 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")
     print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
+
+
+def _list_versions(series: str | None, as_json: bool) -> None:
+    """--list [VERSION] [--json]: the catalog's versions of every package, or CPython's of one series."""
+    from buildkit import catalog
+
+    table = {}
+    for package in catalog.PACKAGES if series is None else ("cpython",):
+        versions = sorted({s.version for s in catalog.sources(package)}, key=lambda v: catalog.parse_version(package, v))
+        if series is not None:
+            versions = [v for v in versions if v == series or v.startswith(series + ".")]
+            if not versions:
+                raise InputError(f"--list {series}: no CPython {series} in the catalog",
+                                 fix=catalog.suggest("cpython", series))
+        table[package] = versions
+    if as_json:
+        print_json(table)
+        return
+    for package, versions in table.items():
+        click.echo(f"{package}: {' '.join(versions)}")
 
 
 def _check_eaten_version(version: str | None, with_openssl: str | None, with_sqlite: str | None) -> None:

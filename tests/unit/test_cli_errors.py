@@ -182,3 +182,14 @@ def test_the_advice_fits_the_case(tmp_path):
 def test_a_folder_that_is_not_there_is_not_accepted_silently(args):
     """Issue 17 item 6 (part): --search, --config and fetch's --source-dir named nothing and were ignored."""
     one_line_error(buildkit(*args), "/no/such/dir", "does not exist")
+
+
+def test_list_takes_its_arguments():
+    """Issue 17 item 6 (part): --list 3.11 and --list --json were ignored."""
+    import json
+
+    series = buildkit("python", "--list", "3.11")
+    assert series.returncode == 0 and series.stdout.startswith("cpython: 3.11.") and "openssl" not in series.stdout
+    table = json.loads(buildkit("python", "--list", "--json").stdout)
+    assert {"cpython", "openssl", "sqlite", "zlib"} <= set(table) and "3.13.5" in table["cpython"]
+    one_line_error(buildkit("python", "--list", "3.7"), "no CPython 3.7 in the catalog", "oldest buildkit builds")
