@@ -268,7 +268,8 @@ def _list_versions(series: str | None, as_json: bool) -> None:
 
     table = {}
     for package in catalog.PACKAGES if series is None else ("cpython",):
-        versions = sorted({s.version for s in catalog.sources(package)}, key=lambda v: catalog.parse_version(package, v))
+        versions = sorted({s.version for s in catalog.sources(package)},
+                          key=lambda v, p=package: catalog.parse_version(p, v))
         if series is not None:
             versions = [v for v in versions if v == series or v.startswith(series + ".")]
             if not versions:
