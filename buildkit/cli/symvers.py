@@ -31,6 +31,18 @@ def symvers() -> None:
     """
 
 
+def _lost_in_layout(entries, layout: str) -> str:
+    """What an older layout cannot say: namespaces (before 5.4), export types such as _GPL (3col)."""
+    lost = []
+    namespaced = sum(1 for e in entries if e.namespace)
+    if namespaced and layout in ("3col", "4col"):
+        lost.append(f"the namespaces of {namespaced} symbols")
+    typed = sum(1 for e in entries if e.type != "EXPORT_SYMBOL")
+    if typed and layout == "3col":
+        lost.append(f"the export type (GPL-only etc.) of {typed} symbols")
+    return " and ".join(lost)
+
+
 @symvers.command("show", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -53,8 +65,14 @@ def symvers_show(files: tuple[str, ...], as_json: bool, layout: str | None) -> N
     from buildkit.kmod.symvers import format_symvers, read_symvers
 
     tables = [read_symvers(path) for path in files]
+    for t in tables:
+        if not t.entries:
+            warn(f"{t.path}: no exports in it (an empty Module.symvers: was the build run?)")
     if layout:
         for table in tables:
+            lost = _lost_in_layout(table.entries, layout)
+            if lost:
+                warn(f"{table.path}: layout {layout} has no column for {lost}; they are not written")
             click.echo(format_symvers(table.entries, layout), nl=False)
     elif as_json:
         print_json(

@@ -193,3 +193,21 @@ def test_list_takes_its_arguments():
     table = json.loads(buildkit("python", "--list", "--json").stdout)
     assert {"cpython", "openssl", "sqlite", "zlib"} <= set(table) and "3.13.5" in table["cpython"]
     one_line_error(buildkit("python", "--list", "3.7"), "no CPython 3.7 in the catalog", "oldest buildkit builds")
+
+
+def test_show_warns_of_what_it_cannot_say(tmp_path):
+    """Issue 17 item 6 (part): an empty Module.symvers, and --format 3col/4col dropping namespaces and GPL-ness."""
+    symvers = tmp_path / "Module.symvers"
+    symvers.write_text("0x1\tfoo\tdrivers/x\tEXPORT_SYMBOL_GPL\tNS1\n0x2\tbar\tdrivers/x\tEXPORT_SYMBOL\t\n")
+    old = buildkit("symvers", "show", str(symvers), "--format", "4col")
+    assert old.returncode == 0 and old.stdout == "0x00000001\tfoo\tdrivers/x\tEXPORT_SYMBOL_GPL\n" \
+        "0x00000002\tbar\tdrivers/x\tEXPORT_SYMBOL\n"
+    assert "layout 4col has no column for the namespaces of 1 symbols" in old.stderr
+    oldest = buildkit("symvers", "show", str(symvers), "--format", "3col")
+    assert "the export type (GPL-only etc.) of 1 symbols" in oldest.stderr
+    same = buildkit("symvers", "show", str(symvers), "--format", "5.6")
+    assert same.returncode == 0 and same.stderr == ""
+    empty = tmp_path / "empty.symvers"
+    empty.write_text("")
+    run = buildkit("symvers", "show", str(empty))
+    assert run.returncode == 0 and "no exports in it" in run.stderr
