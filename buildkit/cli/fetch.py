@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +73,9 @@ def fetch_command(specs: tuple[str, ...], cache: str | None, source_dirs: tuple[
     from buildkit.sources import copy_to_dest, default_cache_dir, fetch_spec, stderr_progress
 
     cache_dir = Path(cache) if cache else default_cache_dir()
-    tty = sys.stderr.isatty()
+    from buildkit._term import live_terminal
+
+    tty = live_terminal(2)
     results: list[tuple[Any, Any]] = []
     errors: list[BuildkitError] = []
     for spec in specs:

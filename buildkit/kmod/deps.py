@@ -959,17 +959,12 @@ def who_exports(
     return found
 
 
-def _fd_is_tty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
 def stderr_progress(delay: float = 1.0) -> Callable[[int, int], None] | None:
     """A progress callback that writes ``reading modules N/M`` to stderr once ``delay`` seconds have gone
     by, or None if stderr is not a terminal."""
-    if not _fd_is_tty(2):
+    from buildkit._term import live_terminal
+
+    if not live_terminal(2):
         return None
     import time
 

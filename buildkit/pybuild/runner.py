@@ -14,6 +14,7 @@ import time
 from collections import deque
 from typing import Callable
 
+from buildkit._term import live_terminal
 from buildkit.errors import BuildFailed, InputError
 from buildkit.pybuild.plan import Component, Step
 from buildkit.pybuild.recipe import Action, Command
@@ -46,7 +47,7 @@ class LocalRunner:
         self.log_dir = log_dir
         self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         self.actions = actions or {}
-        self.tty = sys.stderr.isatty()
+        self.tty = live_terminal(2)  # redraws one progress line; else a plain line every 30 s
 
     def log_path(self, step: Step) -> str:
         return os.path.join(self.log_dir, step.log)

@@ -364,8 +364,10 @@ def copy_to_dest(fetched: Fetched, dest_dir: Path) -> Path:
 
 
 def _stderr_is_tty() -> bool:
+    from buildkit._term import live_terminal
+
     try:
-        return os.isatty(sys.stderr.fileno())
+        return live_terminal(sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):
         return False
 
