@@ -143,9 +143,16 @@ def _extract_tar(archive: Path, tmp: Path, dest: Path) -> str:
         top = _single_top(archive, [(p, m.isdir()) for m, p in plan])
         if os.path.lexists(dest / top):
             raise InputError(f"{dest / top} already exists", fix="remove it, or extract into another folder")
+        earlier: set[str] = set()
         for member, path in plan:
             if member.issym():
                 _check_link_stays_in_top(archive, member.name, path, member.linkname, top)
+            if member.islnk() and _member_path(archive, member.linkname) not in earlier:
+                # tar makes a hard link to a file it has already written; tarfile raised a bare KeyError
+                raise _refuse(archive, member.name, f"hard link to {member.linkname!r}, which is not an earlier "
+                              "file of the archive")
+            if member.isreg() or member.islnk():
+                earlier.add(path)
         root = os.path.realpath(tmp)
         top_root = os.path.join(root, top)
         for member, path in plan:
@@ -158,9 +165,15 @@ def _extract_tar(archive: Path, tmp: Path, dest: Path) -> str:
                     raise _refuse(archive, member.name, str(e)) from None
             else:  # this Python has no data filter (or a test pretends so): our checks and sanitizing only
                 tar.extract(_sanitized(member), root, **_NO_FILTER)
-        # A link checked while its target was missing may point elsewhere once later links exist.
+        # A link checked while its target was missing may point elsewhere once later links exist. Judged by the
+        # archive's own link text: tarfile's data filter (3.13.4+) writes some links normalised ('b/..' as '.'),
+        # which would hide from the tree on disk what the archive meant.
         for member, path in plan:
-            if member.issym() and not _inside(os.path.realpath(os.path.join(root, path)), top_root):
+            if not member.issym():
+                continue
+            where = os.path.join(root, path)
+            meant = os.path.realpath(os.path.join(os.path.dirname(where), member.linkname))
+            if not _inside(os.path.realpath(where), top_root) or not _inside(meant, top_root):
                 raise _refuse(archive, member.name, f"link to {member.linkname!r} resolves outside the destination "
                               "once the whole archive is written")
     return top

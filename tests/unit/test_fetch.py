@@ -565,6 +565,14 @@ def data_filter(request, monkeypatch):
     return request.param
 
 
+def filter_normalises_links() -> bool:
+    """Whether this Python's tarfile data filter rewrites a symlink's text (3.13.4 and the backports that carry
+    its link fixes: 'b/c/../..' is written as '.')."""
+    info = tarfile.TarInfo("top/a")
+    info.type, info.linkname = tarfile.SYMTYPE, "b/c/../.."
+    return tarfile.data_filter(info, "/nonexistent-dest").linkname != info.linkname
+
+
 def hostile(path: Path, *members: tuple[str, str, str | bytes | int]) -> Path:
     """A tar.gz with TOP/ok.txt and then ``members``: (name, kind, payload) with kind file|sym|hard|chr|fifo|setuid."""
     with tarfile.open(path, "w:gz") as tar:
@@ -637,6 +645,8 @@ def test_extract_zip(tmp_path):
     (("top/escape", "sym", "../../outside"), "symlink pointing outside the destination"),
     (("top/root", "sym", ".."), "symlink pointing outside the destination"),
     (("top/hard", "hard", "../outside"), "hard link to '../outside', outside the destination"),
+    # tarfile raised a bare KeyError ("linkname 'top/missing' not found") with or without its data filter
+    (("top/hard", "hard", "top/missing"), "hard link to 'top/missing', which is not an earlier file of the archive"),
     (("top/null", "chr", 0), "device file"),
     (("top/pipe", "fifo", 0), "named pipe"),
     (("top/su", "setuid", b"x"), "setuid or setgid bit"),
@@ -659,13 +669,17 @@ def test_extract_refuses_hostile_members(tmp_path, member, why, data_filter):
      "top/x/up2", "resolves outside the destination"),
     # top/a -> b/.. is checked while b is missing (then it is top); b -> . makes it top/.., next to top.
     ([("top/a", "sym", "b/.."), ("top/b", "sym", ".")], "top/a", "once the whole archive is written"),
-    # The same trick two levels up, then a file written through it would land beside dest.
+    # The same trick two levels up, then a file written through it would land beside dest. (tarfile's data filter
+    # in 3.13.4+ writes top/a as '.', normalised, so evil lands inside; the archive's own text of the link is
+    # what is judged at the end, and refused: the same archive is refused on every Python.)
     ([("top/a", "sym", "b/c/../.."), ("top/b", "sym", "."), ("top/c", "sym", "."), ("top/a/evil", "file", b"x")],
      "top/a/evil", "its folder leads outside the destination through a symlink"),
 ])
 def test_extract_refuses_escapes_through_chains_of_links(tmp_path, members, name, why, data_filter):
     archive = hostile(tmp_path / "t.tar.gz", *members)
     dest = tmp_path / "out"
+    if data_filter and filter_normalises_links() and name == "top/a/evil":  # made harmless before evil was written
+        name, why = "top/a", "once the whole archive is written"
     with pytest.raises(InputError) as err:
         safe_extract(archive, dest)
     assert f"refusing member {name!r}: " in str(err.value) and why in str(err.value)
@@ -687,3 +701,22 @@ def test_extract_wants_one_top_directory_and_a_real_archive(tmp_path):
         safe_extract(junk, tmp_path / "out")
     with pytest.raises(InputError, match="unknown archive type"):
         safe_extract(tmp_path / "x.rar", tmp_path / "out")
+
+
+@pytest.mark.skipif(not hasattr(tarfile, "data_filter"), reason="no tarfile data filter")
+def test_a_member_the_data_filter_refuses_is_one_line(tmp_path, monkeypatch):
+    """Under CPython 3.13.5 no archive of these tests reaches the filter's own refusal (buildkit's checks come
+    first and are stricter: coverage.py over this file under the portable 3.13.5 showed the branch unreached);
+    should a later
+    filter refuse more, its FilterError is one line naming the member, not a traceback."""
+    def stricter(member, dest):
+        if member.name.endswith("ok.txt"):
+            raise tarfile.OutsideDestinationError(member, dest)
+        return tarfile.data_filter(member, dest)
+
+    monkeypatch.setitem(tarfile._NAMED_FILTERS, "data", stricter)
+    monkeypatch.setattr(extract, "_HAS_DATA_FILTER", True)
+    archive = hostile(tmp_path / "t.tar.gz")
+    with pytest.raises(InputError, match=r"refusing member 'top/ok.txt': .*would be extracted to"):
+        safe_extract(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
