@@ -707,8 +707,7 @@ def test_extract_wants_one_top_directory_and_a_real_archive(tmp_path):
 def test_a_member_the_data_filter_refuses_is_one_line(tmp_path, monkeypatch):
     """Under CPython 3.13.5 no archive of these tests reaches the filter's own refusal (buildkit's checks come
     first and are stricter: coverage.py over this file under the portable 3.13.5 showed the branch unreached);
-    should a later
-    filter refuse more, its FilterError is one line naming the member, not a traceback."""
+    should a later filter refuse more, its FilterError is one line naming the member, not a traceback."""
     def stricter(member, dest):
         if member.name.endswith("ok.txt"):
             raise tarfile.OutsideDestinationError(member, dest)
