@@ -47,5 +47,12 @@ def parse_kbuild_args(args: tuple[str, ...], allowed: tuple[str, ...]) -> dict[s
                 f"unexpected argument {arg!r}",
                 fix=f"use KEY=VALUE with KEY one of {', '.join(allowed)}",
             )
+        if key in found:
+            # make keeps the last of two; a second M= is more likely a wish to check both, said instead
+            raise InputError(f"{key}= given twice ({key}={found[key]} and {arg})",
+                             fix=f"give one {key}= (check one module folder at a time)")
+        if not value.strip() and key != "KBUILD_EXTRA_SYMBOLS":  # an empty list is kbuild's default too
+            raise InputError(f"{key}= is empty", fix=f"give {key}=DIR, e.g. M=$PWD" if key == "M" else
+                             f"give {key}=VALUE or leave it out")
         found[key] = value
     return found

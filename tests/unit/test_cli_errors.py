@@ -211,3 +211,9 @@ def test_show_warns_of_what_it_cannot_say(tmp_path):
     empty.write_text("")
     run = buildkit("symvers", "show", str(empty))
     assert run.returncode == 0 and "no exports in it" in run.stderr
+
+
+def test_kbuild_arguments_twice_or_empty_are_said(tmp_path):
+    """Issue 18: check M=a M=b checked only b, silently; issue 17 item 6: M= empty was accepted."""
+    one_line_error(buildkit("symvers", "check", f"M={tmp_path}", "M=/var"), "M= given twice", "M=/var")
+    one_line_error(buildkit("symvers", "check", "M="), "M= is empty", "M=$PWD")
