@@ -166,6 +166,11 @@ def _load_kernel_symvers(kerneldir: str) -> Symvers:
             " or pass KERNELDIR=<headers dir>",
         )
     path = os.path.join(kerneldir, "Module.symvers")
+    build = os.path.join(kerneldir, "build")
+    if not os.path.isfile(path) and os.path.isfile(os.path.join(build, "Module.symvers")):
+        # /lib/modules/VER given for /lib/modules/VER/build (the headers' link, what kbuild's -C gets)
+        raise InputError(f"KERNELDIR={kerneldir}: the modules folder of a kernel, not its headers",
+                         fix=f"pass KERNELDIR={build}")
     if not os.path.isfile(path):
         raise InputError(
             f"{path}: missing, so no kernel export is known",

@@ -217,3 +217,15 @@ def test_kbuild_arguments_twice_or_empty_are_said(tmp_path):
     """Issue 18: check M=a M=b checked only b, silently; issue 17 item 6: M= empty was accepted."""
     one_line_error(buildkit("symvers", "check", f"M={tmp_path}", "M=/var"), "M= given twice", "M=/var")
     one_line_error(buildkit("symvers", "check", "M="), "M= is empty", "M=$PWD")
+
+
+def test_kerneldir_of_the_modules_folder_points_at_its_build_link(tmp_path, kdir):
+    """Issue 18: KERNELDIR=/lib/modules/VER (no /build) was told to 'run make modules'."""
+    modules = tmp_path / "lib-modules-ver"
+    modules.mkdir()
+    (modules / "build").symlink_to(kdir)
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "x.ko").write_bytes(b"\x7fELF")
+    one_line_error(buildkit("symvers", "check", f"M={m}", f"KERNELDIR={modules}"),
+                   "the modules folder of a kernel, not its headers", f"KERNELDIR={modules}/build")
