@@ -22,8 +22,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "PACKAGES", "Compat", "Source", "candidates", "compat_for", "django_sqlite_min", "find", "sources", "parse_version",
-    "suggest",
+    "PACKAGES", "Compat", "CompilerNeed", "Source", "candidates", "compat_for", "compiler_needs", "django_sqlite_min",
+    "find", "sources", "parse_version", "suggest",
 ]
 
 # The first three make every build; the rest are the libraries of a portable build (--portable) only.
@@ -59,6 +59,17 @@ class Compat:
     sqlite_min: str
 
 
+@dataclass(frozen=True)
+class CompilerNeed:
+    """What a CPython range asks of gcc, with the evidence it was found by (``sources.toml``'s [[compiler]])."""
+
+    cpython: SpecifierSet
+    gcc_min: str
+    level: str  # "stop": refused before fetching; "note": builds, with something left out
+    needs: str
+    evidence: str
+
+
 def parse_version(package: str, version: str) -> Version:
     """A comparable version; OpenSSL's letter releases (1.1.1w) sort after their base (1.1.1)."""
     text = version
@@ -75,12 +86,13 @@ def parse_version(package: str, version: str) -> Version:
 
 
 @cache
-def _load() -> tuple[tuple[Source, ...], tuple[Compat, ...], str]:
+def _load() -> tuple[tuple[Source, ...], tuple[Compat, ...], str, tuple[CompilerNeed, ...]]:
     with CATALOG.open("rb") as f:
         data = tomllib.load(f)
     items = tuple(sorted((Source(**entry) for entry in data["source"]), key=lambda s: (s.package, s.key)))
     compat = tuple(Compat(SpecifierSet(c["cpython"]), c["openssl_min"], c["sqlite_min"]) for c in data["compat"])
-    return items, compat, data["requirements"]["django_sqlite_min"]
+    needs = tuple(CompilerNeed(**{**c, "cpython": SpecifierSet(c["cpython"])}) for c in data.get("compiler", ()))
+    return items, compat, data["requirements"]["django_sqlite_min"], needs
 
 
 def sources(package: str | None = None) -> list[Source]:
@@ -151,6 +163,13 @@ def compat_for(cpython: str) -> Compat:
         if version in entry.cpython:
             return entry
     raise InputError(f"no compatibility data for CPython {cpython}", fix="buildkit knows CPython 3.8 and newer")
+
+
+def compiler_needs(cpython: str, gcc: str) -> list[CompilerNeed]:
+    """The needs of CPython ``cpython`` that gcc ``gcc`` (a dotted version) does not meet, "stop" first."""
+    version, have = parse_version("cpython", cpython), Version(gcc)
+    unmet = [n for n in _load()[3] if version in n.cpython and have < Version(n.gcc_min)]
+    return sorted(unmet, key=lambda n: n.level != "stop")
 
 
 def django_sqlite_min() -> str:

@@ -23,7 +23,7 @@ from typing import Callable
 
 from buildkit import __version__, catalog
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
-from buildkit.pybuild.host import HostInfo, probe_host, require_optimizer, require_tools
+from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
 from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
 from buildkit.pybuild.runner import LocalRunner, tail
 
@@ -403,6 +403,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
     require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else [])
                   + (["gcc"] if req.portable else []))
+    require_compiler(first.components[-1].version, host.compiler, say)
     if req.optimize:
         require_optimizer(host.compiler)
     plan, files = plan_for(req, host, fetch, say)

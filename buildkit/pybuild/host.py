@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from buildkit.errors import InputError
 
 __all__ = ["SystemLib", "HostInfo", "probe_host", "system_openssl", "system_sqlite", "require_tools", "find_tool",
-           "require_optimizer", "ca_store"]
+           "require_optimizer", "ca_store", "gcc_version", "require_compiler"]
 
 _INCLUDE_DIRS = ("/usr/local/include", "/usr/include")
 _LIB_DIRS = ("/usr/local/lib64", "/usr/local/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -130,6 +130,35 @@ def probe_host() -> HostInfo:
         ca_file=ca_file,
         ca_dir=ca_dir,
     )
+
+
+_GCC_LINE = re.compile(r"^\S*(?:gcc|cc)\S* \(.*\) (\d+\.\d+(?:\.\d+)?)")
+
+
+def gcc_version(compiler: str) -> str | None:
+    """gcc's version from the first line of its ``--version`` ("gcc (GCC) 4.8.5 20150623 (Red Hat 4.8.5-44)",
+    "cc (Debian 12.2.0-14) 12.2.0", "x86_64-unknown-linux-gnu-gcc (crosstool-NG 1.24.0) 4.8.5"); None for
+    clang and anything else."""
+    found = _GCC_LINE.match(compiler) if "clang" not in compiler.lower() else None
+    return found[1] if found else None
+
+
+def require_compiler(cpython: str, compiler: str, say=lambda line: None) -> None:
+    """Stop before anything is fetched when the host's gcc is too old for CPython ``cpython`` (the catalog's
+    [[compiler]] data, found by building); say what an older gcc leaves out when it still builds."""
+    from buildkit.catalog import compiler_needs
+
+    gcc = gcc_version(compiler)
+    if gcc is None:
+        return
+    for need in compiler_needs(cpython, gcc):
+        if need.level == "stop":
+            raise InputError(
+                f"CPython {cpython} needs gcc {need.gcc_min} or newer ({need.needs}); this host's gcc is {gcc}",
+                fix="install a newer gcc (CentOS 7: yum install devtoolset-11-gcc, then run buildkit under "
+                    "'scl enable devtoolset-11'; RHEL/Alibaba Cloud Linux 8+: gcc-toolset-13) and point CC at it, "
+                    "or build with --portable on a newer machine and copy the tree here")
+        say(f"note: gcc {gcc}: {need.needs}")
 
 
 # tool -> (why, Debian package, RHEL package)

@@ -44,7 +44,11 @@ def render_script(plan: Plan) -> str:
         tools.append("perl")
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         tools.append("tclsh")
+    from buildkit.catalog import compiler_needs
+
+    gcc_needs = compiler_needs(plan.components[-1].version, "0")  # every need of this version, "stop" first
     return environment(TEMPLATES).get_template("build-python.sh.j2").render(
+        gcc_needs=gcc_needs,
         plan=plan, components=components, tools=tools, version=__version__, probe=PROBE_SOURCE,
         # absolute, as the state folder beside it is (planned with abspath): a relative PREFIX would put the
         # final link relative to wherever the script runs

@@ -242,6 +242,31 @@ def test_bad_portable_input_is_one_line_before_any_fetch(args, message, tmp_path
     assert not (tmp_path / "cache").exists()  # refused before the toolchain was fetched
 
 
+def test_centos7s_own_gcc_is_judged_by_its_version_line(portable_build, tmp_path):
+    """The toolchain's gcc 4.8.5 (CentOS 7's compiler) against the catalog's compiler data, in buildkit and in
+    the emitted script: 3.13.5 goes on (gcc 4.8.5 built it, bench/probe_gcc.py) with the note that mimalloc is
+    left out; the script stops at the prefix check after it, so nothing is fetched."""
+    from buildkit.pybuild.host import gcc_version, require_compiler
+
+    gcc = Path(portable_build["_toolchain"]) / "bin" / "x86_64-unknown-linux-gnu-gcc"
+    line = subprocess.run([str(gcc), "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    assert gcc_version(line) == "4.8.5"
+    said: list[str] = []
+    require_compiler("3.13.5", line, said.append)
+    assert len(said) == 1 and "without mimalloc" in said[0]
+
+    script = tmp_path / "build.sh"
+    prefix = tmp_path / "taken"
+    subprocess.run([sys.executable, "-m", "buildkit", "python", "3.13.5", "--with-openssl", "--with-sqlite",
+                    "--prefix", str(prefix), "--emit-script", str(script)], check=True, capture_output=True)
+    prefix.mkdir()  # taken after the script was written: it stops there, after the compiler check
+    (prefix / "file").write_text("not buildkit's\n")
+    run = subprocess.run(["sh", str(script), str(tmp_path)], capture_output=True, text=True,
+                         env={**os.environ, "CC": str(gcc)}, timeout=120)
+    assert run.returncode == 2 and "note: gcc 4.8.5: CPython is built without mimalloc" in run.stderr, run.stderr
+    assert "was not made by buildkit" in run.stderr and "downloading" not in run.stderr
+
+
 CEXT_SETUP = """from setuptools import Extension, setup
 setup(name="bkcext", version="1.0", ext_modules=[Extension("bkcext", ["bkcext.c"])])
 """
