@@ -37,7 +37,9 @@ def _steps(top: str) -> list[list[str]]:
         return [["./Configure", "linux-x86_64", "no-shared", "no-tests"], ["make", "-j2", "-k"],
                 ["apps/openssl", "version"]]
     if top.startswith("sqlite"):
-        return [["./configure", "--disable-tcl"], ["make", "-j2", "-k", "sqlite3"], ["./sqlite3", "--version"]]
+        # no readline: configure would find the build host's (the toolchain's sysroot has none)
+        return [["./configure", "--disable-tcl", "--disable-readline", "--disable-editline"],
+                ["make", "-j2", "-k", "sqlite3"], ["./sqlite3", "--version"]]
     return [["./configure", "--without-ensurepip"], ["make", "-j2", "-k"],
             ["./python", "-c", "import sys; print(sys.version)"]]
 

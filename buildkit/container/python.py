@@ -67,6 +67,16 @@ class CiOptions:
     yum_mirror: str = ""
     optimize: bool = False  # PGO + LTO in every cell
     profile_tests: tuple[str, ...] = ()  # --profile-tests: the profile run's regrtest files
+    glibc: str = ""  # --portable: the glibc floor every cell is built for (on the npm toolchain's sysroot)
+    toolchain: Path | None = None  # --portable: the toolchain's npm package, copied into each container
+
+    @property
+    def portable(self) -> bool:
+        return bool(self.glibc)
+
+    def label(self, image: ImageRef) -> str:
+        """The artifact's platform part: the distribution built on, or a portable build's floor."""
+        return f"glibc{self.glibc}" if self.glibc else image.spec.label
 
 
 @dataclass
@@ -136,13 +146,13 @@ class _CellPlan:
         return out / f"{self.name}.tar.gz", out / f"{self.name}.json"
 
 
-def _predicted_paths(cells: Sequence[Cell], out: Path, arch: str, optimized: bool = False) -> list[Path]:
+def _predicted_paths(cells: Sequence[Cell], out: Path, arch: str, opts: CiOptions) -> list[Path]:
     """Artifact paths known before any image runs: cells whose OpenSSL and SQLite are private versions."""
     found = []
     for cell in cells:
         if SYSTEM in (cell.openssl, cell.sqlite):
             continue
-        name = artifact_name(cell.cpython, cell.openssl, cell.sqlite, cell.image.spec.label, arch, optimized)
+        name = artifact_name(cell.cpython, cell.openssl, cell.sqlite, opts.label(cell.image), arch, opts.optimize)
         found += [p for p in (out / f"{name}.tar.gz", out / f"{name}.json") if os.path.lexists(p)]
     return found
 
@@ -177,7 +187,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
     if not os.access(out, os.W_OK):
         raise InputError(f"--out {out}: not writable", fix="choose a folder you can write to")
     logs = out / "logs"
-    _refuse_existing(_predicted_paths(cells, out, engine.arch, opts.optimize))
+    _refuse_existing(_predicted_paths(cells, out, engine.arch, opts))
 
     results: list[CellResult] = []
     prepared: dict[str, Prepared | BuildkitError] = {}
@@ -197,15 +207,27 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
             results.append(CellResult(cell, cell.key, False, prep.exit_code, str(prep), logs=logs))
             continue
         jobs = opts.jobs or engine.cpus
+        toolchain = None
+        if opts.portable:
+            from buildkit.pybuild.plan import check_portable
+            from buildkit.pybuild.toolchain import script_toolchain
+
+            try:
+                check_portable(cell.cpython, cell.openssl, cell.sqlite)
+            except InputError as e:
+                raise InputError(f"{cell.key}: {e.message}", fix=e.fix) from None
+            toolchain = script_toolchain(opts.glibc)
         req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.openssl, cell.sqlite, jobs=jobs,
-                      optimize=opts.optimize, profile_tests=opts.profile_tests)
+                      optimize=opts.optimize, profile_tests=opts.profile_tests, toolchain=toolchain)
         try:
             plan, files = plan_for(req, prep.host.info, opts.fetch, say)
         except InputError as e:
             raise InputError(f"{cell.key}: {e.message}", fix=e.fix) from None
         py = plan.components[-1].version
-        name = artifact_name(py, plan.openssl.version, plan.sqlite.version, cell.image.spec.label, prep.host.arch,
+        name = artifact_name(py, plan.openssl.version, plan.sqlite.version, opts.label(cell.image), prep.host.arch,
                              opts.optimize)
+        if opts.toolchain is not None:
+            files = {**files, "toolchain": opts.toolchain}
         plans.append(_CellPlan(cell, prep, plan, files, name))
     names = [p.name for p in plans]
     dup = next((n for n in names if names.count(n) > 1), None)
@@ -220,7 +242,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
         for number, cp in enumerate(plans, 1):
             say(f"==> [{number}/{total}] {cp.name} in {cp.cell.image.arg}")
             try:
-                result = _build_cell(engine, cp, out, logs / cp.name, say, started)
+                result = _build_cell(engine, cp, out, logs / cp.name, say, started, opts)
             except KeyboardInterrupt:
                 raise
             except (ContainerGone, BuildkitError) as e:
@@ -318,7 +340,7 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
                                            f"planned for {cp.prepared.host.arch}",
                                            fix="give engines of one architecture")
                 here = _CellPlan(cp.cell, prep, cp.plan, cp.files, cp.name)
-                result = _build_cell(engine, here, out, logs / cp.name, say_here, started)
+                result = _build_cell(engine, here, out, logs / cp.name, say_here, started, opts)
                 result.engine = slot.name
                 with changed:
                     results.append(result)
@@ -417,7 +439,8 @@ def _write_noclobber(text: str, final: Path, tmpdir: Path) -> None:
     copy_file_noclobber(tmp, final)
 
 
-def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, run_started: float) -> CellResult:
+def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, run_started: float,
+                opts: CiOptions) -> CellResult:
     from buildkit.catalog import django_sqlite_min
     from buildkit.pybuild.script import render_script
     from buildkit.pybuild.verify import PROBE_MARK, PROBE_SOURCE, report_from_probe
@@ -435,11 +458,16 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
             c.call(["mkdir", "-p", f"{CI}/sources", f"{CI}/out", f"{CI}/check"])
             c.copy_into([(tmpdir / "build.sh", "build.sh"), (tmpdir / "probe.py", "probe.py"),
                          (RELOCATE, "relocate.py")], CI, owner=(BUILD_UID, BUILD_UID))
-            c.copy_into([(path, path.name) for path in cp.files.values()], f"{CI}/sources",
+            sources = {key: path for key, path in cp.files.items() if key != "toolchain"}
+            c.copy_into([(path, path.name) for path in sources.values()], f"{CI}/sources",
                         owner=(BUILD_UID, BUILD_UID))
+            argv = ["sh", f"{CI}/build.sh", f"{CI}/sources"]
+            if "toolchain" in cp.files:  # --portable: the script checks the npm package and unpacks it
+                c.copy_into([(cp.files["toolchain"], "toolchain.tgz")], CI, owner=(BUILD_UID, BUILD_UID))
+                argv.append(f"{CI}/toolchain.tgz")
             build_started = time.monotonic() - run_started
             say(f"    sh build.sh (network none, user build, {plan.request.jobs} jobs; log {logs / 'build.log'})")
-            run = c.call(["sh", f"{CI}/build.sh", f"{CI}/sources"], log=logs / "build.log", check=False,
+            run = c.call(argv, log=logs / "build.log", check=False,
                          on_line=lambda line: None if line.startswith(PROBE_MARK) else say(f"    | {line}"),
                          doing="the build")
             if run.exit_code != 0:
@@ -457,11 +485,15 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
             say("    relocatable archive")
             private = [ch for ch in (plan.openssl, plan.sqlite) if ch.how == "private"]
             args = [plan.python, "-I", f"{CI}/relocate.py", "--install", plan.install_dir, "--name", cp.name,
-                    "--out", f"{CI}/out", "--openssldir", cell.image.spec.openssldir]
-            for ch in private:
-                args += ["--dep", ch.prefix]
-            if plan.openssl.how == "private":
-                args += ["--openssl-prefix", plan.openssl.prefix]
+                    "--out", f"{CI}/out"]
+            if opts.portable:  # made relocatable during the build (its libraries are linked in): packed as it is
+                args.append("--portable")
+            else:
+                args += ["--openssldir", cell.image.spec.openssldir]
+                for ch in private:
+                    args += ["--dep", ch.prefix]
+                if plan.openssl.how == "private":
+                    args += ["--openssl-prefix", plan.openssl.prefix]
             # CPython's own test suite (140 MB for 3.13) is not part of an artifact to deploy.
             xy = ".".join(plan.components[-1].version.split(".")[:2])
             args += ["--exclude", f"lib/python{xy}/test", "--exclude", f"lib/python{xy}/idlelib/idle_test"]
@@ -493,7 +525,7 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
             got = c.copy_out(f"{CI}/out/{cp.name}.tar.gz", tmpdir)
             say("    binary floor of the archive (glibc, linked libraries, hardening)")
             report = _with_floor(report_from_probe(f"{check_root}/bin/python3", payload), got, tmpdir / "floor",
-                                 bool(private))
+                                 bool(private), opts.glibc or None)
             verification = report.to_json()
             if not report.ok:
                 failed = ", ".join(ch.name for ch in report.failed)
@@ -530,16 +562,18 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _with_floor(report: VerifyReport, archive: Path, dest: Path, private: bool) -> VerifyReport:
+def _with_floor(report: VerifyReport, archive: Path, dest: Path, private: bool,
+                glibc_max: str | None = None) -> VerifyReport:
     """``report`` with the binary floor's checks, read here from the artifact's ELF files (pyelftools is on
-    this side, not in the image): the archive is unpacked into ``dest``, which the caller removes."""
+    this side, not in the image): the archive is unpacked into ``dest``, which the caller removes. A portable
+    artifact (``glibc_max``) must keep its promises: that floor at most, nothing linked beyond the C runtime."""
     import tarfile
 
     from buildkit.pybuild.verify import add_floor
 
     with tarfile.open(archive) as tar:
         safe_extract_tar(tar, dest)
-    report = add_floor(report, [str(top) for top in sorted(dest.iterdir())], private)
+    report = add_floor(report, [str(top) for top in sorted(dest.iterdir())], private, glibc_max, bool(glibc_max))
     here = str(dest) + "/"
 
     def in_archive(value: object) -> object:  # paths as members of the archive, not of a deleted folder

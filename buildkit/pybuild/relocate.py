@@ -22,6 +22,9 @@ prefixes of its private OpenSSL and SQLite, it
    with a space, and every other ``#!INSTALL/bin/python`` script gets the launcher of step 4;
 6. records what it did in ``NAME/BUILDKIT.json`` (key ``relocated``) and writes ``OUT/NAME.tar.gz``.
 
+A portable build is made relocatable where it is built (``--in-place DIR``: steps 4 and 5, the emitted
+script's make-relocatable step); ``--portable`` then only copies, records and packs it (steps 1 and 6).
+
 Prints one line ``BUILDKIT-RELOCATE: {json}``. Exit status 0 done, 1 a file could not be made relocatable,
 2 bad arguments.
 """
@@ -467,14 +470,31 @@ def archive_tree(dest, out, name):
     return {"archive": archive, "sha256": digest.hexdigest(), "size": os.path.getsize(archive)}
 
 
-def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
-    """Steps 1-5 and the record of step 6, into ``OUT/NAME`` (left there): what :func:`relocate` did."""
+def package_tree(install, name, out, exclude=()):
+    """A tree already relocatable (a portable build, made so by :func:`relocate_in_place` during the build)
+    copied to ``OUT/NAME`` less ``exclude``, recorded, and packed as ``OUT/NAME.tar.gz``: nothing is rewritten."""
     install = os.path.realpath(install)
     dest = os.path.join(out, name)
     if os.path.lexists(dest):
         shutil.rmtree(dest)
     os.makedirs(out, exist_ok=True)
     shutil.copytree(install, dest, symlinks=True)
+    excluded = _exclude(dest, exclude)
+    record_path = os.path.join(dest, "BUILDKIT.json")
+    try:
+        with open(record_path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        record = {}
+    relocated = {"name": name, "from": install, "portable": True, "excluded": excluded}
+    record["relocated"] = relocated
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=2)
+    relocated.update(archive_tree(dest, out, name))
+    return relocated
+
+
+def _exclude(dest, exclude):
     excluded = []
     for rel in exclude:
         path = os.path.normpath(os.path.join(dest, rel))
@@ -486,6 +506,18 @@ def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=
         elif os.path.lexists(path):
             os.unlink(path)
             excluded.append(rel)
+    return excluded
+
+
+def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
+    """Steps 1-5 and the record of step 6, into ``OUT/NAME`` (left there): what :func:`relocate` did."""
+    install = os.path.realpath(install)
+    dest = os.path.join(out, name)
+    if os.path.lexists(dest):
+        shutil.rmtree(dest)
+    os.makedirs(out, exist_ok=True)
+    shutil.copytree(install, dest, symlinks=True)
+    excluded = _exclude(dest, exclude)
     libraries = []
     for prefix in deps:
         libraries += _copy_libs(prefix, dest)
@@ -539,11 +571,16 @@ def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=
 
 
 def main(argv):
-    args = {"--install": None, "--openssl-prefix": "", "--openssldir": "/etc/ssl", "--name": None, "--out": None}
+    args = {"--install": None, "--openssl-prefix": "", "--openssldir": "/etc/ssl", "--name": None, "--out": None,
+            "--in-place": None}
     deps = []
     exclude = []
+    portable = False
     it = iter(argv)
     for arg in it:
+        if arg == "--portable":
+            portable = True
+            continue
         key, eq, value = arg.partition("=")
         if key not in args and key not in ("--dep", "--exclude"):
             sys.stderr.write("relocate.py: unknown argument %r\n" % arg)
@@ -559,13 +596,19 @@ def main(argv):
             exclude.append(value)
         else:
             args[key] = value
-    if not args["--install"] or not args["--name"] or not args["--out"]:
+    if args["--in-place"] is None and (not args["--install"] or not args["--name"] or not args["--out"]):
         sys.stderr.write("usage: relocate.py --install DIR --name NAME --out DIR [--dep PREFIX]... "
-                         "[--openssl-prefix PREFIX --openssldir DIR] [--exclude RELPATH]...\n")
+                         "[--openssl-prefix PREFIX --openssldir DIR] [--exclude RELPATH]... [--portable]\n"
+                         "       relocate.py --in-place DIR [--dep PREFIX]...\n")
         return 2
     try:
-        result = relocate(args["--install"], deps, args["--openssl-prefix"], args["--openssldir"], args["--name"],
-                          args["--out"], exclude)
+        if args["--in-place"] is not None:
+            result = relocate_in_place(args["--in-place"], deps)
+        elif portable:
+            result = package_tree(args["--install"], args["--name"], args["--out"], exclude)
+        else:
+            result = relocate(args["--install"], deps, args["--openssl-prefix"], args["--openssldir"],
+                              args["--name"], args["--out"], exclude)
     except (RelocateError, OSError) as e:
         sys.stderr.write("relocate.py: error: %s\n" % e)
         return 1

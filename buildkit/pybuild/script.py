@@ -12,6 +12,7 @@ from buildkit import __version__
 from buildkit.errors import InputError
 from buildkit.pybuild.plan import Plan
 from buildkit.pybuild.recipe import Action
+from buildkit.pybuild.toolchain import PLACEHOLDER, SPECS
 from buildkit.templating import environment
 
 __all__ = ["render_script", "write_script"]
@@ -19,11 +20,18 @@ __all__ = ["render_script", "write_script"]
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+def _q(value: str) -> str:
+    """``value`` quoted for sh, the toolchain's placeholder (a portable plan) becoming ``"$TOOLCHAIN"``."""
+    if PLACEHOLDER not in value:
+        return shlex.quote(value)
+    return '"$TOOLCHAIN"'.join(shlex.quote(part) if part else "" for part in value.split(PLACEHOLDER))
+
+
 def _command_line(run) -> str:
     if isinstance(run, Action):
-        return " ".join(["action_" + run.name.replace("-", "_")] + [shlex.quote(a) for a in run.args])
-    env = [f"{k}={shlex.quote(v)}" for k, v in run.env]
-    return " ".join((["env"] + env if env else []) + [shlex.quote(a) for a in run.argv])
+        return " ".join(["action_" + run.name.replace("-", "_")] + [_q(a) for a in run.args])
+    env = [f"{k}={_q(v)}" for k, v in run.env]
+    return " ".join((["env"] + env if env else []) + [_q(a) for a in run.argv])
 
 
 def render_script(plan: Plan) -> str:
@@ -39,7 +47,10 @@ def render_script(plan: Plan) -> str:
         components.append({"package": comp.package, "version": comp.version, "source": comp.source,
                            "prefix": comp.prefix, "srcdir": comp.srcdir, "steps": steps,
                            "reusable": comp.package != "cpython"})
-    tools = ["cc", "make", "tar"]
+    tc = plan.request.toolchain
+    if tc is not None and tc.root != PLACEHOLDER:
+        raise ValueError("a portable plan for a script names the toolchain by its placeholder (script_toolchain)")
+    tools = ["cc", "make", "tar"] + (["gcc", "xz", "readelf"] if tc else [])
     if plan.openssl.how == "private":
         tools.append("perl")
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
@@ -48,7 +59,7 @@ def render_script(plan: Plan) -> str:
 
     gcc_needs = compiler_needs(plan.components[-1].version, "0")  # every need of this version, "stop" first
     return environment(TEMPLATES).get_template("build-python.sh.j2").render(
-        gcc_needs=gcc_needs,
+        gcc_needs=gcc_needs, toolchain=tc, specs=SPECS, relocate=_relocate_source() if tc else "",
         plan=plan, components=components, tools=tools, version=__version__, probe=PROBE_SOURCE,
         # absolute, as the state folder beside it is (planned with abspath): a relative PREFIX would put the
         # final link relative to wherever the script runs
@@ -56,6 +67,12 @@ def render_script(plan: Plan) -> str:
         expect_openssl=plan.openssl.version, expect_sqlite=plan.sqlite.version,
         private_prefixes=" ".join(plan.private_prefixes),
     )
+
+
+def _relocate_source() -> str:
+    from buildkit.pybuild import relocate
+
+    return Path(relocate.__file__).read_text(encoding="utf-8")
 
 
 def write_script(plan: Plan, path: str) -> None:

