@@ -13,6 +13,13 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
+    # A file name that is not UTF-8 (Linux allows any bytes) is written back as the bytes it is, as ls and
+    # cat do, in results and in error lines alike; not as Python's \udcXX escapes, nor as a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError):  # not a text stream of io's (a test's capture)
+            pass
     argv = sys.argv[1:]
     if argv[:2] == ["symvers", "check"]:
         from buildkit.cli.checkrun import fast_main

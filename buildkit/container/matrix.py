@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from buildkit import __version__, catalog
@@ -165,11 +164,11 @@ def load_matrix_file(path: str) -> MatrixSpec:
         image = "rocky:9"
         python = "3.12"
     """
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise InputError(f"--matrix {path}: cannot read it: {e.strerror}",
-                         fix="pass a TOML or JSON matrix file") from None
+    from buildkit._input import read_input
+
+    raw = read_input(path, fix="pass a TOML or JSON matrix file")
+    if not raw.strip():
+        raise InputError(f"--matrix {path}: an empty file", fix="list image and python in it (see --help)")
     try:
         if path.endswith(".json"):
             data = json.loads(raw)

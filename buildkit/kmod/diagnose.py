@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from buildkit.errors import BuildkitError, InputError
+from buildkit.errors import BuildkitError
 from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line, kernel_version_from_tree
 
 __all__ = [
@@ -142,12 +142,10 @@ class Explanation:
 
 def read_log(path: str) -> list[str]:
     """The lines of a log file (any encoding: undecodable bytes are replaced)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        why = e.strerror or str(e)
-        raise InputError(f"{path}: cannot read log: {why}", fix="check the path, or pipe the log in on stdin") from None
+    from buildkit._input import read_input, refuse_binary
+
+    data = read_input(path, fix="check the path, or pipe the log in on stdin")
+    refuse_binary(data, path, "a build log", fix="save make's output as text: make 2>&1 | tee build.log")
     return data.decode("utf-8", errors="replace").splitlines()
 
 

@@ -141,8 +141,9 @@ def read_module_bytes(path: str) -> bytes:
             return bz2.decompress(data)
     except (OSError, EOFError, ValueError) as e:  # lzma.LZMAError is an Exception: below
         raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
-    except Exception as e:  # zstandard.ZstdError and lzma.LZMAError are not OSErrors
-        if type(e).__name__ in ("ZstdError", "LZMAError"):
+    except Exception as e:  # zstandard.ZstdError, lzma.LZMAError and zlib.error are not OSErrors
+        kind = (type(e).__module__, type(e).__name__)
+        if kind[1] in ("ZstdError", "LZMAError") or kind == ("zlib", "error"):
             raise InputError(f"{path}: corrupt compressed module ({e})", fix="copy or rebuild the module") from None
         raise
     return data

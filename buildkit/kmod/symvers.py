@@ -16,6 +16,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -217,16 +218,11 @@ def gunzip(raw: bytes, path: str) -> bytes:
 
 def read_symvers(path: str) -> Symvers:
     """Read a ``Module.symvers`` (or a gzip of one, e.g. ``/boot/symvers-$(uname -r).gz``)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        if isinstance(e, FileNotFoundError):
-            fix = "build the module first ('make modules') or fix the path"
-            raise InputError(f"{path}: no such file", fix=fix) from None
-        why = e.strerror or str(e)
-        raise InputError(f"{path}: cannot read: {why}", fix="check the file and its permissions") from None
-    raw = gunzip(raw, path)
+    from buildkit._input import read_input
+
+    fix = ("build the module first ('make modules') or fix the path" if not os.path.lexists(path)
+           else "check the file and its permissions")
+    raw = gunzip(read_input(path, fix), path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -260,14 +260,14 @@ def doctor(target: str) -> list[Finding]:
         raise InputError(f"{target}: not a CPython build tree (no pyconfig.h, config.log or makesetup Makefile) "
                          "and no bin/python3 under it", fix="pass an interpreter, a build directory or a build log")
     if os.path.isfile(target):
-        with open(target, "rb") as f:
-            head = f.read(4)
-        if os.access(target, os.X_OK) and (head == b"\x7fELF" or head[:2] == b"#!"):
+        from buildkit._input import read_input, refuse_binary
+
+        data = read_input(target)
+        if os.access(target, os.X_OK) and (data[:4] == b"\x7fELF" or data[:2] == b"#!"):
             return doctor_interpreter(target)
-        text = _read(target)
-        if text is None:
-            raise InputError(f"{target}: cannot read it", fix="check the path and its permissions")
-        return doctor_text(text, source=os.path.basename(target))
+        refuse_binary(data, target, "a build log", fix="pass make's output saved as text (make 2>&1 | tee "
+                      "build.log), a build directory or an interpreter")
+        return doctor_text(data.decode("utf-8", errors="replace"), source=os.path.basename(target))
     if os.sep not in target and shutil.which(target):
         return doctor_interpreter(target)
     raise InputError(f"{target}: no such file, directory or interpreter on PATH",
