@@ -88,7 +88,8 @@ def _check_dirs(m_dirs: Sequence[Path]) -> list[Path]:
     for d in m_dirs:
         d = Path(os.path.abspath(d))
         if not d.is_dir():
-            raise InputError(f"M={d}: no such directory", fix="pass the folder of an external module")
+            what = "a file, not a directory" if d.exists() else "no such directory"
+            raise InputError(f"M={d}: {what}", fix="pass the folder of an external module")
         if not any((d / n).is_file() for n in ("Kbuild", "Makefile", "makefile", "GNUmakefile")):
             raise InputError(f"M={d}: no Kbuild or Makefile there",
                              fix="pass the folder that holds the module's Kbuild")

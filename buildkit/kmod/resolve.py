@@ -123,7 +123,8 @@ def find_modules(m_dir: str) -> list[str]:
     ``<mod>.mod`` describes stands in for it.
     """
     if not os.path.isdir(m_dir):
-        raise InputError(f"M={m_dir}: no such directory", fix="pass the directory you built with 'make M=...'")
+        what = "a file, not a directory" if os.path.exists(m_dir) else "no such directory"
+        raise InputError(f"M={m_dir}: {what}", fix="pass the directory you built with 'make M=...'")
     listed: list[str] = []
     order = os.path.join(m_dir, "modules.order")
     if os.path.isfile(order):
@@ -161,7 +162,7 @@ def find_modules(m_dir: str) -> list[str]:
 def _load_kernel_symvers(kerneldir: str) -> Symvers:
     if not os.path.isdir(kerneldir):
         raise InputError(
-            f"KERNELDIR={kerneldir}: no such directory",
+            f"KERNELDIR={kerneldir}: {'a file, not a directory' if os.path.exists(kerneldir) else 'no such directory'}",
             fix="install the kernel headers (Debian: linux-headers-<release>, RHEL: kernel-devel-<release>)"
             " or pass KERNELDIR=<headers dir>",
         )

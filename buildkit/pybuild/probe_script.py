@@ -556,7 +556,8 @@ def _library_check(facts, module, prefixes, headers, runtime):
     return _check(name, False, detail)
 
 
-def _hostile_check(hostile, module, prefixes):
+def _hostile_check(hostile, module, prefixes, loaded):
+    """``loaded``: the libraries the module loads without LD_LIBRARY_PATH (the check before this one)."""
     name = module + " libraries, LD_LIBRARY_PATH set"
     where = "LD_LIBRARY_PATH=" + (hostile.get("ld_library_path") or "")
     if hostile.get("error"):
@@ -567,6 +568,10 @@ def _hostile_check(hostile, module, prefixes):
     outside = [lib for lib in libs if not _inside(lib, prefixes)]
     if not outside:
         return _check(name, True, "%s: still %s" % (where, ", ".join(libs) or "no shared library"))
+    if any(not _inside(lib, prefixes) for lib in loaded or ()):
+        # outside the prefixes with or without LD_LIBRARY_PATH: no runpath to blame, the check above says why
+        return _check(name, False, "%s: %s loaded %s, outside the private prefixes as it is without "
+                      "LD_LIBRARY_PATH (see the check above)" % (where, module, ", ".join(outside)))
     return _check(name, False, "%s: %s loaded %s instead of the private one (its runpath is a DT_RUNPATH, "
                   "which LD_LIBRARY_PATH overrides: rebuild with -Wl,--disable-new-dtags, as buildkit does)"
                   % (where, module, ", ".join(outside)))
@@ -753,7 +758,8 @@ def judge(facts, expect_openssl=None, expect_sqlite=None, private_prefixes=(), d
     if prefixes and facts.get("hostile") is not None:
         for module in ("_ssl", "_hashlib", "_sqlite3"):
             if (facts["imports"].get(module) or {}).get("ok"):
-                checks.append(_hostile_check(facts["hostile"], module, prefixes))
+                checks.append(_hostile_check(facts["hostile"], module, prefixes,
+                                             (facts.get("libraries") or {}).get(module)))
 
     optional = []
     for name, info in sorted((facts.get("optional") or {}).items(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -229,3 +230,30 @@ def test_kerneldir_of_the_modules_folder_points_at_its_build_link(tmp_path, kdir
     (m / "x.ko").write_bytes(b"\x7fELF")
     one_line_error(buildkit("symvers", "check", f"M={m}", f"KERNELDIR={modules}"),
                    "the modules folder of a kernel, not its headers", f"KERNELDIR={modules}/build")
+
+
+def test_more_advice_fits_the_case(tmp_path, kdir):
+    """Issue 17 item 5, the rest: M= naming a file; doctor's rebuild at buildkit's default versions (not the
+    newest SQLite, which no Debian-only host reaches, when SQLite was not the problem)."""
+    (tmp_path / "afile").write_text("")
+    one_line_error(buildkit("symvers", "check", f"M={tmp_path / 'afile'}", f"KERNELDIR={kdir}"),
+                   "afile: a file, not a directory")
+    log = tmp_path / "nossl.log"
+    log.write_text("The necessary bits to build these optional modules were not found:\n_ssl   _hashlib\n"
+                   "Could not build the ssl module!\nPython requires a OpenSSL 1.1.1 or newer\n")
+    run = buildkit("doctor", str(log))
+    assert run.returncode == 1, run.stderr
+    assert "fix: buildkit python X.Y.Z --with-openssl --with-sqlite --prefix /opt/python;" in run.stdout, run.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages"), reason="a Debian host's own python3")
+def test_the_distributions_own_python_gets_its_own_advice():
+    """Debian's /usr/bin/python3: no DT_RUNPATH to blame when its _ssl loads the system's libssl (it has none),
+    and modules it lacks come as packages (python3-gdbm, python3-tk), not by rebuilding it."""
+    run = buildkit("verify", "/usr/bin/python3", "--private-prefix", "/nonexistent")
+    hostile = [line for line in run.stdout.splitlines() if "LD_LIBRARY_PATH set  " in line]
+    assert hostile and all("DT_RUNPATH" not in line and "as it is without LD_LIBRARY_PATH" in line
+                           for line in hostile), run.stdout
+    doctor = buildkit("doctor", "/usr/bin/python3")
+    optional = [line for line in doctor.stdout.splitlines() if "if you need them" in line]
+    assert all("rebuild" not in line and "python3-" in line for line in optional), doctor.stdout

@@ -44,24 +44,13 @@ class _Context:
     prefix: str | None = None
 
     def rebuild(self) -> str:
-        from buildkit.catalog import parse_version, sources
-
+        """The command that rebuilds it: the private OpenSSL and SQLite at buildkit's defaults (the bare flags:
+        the versions the plan picks for this CPython, whose tarballs reach a host that sees only Debian)."""
         version = self.cpython or "X.Y.Z"
-        openssl = "3.0.20"
-        sqlite = "3.46.1"
-        try:
-            old = self.cpython is not None and parse_version("cpython", self.cpython) < parse_version("cpython", "3.10")
-            series = "1.1.1" if old else "3.0."
-            known = [s.version for s in sources("openssl") if s.version.startswith(series)]
-            openssl = known[-1] if known else openssl
-            lite = [s.version for s in sources("sqlite") if s.kind == "amalgamation"]
-            sqlite = lite[-1] if lite else sqlite
-        except Exception:  # noqa: BLE001 - a catalog problem must not hide the diagnosis
-            pass
         prefix = self.prefix or (f"/opt/python{'.'.join(version.split('.')[:2])}" if self.cpython else "/opt/python")
         if ".buildkit" + os.sep in prefix + os.sep:  # a build of buildkit's own: name the prefix the user chose
             prefix = prefix[: prefix.index(".buildkit")]
-        return f"buildkit python {version} --with-openssl={openssl} --with-sqlite={sqlite} --prefix {prefix}"
+        return f"buildkit python {version} --with-openssl --with-sqlite --prefix {prefix}"
 
     def openssl_min(self) -> str:
         from buildkit.catalog import compat_for

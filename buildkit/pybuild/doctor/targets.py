@@ -227,12 +227,26 @@ def doctor_interpreter(python: str) -> list[Finding]:
         c.add("sqlite-found", f"SQLite {report.sqlite_version} ({', '.join(libs) or 'statically linked'})",
               f"{name}", "", problem=False)
     missing = [m for m in report.optional if not m.present]
-    if missing:
+    if missing and (facts.get("install") or {}).get("base_prefix") == "/usr":
+        # the distribution's own interpreter: it ships these modules as packages of their own, nothing to rebuild
+        debs = sorted({_DISTRO_PACKAGES.get(m.name, ("python3-" + m.name.lstrip("_"),) * 2)[0] for m in missing})
+        rpms = sorted({_DISTRO_PACKAGES.get(m.name, ("python3-" + m.name.lstrip("_"),) * 2)[1] for m in missing})
+        c.add("optional-missing", f"optional modules missing: {', '.join(m.name for m in missing)}",
+              "; ".join(f"{m.name}: {m.description}" for m in missing) + f" ({report.executable} is the "
+              "distribution's own interpreter, under /usr)",
+              f"if you need them: apt-get install {' '.join(debs)} (Debian/Ubuntu) or dnf install {' '.join(rpms)} "
+              "(RHEL/Fedora)", problem=False)
+    elif missing:
         c.add("optional-missing", f"optional modules missing: {', '.join(m.name for m in missing)}",
               "; ".join(f"{m.name}: {m.description} ({m.debian} / {m.rhel})" for m in missing),
               f"if you need them: apt-get install {' '.join(sorted({m.debian.split()[0] for m in missing}))} or "
               f"dnf install {' '.join(sorted({m.rhel.split()[0] for m in missing}))}, then rebuild", problem=False)
     return c.findings()
+
+
+#: the packages a distribution's own python3 keeps these modules in: (Debian/Ubuntu, RHEL/Fedora)
+_DISTRO_PACKAGES = {"_gdbm": ("python3-gdbm", "python3-libs"), "_dbm": ("python3-gdbm", "python3-libs"),
+                    "_tkinter": ("python3-tk", "python3-tkinter")}
 
 
 def _lib64_runtime(c: _Collector, ctx: _Context, why: str, prefixes: Sequence[str]) -> None:
