@@ -309,6 +309,9 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
         graph = collect(tree, kernel_release=kernel_release, progress=stderr_progress())
         for warning in graph.warnings:
             warn(warning)
+        kernel = _kernel_symvers_of(graph.dirname) if not files else None
+        if kernel is not None:  # vmlinux's own exports: no .ko in the tree has them
+            tables.append(_vmlinux_only(read_symvers(kernel)))
     found = who_exports(names, graph, tables)
     missing = [name for name, hits in found.items() if not hits]
     if as_json:
@@ -329,6 +332,24 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
             say(f"buildkit: {name}: not exported by {searched}")
         problems_found()
 
+
+
+def _kernel_symvers_of(modules_dir: str) -> str | None:
+    """The kernel's Module.symvers for a modules folder /lib/modules/VER: its build link's (Debian, and any
+    kernel with its headers installed), /boot/symvers-VER.gz (RHEL, Alibaba Cloud Linux), VER/symvers.gz."""
+    release = os.path.basename(os.path.normpath(modules_dir))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.normpath(modules_dir)))) or "/"
+    for path in (os.path.join(modules_dir, "build", "Module.symvers"),
+                 os.path.join(root, "boot", f"symvers-{release}.gz"), os.path.join(modules_dir, "symvers.gz")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _vmlinux_only(table):
+    from buildkit.kmod.symvers import Symvers
+
+    return Symvers(table.path, table.layout, [e for e in table.entries if e.in_vmlinux])
 
 
 def _add_kabi_commands() -> None:

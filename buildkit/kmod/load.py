@@ -247,7 +247,13 @@ class _Walk:
         raise _Refused(errno.EKEYREJECTED)
 
     def _sign_file(self) -> str:
-        return os.path.join(self.t.build_dir, "scripts", "sign-file") if self.t.build_dir else "scripts/sign-file"
+        if self.t.build_dir:
+            return os.path.join(self.t.build_dir, "scripts", "sign-file")
+        # no headers of this kernel at hand: where its headers package puts the tool (RHEL's kernel-devel,
+        # Debian's linux-kbuild), not a path relative to wherever the user stands
+        series = ".".join(self.t.release.split(".")[:2])
+        return (f"/usr/src/kernels/{self.t.release}/scripts/sign-file (RHEL: kernel-devel-{self.t.release}; "
+                f"Debian: /usr/lib/linux-kbuild-{series}/scripts/sign-file)")
 
     def elf(self) -> None:
         if self.m.machine == self.t.machine and self.m_type == _ET_REL:

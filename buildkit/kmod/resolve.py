@@ -302,6 +302,7 @@ class FixFinder:
         self.exports = exports
         self._index: dict[str, _Found] | None = None
         self._system_map: dict[str, str] | None = None
+        self._placeholder = ""  # a placeholder System.map met (Debian's), said when a symbol is not found
         self._searched: list[str] = []
 
     def roots(self) -> list[str]:
@@ -369,7 +370,9 @@ class FixFinder:
                     index.setdefault(sym, _Found("source", path, line=line))
 
     def system_map(self) -> dict[str, str]:
-        """Symbol -> type letter from System.map (given, next to KERNELDIR, or /boot of its root)."""
+        """Symbol -> type letter from System.map (given; next to KERNELDIR; /boot of its root; the -dbg
+        package's; /proc/kallsyms when KERNELDIR is the running kernel's). Debian's /boot/System.map-VER is a
+        one-line placeholder: remembered (``self._placeholder``) and passed over."""
         if self._system_map is not None:
             return self._system_map
         table: dict[str, str] = {}
@@ -385,8 +388,17 @@ class FixFinder:
                     why = e.strerror or str(e)
                     raise InputError(f"{path}: cannot read System.map: {why}", fix="check --system-map") from None
                 continue
-            if table and not (len(table) == 1 and "The" in table):  # Debian ships a one-line placeholder
+            placeholder = len(table) == 1 and "The" in table
+            if table and not placeholder:
                 break
+            if self.opts.system_map:
+                what = ("Debian's placeholder, not the real map" if placeholder
+                        else "no 'ADDRESS TYPE SYMBOL' line in it")
+                raise InputError(f"--system-map {path}: {what}",
+                                 fix="pass the kernel's real System.map (Debian: linux-image-VER-dbg's "
+                                     "/usr/lib/debug/boot/System.map-VER; the running kernel: /proc/kallsyms)")
+            if placeholder:
+                self._placeholder = path
             table = {}
         self._system_map = table
         return table
@@ -397,9 +409,13 @@ class FixFinder:
         kdir = self.opts.kerneldir.rstrip("/")
         found = [os.path.join(kdir, "System.map")]
         tree = module_tree(kdir)
-        if tree:  # <root>/lib/modules/<release> -> <root>/boot/System.map-<release>
+        if tree:  # <root>/lib/modules/<release> -> <root>/boot/System.map-<release>, the -dbg package's
+            release = os.path.basename(tree)
             root = os.path.dirname(os.path.dirname(os.path.dirname(tree)))
-            found.append(os.path.join(root, "boot", f"System.map-{os.path.basename(tree)}"))
+            found += [os.path.join(root, "boot", f"System.map-{release}"),
+                      os.path.join(root, "usr", "lib", "debug", "boot", f"System.map-{release}")]
+            if os.path.realpath(root) == "/" and release == os.uname().release:
+                found.append("/proc/kallsyms")  # the running kernel's own symbols
         return [p for p in found if os.path.isfile(p)]
 
     def undefined_fix(self, symbol: str) -> str:
@@ -443,6 +459,13 @@ class FixFinder:
             listed = ", ".join(f"`{n}` ({_owner(self.exports.get(n))})" for n in near[:-1])
             return f"did you mean {listed} or `{near[-1]}` ({_owner(self.exports.get(near[-1]))})?"
         searched = ", ".join(self._searched) or "nowhere"
+        if self._placeholder:
+            return (
+                f"no exporter found in {kdir}/Module.symvers, KBUILD_EXTRA_SYMBOLS or the search roots ({searched});"
+                f" {self._placeholder} is Debian's placeholder, so whether the kernel defines it without exporting"
+                " it is unknown: install linux-image-<release>-dbg (its System.map is found) or pass --system-map,"
+                " else check the spelling"
+            )
         return (
             f"no exporter found in {kdir}/Module.symvers, KBUILD_EXTRA_SYMBOLS, System.map or the search roots"
             f" ({searched}): check the spelling, or pass --search DIR where the providing module lives"

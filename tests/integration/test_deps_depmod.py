@@ -203,3 +203,18 @@ def test_who_exports_on_the_real_tree(tree):
     assert stor[0]["path"] == "kernel/drivers/usb/storage/usb-storage.ko"
     assert {e["namespace"] for e in stor} == {"USB_STORAGE"}
     assert stor[0]["crc"] == stor[1]["crc"]
+
+
+def test_who_exports_finds_vmlinux_in_a_tree(tree):
+    """--tree alone: vmlinux's exports come from the tree's build/Module.symvers (no .ko carries them), and a
+    module's come from the tree, each once; a symbol nobody exports is still exit 1."""
+    root, release, modules = tree
+    run = subprocess.run([sys.executable, "-m", "buildkit", "symvers", "who-exports", "_printk", "snd_pcm_new",
+                          "--tree", str(modules), "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    found = {s["symbol"]: s["exporters"] for s in json.loads(run.stdout)["symbols"]}
+    assert [(e["module"], e["source"]) for e in found["_printk"]] == [("vmlinux", "Module.symvers")]
+    assert [e["source"] for e in found["snd_pcm_new"]] == ["tree"]
+    missing = subprocess.run([sys.executable, "-m", "buildkit", "symvers", "who-exports", "kallsyms_lookup_name",
+                              "--tree", str(modules)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "kallsyms_lookup_name: not exported by" in missing.stderr

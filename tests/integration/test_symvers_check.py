@@ -231,3 +231,19 @@ def test_crc_mismatch_after_the_provider_changed(kernel_tree, built, tmp_path):
     found = problems(json.loads(run.stdout))
     assert set(found) == {("crc", "prov_add")}
     assert "disagrees about version of symbol prov_add" in found[("crc", "prov_add")]["message"]
+
+
+def test_debians_placeholder_system_map_is_said_and_a_bad_one_refused(kernel_tree, built, tmp_path):
+    """Debian's /boot/System.map-VER is one line ("The real System.map is in the linux-image-<version>-dbg
+    package"): a kernel-internal symbol is then unknown, and the fix says so instead of 'check the spelling'.
+    A --system-map that is no System.map (or is that placeholder) is one line, exit 2."""
+    placeholder = kernel_tree.root / "boot" / f"System.map-{kernel_tree.release}"
+    assert placeholder.read_text().count("\n") <= 1 and "linux-image-<version>-dbg" in placeholder.read_text()
+    _, data, _ = run_check(kernel_tree, built["cons_notexp"])
+    fix = problems(data)[("undefined", "kallsyms_lookup_name")]["fix"]
+    assert f"{placeholder} is Debian's placeholder" in fix and "linux-image-<release>-dbg" in fix, fix
+    garbage = tmp_path / "System.map"
+    garbage.write_text("this is not a map\n")
+    for bad in (garbage, placeholder):
+        code, _, err = run_check(kernel_tree, built["cons_notexp"], "--system-map", str(bad))
+        assert code == 2 and err.count("\n") == 1 and f"--system-map {bad}:" in err, err
