@@ -17,7 +17,13 @@ import re
 from typing import NamedTuple
 
 from buildkit.errors import InputError
-from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line, kernel_version_from_tree, module_tree
+from buildkit.kmod.kernel import (
+    GPL_COMPATIBLE,
+    import_ns_line,
+    kernel_release_string,
+    kernel_version_from_tree,
+    module_tree,
+)
 from buildkit.kmod.modfile import ModuleInfo, is_module_file, module_name, quick_symbols, read_module
 from buildkit.kmod.symvers import Symvers, read_symvers
 
@@ -39,7 +45,7 @@ _SKIP_DIRS = frozenset({".git", ".svn", ".hg", "build", "source", "__pycache__",
 
 
 class Problem(NamedTuple):
-    kind: str  # undefined | gpl-only | namespace | license | duplicate | crc
+    kind: str  # undefined | gpl-only | namespace | license | duplicate | crc | module_layout | vermagic
     symbol: str | None
     message: str  # what modpost (or the module loader, for crc) says
     fix: str
@@ -263,6 +269,7 @@ def check(opts: CheckOptions) -> list[ModuleReport]:
                         f" 0x{exp.crc:08x}): rebuild it against {opts.kerneldir} and the current extra symbols",
                     )
                 )
+        found += _abi_problems(mod, exports, opts.kerneldir)
         if mod.license is None:
             found.append(
                 Problem(
@@ -274,6 +281,27 @@ def check(opts: CheckOptions) -> list[ModuleReport]:
             )
         reports.append(ModuleReport(mod.name, mod.path, tuple(depends), tuple(found)))
     return reports
+
+
+def _abi_problems(mod, exports: _ExportTable, kerneldir: str) -> list[Problem]:
+    """What the loader checks before any symbol and modpost never does: a module built for other headers.
+    ``module_layout``'s CRC (kernels up to 6.2 export it) and the release in ``vermagic`` against KERNELDIR's."""
+    found = []
+    want = mod.versions.get("module_layout")
+    layout = exports.get("module_layout")
+    if want is not None and layout is not None and layout.crc is not None and want != layout.crc:
+        found.append(Problem(
+            "module_layout", "module_layout", f"{mod.name}: disagrees about version of symbol module_layout",
+            f"{mod.path} was built for another kernel ABI (module_layout 0x{want:08x}, {kerneldir} has"
+            f" 0x{layout.crc:08x}): the kernel refuses it (Invalid module format); rebuild it with"
+            f" make -C {kerneldir} M=..."))
+    magic = (mod.vermagic or "").split()
+    release = kernel_release_string(kerneldir)
+    if magic and release and magic[0] != release:
+        found.append(Problem(
+            "vermagic", None, f"{mod.name}: version magic '{' '.join(magic)}' should be '{release} ...'",
+            f"{mod.path} was built against {magic[0]}, not {release}: rebuild it with make -C {kerneldir} M=..."))
+    return found
 
 
 def _stem(path: str) -> str:

@@ -140,3 +140,23 @@ def test_every_target_form_reads_the_same_kernel(kernel_tree, kernel_tree_oldest
         answers.append((data["kernel"], data["modules"][0]["errno"], data["modules"][0]["dmesg"]))
     assert answers[0][0] == kernel_tree.release
     assert all(a == answers[0] for a in answers), answers
+
+
+def test_check_and_load_agree_on_a_module_built_for_another_abi(kernel_tree, kernel_tree_oldest, tmp_path):
+    """A real module of 6.1.0-47 checked against 6.1.0-57's headers: check says what load (and the kernel)
+    says, module_layout and the version magic, with the rebuild; against its own headers it is clean."""
+    m_dir = tmp_path / "m"
+    m_dir.mkdir()
+    shutil.copy(next(kernel_tree_oldest.modules.glob("kernel/drivers/net/mii.ko*")), m_dir)
+    run = buildkit("symvers", "check", f"M={m_dir}", f"KERNELDIR={kernel_tree.build}", "--json")
+    assert run.returncode == 1, run.stderr
+    kinds = {p["kind"]: p for m in json.loads(run.stdout)["modules"] for p in m["problems"]}
+    # and the symbols whose CRCs moved between the ABIs (netdev_info, ...), as modpost would say of them
+    assert set(kinds) == {"module_layout", "vermagic", "crc"}, kinds
+    assert kinds["module_layout"]["message"] == "mii: disagrees about version of symbol module_layout"
+    assert f"make -C {kernel_tree.build} M=" in kinds["module_layout"]["fix"]
+    assert kernel_tree_oldest.release in kinds["vermagic"]["fix"] and kernel_tree.release in kinds["vermagic"]["fix"]
+    load = buildkit("symvers", "load", str(next(m_dir.iterdir())), "--kernel", str(kernel_tree.modules), "--json")
+    assert json.loads(load.stdout)["modules"][0]["problems"][0]["kind"] == "module_layout"
+    own = buildkit("symvers", "check", f"M={m_dir}", f"KERNELDIR={kernel_tree_oldest.build}", "--json")
+    assert own.returncode == 0 and not json.loads(own.stdout)["modules"][0]["problems"], own.stdout
