@@ -12,20 +12,22 @@ from buildkit.errors import InputError
 __all__ = ["read_input", "refuse_binary"]
 
 
-def read_input(path: str, fix: str = "check the path and its permissions") -> bytes:
-    """All the bytes of ``path``: a regular file, or a pipe that something writes to (``<(zcat f.gz)``)."""
+def read_input(path: str, fix: str = "check the path and its permissions", option: str = "") -> bytes:
+    """All the bytes of ``path``: a regular file, or a pipe that something writes to (``<(zcat f.gz)``).
+    ``option`` (``--matrix``) goes before the path in the messages."""
+    name = f"{option} {path}" if option else path
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         if e.errno == errno.ENOENT:
-            raise InputError(f"{path}: no such file", fix=fix) from None
-        raise InputError(f"{path}: cannot read: {e.strerror or e}", fix=fix) from None
+            raise InputError(f"{name}: no such file", fix=fix) from None
+        raise InputError(f"{name}: cannot read: {e.strerror or e}", fix=fix) from None
     mode = os.fstat(fd).st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         os.close(fd)
         if stat.S_ISDIR(mode):
-            raise InputError(f"{path}: a folder, not a file", fix=fix)
-        raise InputError(f"{path}: not a regular file (a device or socket)", fix=fix)
+            raise InputError(f"{name}: a folder, not a file", fix=fix)
+        raise InputError(f"{name}: not a regular file (a device or socket)", fix=fix)
     with os.fdopen(fd, "rb") as f:
         first = b""
         if stat.S_ISFIFO(mode):
@@ -34,13 +36,13 @@ def read_input(path: str, fix: str = "check the path and its permissions") -> by
             except BlockingIOError:  # a writer is there, nothing written yet: wait for it
                 first = None
             if first == b"":
-                raise InputError(f"{path}: a pipe with nothing writing to it",
+                raise InputError(f"{name}: a pipe with nothing writing to it",
                                  fix="start the program that writes it first, or pass a file")
             os.set_blocking(fd, True)
         try:
             return (first or b"") + f.read()
         except OSError as e:
-            raise InputError(f"{path}: cannot read: {e.strerror or e}", fix=fix) from None
+            raise InputError(f"{name}: cannot read: {e.strerror or e}", fix=fix) from None
 
 
 def refuse_binary(data: bytes, path: str, what: str, fix: str) -> None:

@@ -166,7 +166,7 @@ def load_matrix_file(path: str) -> MatrixSpec:
     """
     from buildkit._input import read_input
 
-    raw = read_input(path, fix="pass a TOML or JSON matrix file")
+    raw = read_input(path, fix="pass a TOML or JSON matrix file", option="--matrix")
     if not raw.strip():
         raise InputError(f"--matrix {path}: an empty file", fix="list image and python in it (see --help)")
     try:

@@ -65,7 +65,7 @@ def test_cli_without_engine(tmp_path, args):
     (("ci", "symvers", "X=1", "--image", "debian:12"), "unexpected argument"),
     (("ci", "matrix", "--format", "gitlab", "--image", "debian:12", "--python", "9.9"), "not in the catalog"),
     (("ci", "python", "3.13.5", "--image", "debian:12", "--matrix", "/nonexistent.toml", "--out", "/tmp/x"),
-     "cannot read it"),
+     "--matrix /nonexistent.toml: no such file"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, message):
     run = buildkit(*args)

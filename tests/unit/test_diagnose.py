@@ -419,13 +419,13 @@ def test_cli_clean_log_exits_0():
     assert json.loads(run("--json", "-", stdin="nothing to see\n").stdout) == {"messages": []}
 
 
-@pytest.mark.parametrize("bad", ["/nonexistent/build.log", "."])
-def test_cli_unreadable_log_is_one_line_exit_2(bad):
+@pytest.mark.parametrize("bad, why", [("/nonexistent/build.log", "no such file"), (".", "a folder, not a file")])
+def test_cli_unreadable_log_is_one_line_exit_2(bad, why):
     result = run(bad)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"buildkit: error: {bad}: cannot read log: ")
+    assert len(lines) == 1 and lines[0].startswith(f"buildkit: error: {bad}: {why}; ")
     assert "Traceback" not in result.stderr
 
 
