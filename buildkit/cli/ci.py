@@ -47,8 +47,9 @@ _YUM_MIRROR_HELP = "Base URL that replaces the scheme://host/ of the image's yum
 @click.argument("image", metavar="IMAGE[=BASE]")
 @click.option("--purpose", type=click.Choice(["python", "kmod"]), default="python", show_default=True,
               help="python: the recipes' toolchain; kmod: the distribution's kernel headers too.")
-@click.option("--kernel", metavar="VERSION", default="", help="kmod: the kernel release whose headers to install "
-              "(as uname -r prints it, e.g. 6.1.0-50-amd64); default the newest.")
+@click.option("--kernel-release", "--kernel", "kernel", metavar="VER", default="",
+              help="kmod: the kernel release whose headers to install (as uname -r prints it, e.g. 6.1.0-50-amd64); "
+                   "default the newest. (--kernel: the older spelling.)")
 @click.option("--apt-mirror", metavar="URI", help=_APT_MIRROR_HELP)
 @click.option("--yum-mirror", metavar="URL", help=_YUM_MIRROR_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
@@ -65,7 +66,7 @@ def ci_render(image: str, purpose: str, kernel: str, apt_mirror: str | None, yum
     Examples:
       buildkit ci render debian:12
       buildkit ci render centos:7 --yum-mirror http://HOST/centos-vault
-      buildkit ci render debian:12=buildkit-base:debian-bookworm --purpose kmod --kernel 6.1.0-50-amd64
+      buildkit ci render debian:12=buildkit-base:debian-bookworm --purpose kmod --kernel-release 6.1.0-50-amd64
     """
     from buildkit.container.images import parse_image, render, write_if_changed
 
@@ -255,8 +256,9 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
 @ci.command("symvers", context_settings=CONTEXT)
 @click.argument("kbuild_args", nargs=-1, metavar='M=DIR... [KBUILD_EXTRA_SYMBOLS="F ..."]')
 @click.option("--image", required=True, metavar="IMAGE[=BASE]", help="The distribution whose kernel headers to use.")
-@click.option("--kernel", metavar="VERSION", default="",
-              help="The kernel release (uname -r form, e.g. 6.1.0-50-amd64); default the newest the image offers.")
+@click.option("--kernel-release", "--kernel", "kernel", metavar="VER", default="",
+              help="The kernel release (uname -r form, e.g. 6.1.0-50-amd64); default the newest the image offers. "
+                   "(--kernel: the older spelling; symvers load's --kernel is a kernel to load into.)")
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep the built trees, the headers' Module.symvers and the logs here (default: a temporary "
                    "folder, kept only when problems are found).")
@@ -277,7 +279,7 @@ def ci_symvers(kbuild_args, image, kernel, out, apt_mirror, yum_mirror, as_json)
 
     \b
     Examples:
-      buildkit ci symvers M=./mydriver --image debian:12 --kernel 6.1.0-50-amd64
+      buildkit ci symvers M=./mydriver --image debian:12 --kernel-release 6.1.0-50-amd64
       buildkit ci symvers M=prov M=cons KBUILD_EXTRA_SYMBOLS=prov/Module.symvers --image rocky:9
     """
     from buildkit.container.images import parse_image

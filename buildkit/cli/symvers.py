@@ -207,8 +207,9 @@ def _m_dirs(args: tuple[str, ...]) -> list[str]:
 @click.option("--config", "config_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="depmod.d file or directory to read instead of /run/depmod.d, /etc/depmod.d and "
               "/lib/depmod.d (repeatable, like depmod -C; --config /dev/null reads none).")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json (the flag every other command takes).")
 def symvers_deps(tree: str, m_args: tuple[str, ...], fmt: str, kernel_release: str | None,
-                 config_paths: tuple[str, ...]) -> None:
+                 config_paths: tuple[str, ...], as_json: bool) -> None:
     """Work out module dependencies for TREE the way depmod does, without writing anything.
 
     TREE is /lib/modules/VER, a root with lib/modules/VER under it, or any folder of modules. Every
@@ -243,6 +244,11 @@ def symvers_deps(tree: str, m_args: tuple[str, ...], fmt: str, kernel_release: s
         stderr_progress,
     )
 
+    if as_json:
+        if click.get_current_context().get_parameter_source("fmt") == click.core.ParameterSource.COMMANDLINE \
+                and fmt != "json":
+            raise InputError(f"--json and --format {fmt} together", fix="drop one of them")
+        fmt = "json"
     graph = collect(tree, _m_dirs(m_args), kernel_release, config_paths or None, progress=stderr_progress())
     for warning in graph.warnings:
         warn(warning)

@@ -252,7 +252,7 @@ def _fix_for(sources: Sequence[Source], debian: bool) -> str:
            f"or --mirror URL serving <sha256> or {sources[0].filename}")
     debs = [s.debian for s in sources if s.debian]
     if debs and not debian:
-        fix += f", or --debian to take {' or '.join(debs)} from Debian's archive"
+        fix += f", or drop --no-debian to take {' or '.join(debs)} from Debian's archive"
     return fix
 
 

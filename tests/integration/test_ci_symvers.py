@@ -41,7 +41,7 @@ def by_name(data: dict) -> dict:
 
 def test_consumer_without_extra_symbols_gets_the_exact_fix(docker_host, kernel_tree, kmods, tmp_path):
     out = tmp_path / "kept"
-    run = ci_symvers(docker_host, f"M={kmods / 'prov'}", f"M={kmods / 'cons_undef'}", "--kernel", kernel_tree.release,
+    run = ci_symvers(docker_host, f"M={kmods / 'prov'}", f"M={kmods / 'cons_undef'}", "--kernel-release", kernel_tree.release,
                      "--out", str(out))
     assert run.returncode == 1, run.stderr[-3000:]
     data = json.loads(run.stdout)

@@ -1,6 +1,7 @@
-"""``buildkit fetch --debian`` for real: the catalog's OpenSSL 3.0.20 from Debian's archive (openssl/bookworm's
-``openssl_3.0.20.orig.tar.gz`` is upstream's tarball byte for byte), through a private apt configuration built
-from this host's /etc/apt/sources.list.d/debian.sources, checked against the catalog's sha256 and size."""
+"""``buildkit fetch`` for real through its last resort, Debian's archive: the catalog's OpenSSL 3.0.20
+(openssl/bookworm's ``openssl_3.0.20.orig.tar.gz`` is upstream's tarball byte for byte), through a private apt
+configuration built from this host's /etc/apt/sources.list.d/debian.sources, checked against the catalog's
+sha256 and size."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_library_takes_the_orig_tarball_from_debian(cache):
 def test_command_fetches_openssl_from_debian_and_copies_it(cache, tmp_path):
     (cache / "openssl-3.0.20.tar.gz").unlink(missing_ok=True)  # keep the apt indexes, fetch the file again
     dest = tmp_path / "dest"
-    run = subprocess.run([sys.executable, "-m", "buildkit", "fetch", "--debian", "openssl@3.0.20",
+    run = subprocess.run([sys.executable, "-m", "buildkit", "fetch", "openssl@3.0.20",
                           "--cache", str(cache), "--dest", str(dest), "--json"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     [entry] = json.loads(run.stdout)["sources"]

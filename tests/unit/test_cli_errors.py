@@ -257,3 +257,16 @@ def test_the_distributions_own_python_gets_its_own_advice():
     doctor = buildkit("doctor", "/usr/bin/python3")
     optional = [line for line in doctor.stdout.splitlines() if "if you need them" in line]
     assert all("rebuild" not in line and "python3-" in line for line in optional), doctor.stdout
+
+
+def test_one_name_one_meaning_and_the_old_spellings_still_work(tmp_path):
+    """Issue 17 item 11: a kernel release is --kernel-release everywhere (ci render/ci symvers keep --kernel as
+    the older spelling; symvers load's --kernel is a kernel to load into); deps takes --json like every other
+    command; fetch tries Debian's archive by default as python does (--no-debian), its --debian kept."""
+    new = buildkit("ci", "render", "debian:12", "--purpose", "kmod", "--kernel-release", "6.1.0-50-amd64")
+    old = buildkit("ci", "render", "debian:12", "--purpose", "kmod", "--kernel", "6.1.0-50-amd64")
+    assert new.returncode == 0 and new.stdout == old.stdout and "linux-headers-6.1.0-50-amd64" in new.stdout
+    one_line_error(buildkit("symvers", "deps", str(tmp_path), "--json", "--format", "dot"),
+                   "--json and --format dot together")
+    one_line_error(buildkit("fetch", "cpython@3.13.5", "--debian", "--no-debian"), "--debian and --no-debian")
+    assert "--no-debian" in buildkit("fetch", "--help").stdout

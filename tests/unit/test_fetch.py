@@ -328,7 +328,7 @@ def test_failure_lists_every_route_and_the_fixes(src, cache, tmp_path, monkeypat
                    f"{m.as_uri()}/{src.sha256}: no such file", f"{m.as_uri()}/demo-1.0.tar.gz: no such file",
                    f"{url}: Connection refused",
                    "--source-dir DIR with demo-1.0.tar.gz or demo_1.0.orig.tar.gz", "--mirror URL",
-                   "--debian to take demo/bookworm"):
+                   "drop --no-debian to take demo/bookworm"):
         assert needle in text, needle
     assert "\n" not in text
     assert len(err.value.tried) == 5
@@ -535,10 +535,12 @@ def test_command_fetches_copies_and_prints_json(tarball, src, cache, tmp_path):
 
 
 def test_command_failure_is_one_line_with_exit_2(src, cache):
-    run = buildkit_fake([src], "fetch", "cpython@1.0", "--cache", str(cache))
+    run = buildkit_fake([src], "fetch", "cpython@1.0", "--cache", str(cache), "--no-debian")  # offline: no apt
     assert run.returncode == 2 and "Traceback" not in run.stderr
     [line] = run.stderr.splitlines()
-    assert line.startswith("buildkit: error: cannot fetch cpython 1.0 (demo-1.0.tar.gz") and "--debian" in line
+    assert line.startswith("buildkit: error: cannot fetch cpython 1.0 (demo-1.0.tar.gz") and "drop --no-debian" in line
+    both = buildkit_fake([src], "fetch", "cpython@1.0", "--debian", "--no-debian")
+    assert both.returncode == 2 and "--debian and --no-debian together" in both.stderr
 
 
 @pytest.mark.parametrize("spec, needle", [("cpython", "expected PACKAGE@VERSION, got 'cpython'"),
