@@ -197,8 +197,8 @@ def read_modules(found: Sequence[str | list[str]], target: KernelTarget | None =
     layout = target.module_layout_crc if target is not None and target.enabled("CONFIG_MODVERSIONS") else None
     paths: list[str | LazyModule] = []
     for item in found:
-        if isinstance(item, str):
-            paths.append(item)
+        if isinstance(item, str):  # read as a folder's modules are: with the target's layout, so its symbol
+            paths.append(read_for_load(item, layout) if target is not None else item)  # table waits until needed
         else:
             paths.extend(_dependency_order(item, layout))
     return paths

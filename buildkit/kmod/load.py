@@ -13,6 +13,7 @@ Nothing is written and nothing needs root: only the target's files are read.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -534,10 +535,17 @@ def preload(target: KernelTarget, state: KernelState, name: str) -> None:
                              fix="name an in-tree module of the target (as lsmod shows it) or a module file")
         state.add(Loaded(current, exports, exports))
         if path is not None:
-            try:
-                pending.extend(read_module(path).depends)
-            except InputError:
-                pass
+            pending.extend(_depends_of(path))
+
+
+@functools.cache
+def _depends_of(path: str) -> tuple[str, ...]:
+    """The ``depends=`` of an in-tree module, read once a run (its .modinfo only: every refused module of a
+    long argument list asks again for the same providers)."""
+    try:
+        return read_for_load(path).depends
+    except InputError:
+        return ()
 
 
 MODULE_INIT_IGNORE_MODVERSIONS = 1  # insmod --force-modversion
