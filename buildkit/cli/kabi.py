@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from buildkit.cli.output import CONTEXT, print_json, problems_found
+from buildkit.cli.output import CONTEXT, print_json, problems_found, warn
 
 _TARGET_HELP = ("The kernel: /lib/modules/VER, a headers directory, /boot/symvers-VER.gz, or a folder holding one "
                 "(a dpkg -x root). Repeatable: a module x kernel table.")
@@ -158,6 +158,9 @@ def symvers_diff(old: str, new: str, uses: tuple[str, ...], as_json: bool) -> No
 
     old_name, old_exports = read_exports(old)
     new_name, new_exports = read_exports(new)
+    for name, exports in ((old_name, old_exports), (new_name, new_exports)):
+        if not exports:  # every symbol of the other side would read as added, or as lost
+            warn(f"{name}: no exports in it (an empty Module.symvers: was the build run?)")
     scope = imported_symbols(uses) if uses else None
     result = diff_exports(old_name, old_exports, new_name, new_exports, scope)
     if as_json:

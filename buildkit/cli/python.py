@@ -381,7 +381,7 @@ def verify_cmd(python: str, expect_openssl: str | None, expect_sqlite: str | Non
     from buildkit.pybuild.verify import verify
 
     report = verify(python, expect_openssl=expect_openssl, expect_sqlite=expect_sqlite,
-                    private_prefixes=private_prefixes, expect_optimized=expect_optimized)
+                    private_prefixes=private_prefixes, expect_optimized=expect_optimized, say=say)
     if as_json:
         print_json(report.to_json())
     else:

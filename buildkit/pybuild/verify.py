@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,22 +174,44 @@ def resolve_interpreter(python: str) -> str:
     return path
 
 
-def run_probe(python: str, args: Sequence[str] = ()) -> dict[str, Any]:
+PROBE_PATIENCE = 30  # seconds between the lines that say the probe is still running
+
+
+def run_probe(python: str, args: Sequence[str] = (), say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the probe with ``python`` (a path) under the clean environment; returns ``{"facts", "report"}``.
+    While it runs longer than :data:`PROBE_PATIENCE`, ``say`` hears so every so often (a hung interpreter is
+    not silence for five minutes).
 
     Raises :class:`InputError` when the interpreter cannot run it (not Python, older than 3.6, missing shared
     libraries...).
     """
     cmd = [python, "-I", "-c", PROBE_SOURCE, "--json", *args]
     try:
-        proc = subprocess.run(cmd, env=dict(CLEAN_ENV), cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=PROBE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise InputError(f"{python}: the probe did not finish in {PROBE_TIMEOUT}s",
-                         fix=f"check that the interpreter starts: {python} -I -c pass") from None
+        proc = subprocess.Popen(cmd, env=dict(CLEAN_ENV), cwd="/", stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
         raise InputError(f"{python}: cannot run it: {e.strerror or e}",
                          fix="pass the path of a python executable built for this machine") from None
+    waited = 0
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=min(PROBE_PATIENCE, PROBE_TIMEOUT - waited))
+            break
+        except subprocess.TimeoutExpired:
+            waited += min(PROBE_PATIENCE, PROBE_TIMEOUT - waited)
+            if waited >= PROBE_TIMEOUT:
+                proc.kill()
+                proc.communicate()
+                raise InputError(f"{python}: the probe did not finish in {PROBE_TIMEOUT}s",
+                                 fix=f"check that the interpreter starts: {python} -I -c pass") from None
+            if say is not None:
+                say(f"    {python}: the probe is still running after {waited} s (TLS handshakes, pip; it is "
+                    f"given up after {PROBE_TIMEOUT} s)")
+        except BaseException:
+            proc.kill()
+            proc.communicate()
+            raise
+    proc = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     out = proc.stdout.decode("utf-8", errors="replace")
     for line in reversed(out.splitlines()):
         if line.startswith(PROBE_MARK):
@@ -276,8 +298,10 @@ def add_floor(report: VerifyReport, roots: Sequence[str], private: bool, glibc_m
 
 def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str | None = None,
            private_prefixes: Sequence[str] = (), floor: bool = True, expect_optimized: bool = False,
-           glibc_max: str | None = None, self_contained: bool = False) -> VerifyReport:
-    """Run the probe with ``python`` and judge what it finds (see the module docstring).
+           glibc_max: str | None = None, self_contained: bool = False,
+           say: Callable[[str], None] | None = None) -> VerifyReport:
+    """Run the probe with ``python`` and judge what it finds (see the module docstring). ``say`` hears that
+    the probe is still running when it takes long.
 
     ``expect_openssl``/``expect_sqlite`` must equal the versions the interpreter reports at run time (a
     shorter expectation such as ``3.46`` matches ``3.46.1``). With ``private_prefixes``, every libssl,
@@ -299,7 +323,7 @@ def verify(python: str, *, expect_openssl: str | None = None, expect_sqlite: str
         args += ["--private-prefix", os.path.realpath(prefix)]
     if expect_optimized:
         args.append("--expect-optimized")
-    report = report_from_probe(python, run_probe(path, args))
+    report = report_from_probe(python, run_probe(path, args, say))
     if not floor:
         return report
     return add_floor(report, *install_roots(report.probe, private_prefixes), glibc_max, self_contained)

@@ -374,6 +374,43 @@ def test_bundle_runs_buildkit_where_there_is_no_python(bundle_archive, glibc217_
     assert plan.returncode == 0 and "CPython 3.13.5 -> /tmp/py" in plan.stdout, plan.stderr[-2000:]
 
 
+def test_bundle_builds_python_in_a_minbase_bullseye_with_no_python(bundle_archive, docker_host, sources, tmp_path):
+    """Issue 16 item 6: in a minbase bullseye container (glibc 2.31, no python3), with only the build tools a
+    CPython build needs added by apt (gcc, make, the -dev packages of the system's OpenSSL 1.1.1 and SQLite
+    3.34: the quickest full build there is), the bundle's buildkit makes a whole 'buildkit python' build with
+    no network: fetch from --source-dir, configure, make, install, verify, switch."""
+    from buildkit.container.engine import connect
+
+    subprocess.run(["sh", str(Path(__file__).resolve().parents[1] / "fixtures" / "images.sh"), "bullseye"],
+                   check=True, env={**os.environ, "DOCKER_HOST": docker_host}, capture_output=True)
+    engine = connect(docker_host)
+    tools = "buildkit-test:bullseye-build-tools"
+    with engine.container("buildkit-base:debian-bullseye", what="bullseye build tools", user="root", workdir="/",
+                          network="host") as c:  # apt: the host's network, for this image only
+        assert c.call(["/bin/sh", "-c", "command -v python3 python3.9 || true"]).output.strip() == ""
+        done = c.call(["/bin/sh", "-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get "
+                       "install -y -q --no-install-recommends gcc make libc6-dev libssl-dev libsqlite3-dev "
+                       "zlib1g-dev libffi-dev ca-certificates >/dev/null"], check=False)
+        assert done.exit_code == 0, done.tail
+        engine.api.commit(c.id, repository=tools.split(":")[0], tag=tools.split(":")[1])
+    archive = Path(bundle_archive["archive"])
+    top = archive.name[:-len(".tar.gz")]
+    tarball = next(sources.glob("Python-3.11.2.t*"))
+    with engine.container(tools, what="a build by the bundle", user="root", workdir="/") as c:  # network none
+        assert c.call(["/bin/sh", "-c", "command -v python3 || true"]).output.strip() == ""
+        c.copy_into([(archive, archive.name), (tarball, f"src/{tarball.name}")], "/opt", owner=(0, 0))
+        c.call(["tar", "-xzf", f"/opt/{archive.name}", "-C", "/opt"])
+        log = tmp_path / "build.log"
+        run = c.call([f"/opt/{top}/bin/buildkit", "python", "3.11.2", "--with-openssl=system", "--with-sqlite=system",
+                      "--prefix", "/opt/py", "--source-dir", "/opt/src", "--no-debian", "--json"], log=log,
+                     check=False)
+        assert run.exit_code == 0, log.read_text()[-3000:]
+        ran = c.call(["/opt/py/bin/python3", "-c", "import ssl, sqlite3, platform; print(ssl.OPENSSL_VERSION, "
+                      "sqlite3.sqlite_version, platform.libc_ver()[1])"]).output.split()
+    assert ran[0] == "OpenSSL" and ran[1].startswith("1.1.1"), ran  # bullseye's own, as asked
+    assert ran[-2].startswith("3.34") and ran[-1] == "2.31", ran
+
+
 def test_fetch_tests_run_on_the_portable_313_with_tarfiles_data_filter(portable_build, tmp_path):
     """Issue 20 item 3: CI's own interpreter (Debian's 3.11.2) has no tarfile data filter, so the extraction tests
     that use it are skipped there. The portable build is a 3.13.5 with the filter: tests/unit/test_fetch.py runs

@@ -212,6 +212,8 @@ def test_show_warns_of_what_it_cannot_say(tmp_path):
     empty.write_text("")
     run = buildkit("symvers", "show", str(empty))
     assert run.returncode == 0 and "no exports in it" in run.stderr
+    diff = buildkit("symvers", "diff", str(empty), str(symvers))  # every symbol would read as added
+    assert diff.returncode == 0 and f"buildkit: warning: {empty}: no exports in it" in diff.stderr
 
 
 def test_kbuild_arguments_twice_or_empty_are_said(tmp_path):

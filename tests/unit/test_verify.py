@@ -449,3 +449,24 @@ def test_judge_optimized_build() -> None:
 def test_probe_script_expect_optimized_argument() -> None:
     assert probe_script.parse_args(["--expect-optimized", "--json"])["expect_optimized"] is True
     assert probe_script.parse_args([])["expect_optimized"] is False
+
+
+def test_a_hung_interpreter_is_said_while_waited_for_and_then_given_up(tmp_path, monkeypatch):
+    """Issue 17 item 9: an interpreter that never answers is not five silent minutes: the wait is said every
+    PROBE_PATIENCE seconds, and after PROBE_TIMEOUT it is one error naming it (here 1 s and 3 s)."""
+    import time
+
+    from buildkit.errors import InputError
+    from buildkit.pybuild import verify as verify_module
+
+    hung = tmp_path / "python3"
+    hung.write_text("#!/bin/sh\nexec sleep 60\n")
+    hung.chmod(0o755)
+    monkeypatch.setattr(verify_module, "PROBE_PATIENCE", 1)
+    monkeypatch.setattr(verify_module, "PROBE_TIMEOUT", 3)
+    said: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(InputError, match="the probe did not finish in 3s"):
+        verify_module.run_probe(str(hung), say=said.append)
+    assert time.monotonic() - started < 10
+    assert len(said) == 2 and "still running after 1 s" in said[0] and "still running after 2 s" in said[1], said
