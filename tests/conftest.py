@@ -219,3 +219,29 @@ def make_old_root(sysroot: Path, dest: Path) -> OldRoot:
 def glibc217_root(portable_build, tmp_path_factory) -> OldRoot:
     sysroot = Path(portable_build["_toolchain"]) / "x86_64-unknown-linux-gnu" / "sysroot"
     return make_old_root(sysroot, tmp_path_factory.mktemp("glibc217") / "root")
+
+
+# The plain session build (``good``): test_python_build's subject, test_portable's negative control.
+GOOD_CPYTHON, GOOD_OPENSSL, GOOD_SQLITE = "3.11.2", "3.0.20", "3.40.1"
+
+
+@pytest.fixture(scope="session")
+def good(sources) -> dict:
+    """The real plain build, CPython 3.11.2 with a private OpenSSL 3.0.20 and SQLite 3.40.1 (Debian's full tree).
+    A prefix from an earlier run is reused when it still passes verification (the command is then a no-op); one
+    that no longer does (a private library changed or deleted since) is rebuilt as buildkit says, with --clean."""
+    import json
+    import sys
+
+    builds = FIXTURES / "python-builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "buildkit", "python", GOOD_CPYTHON, f"--with-openssl={GOOD_OPENSSL}",
+            f"--with-sqlite={GOOD_SQLITE}", "--prefix", str(builds / "py311"), "--source-dir", str(sources),
+            "--cache", str(builds / "cache"), "--json"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=1800)
+    if run.returncode == 1 and "no longer passes its verification" in run.stderr:
+        run = subprocess.run([*args, "--clean"], capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = json.loads(run.stdout)
+    record["_stderr"] = run.stderr
+    return record

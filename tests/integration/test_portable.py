@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from conftest import readelf
-from test_python_build import good  # noqa: F401  (the plain session build: the negative control)
 
 from buildkit.pybuild.probe_script import DJANGO_SQLITE_MIN
 from buildkit.pybuild.verify import PROBE_MARK, PROBE_SOURCE, report_from_probe
@@ -178,7 +177,7 @@ def copy_tree(portable_build, root) -> Path:
     return dest
 
 
-def test_runs_on_glibc_217_and_the_plain_build_does_not(portable_build, glibc217_root, good):  # noqa: F811
+def test_runs_on_glibc_217_and_the_plain_build_does_not(portable_build, glibc217_root, good):
     root = glibc217_root
     copy_tree(portable_build, root)
     shutil.copy(portable_openssl(portable_build), root.root / "usr" / "bin" / "openssl")

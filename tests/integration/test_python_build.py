@@ -19,13 +19,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, GOOD_CPYTHON, GOOD_OPENSSL, GOOD_SQLITE
 
 pytestmark = pytest.mark.integration
 
-CPYTHON = "3.11.2"
-OPENSSL = "3.0.20"
-SQLITE = "3.40.1"
+CPYTHON, OPENSSL, SQLITE = GOOD_CPYTHON, GOOD_OPENSSL, GOOD_SQLITE  # the session build `good` (tests/conftest.py)
 BUILDS = FIXTURES / "python-builds"
 
 
@@ -35,23 +33,6 @@ def buildkit(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
 
 def common(prefix: Path, sources: Path) -> list[str]:
     return ["--prefix", str(prefix), "--source-dir", str(sources), "--cache", str(BUILDS / "cache"), "--json"]
-
-
-@pytest.fixture(scope="session")
-def good(sources) -> dict:
-    """The real build. A prefix from an earlier run is reused when it still passes verification (the command is
-    then a no-op); one that no longer does (a private library changed or deleted since) is rebuilt as buildkit
-    says, with --clean."""
-    BUILDS.mkdir(parents=True, exist_ok=True)
-    prefix = BUILDS / "py311"
-    args = ["python", CPYTHON, f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}", *common(prefix, sources)]
-    run = buildkit(*args)
-    if run.returncode == 1 and "no longer passes its verification" in run.stderr:
-        run = buildkit(*args, "--clean")
-    assert run.returncode == 0, run.stderr[-3000:]
-    record = json.loads(run.stdout)
-    record["_stderr"] = run.stderr
-    return record
 
 
 def clean_python(python: str, code: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_python_build import BUILDS, buildkit, clean_python, good  # noqa: F401  (good: the session build)
+from test_python_build import BUILDS, buildkit, clean_python
 
 pytestmark = pytest.mark.integration
 

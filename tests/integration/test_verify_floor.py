@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import readelf
-from test_python_build import BUILDS, buildkit, good  # noqa: F401 (the session fixture)
+from test_python_build import BUILDS, buildkit
 
 from buildkit.pybuild.verify import PROBE_MARK, PROBE_SOURCE, report_from_probe
 
