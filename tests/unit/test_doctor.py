@@ -27,6 +27,7 @@ from buildkit.pybuild.doctor import (
     parse_make_summary,
 )
 from buildkit.pybuild.verify import report_from_probe
+from tests.unit.facts import base_facts
 
 DATA = Path(__file__).resolve().parent / "data" / "cpython"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -339,35 +340,6 @@ def test_doctor_prefix_directory(tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python3").symlink_to(DEBIAN_PYTHON)
     assert problems(doctor(str(tmp_path))) == []
-
-
-def base_facts(**changes) -> dict:
-    """Probe facts of a healthy build with a private OpenSSL and SQLite under /opt/py (see test_verify)."""
-    facts = {
-        "probe": 2, "executable": "/opt/py/bin/python3.11", "version": [3, 11, 2], "prefix": "/opt/py",
-        "isolated": True, "environment": ["LANG", "PATH"],
-        "imports": {m: {"ok": True, "error": None, "file": f"/opt/py/lib/python3.11/lib-dynload/{m}.so"}
-                    for m in ("_ssl", "_hashlib", "ssl", "_sqlite3", "sqlite3")},
-        "openssl": {"version": "OpenSSL 3.0.20 27 Jan 2026", "version_info": [3, 0, 0, 20, 0],
-                    "api_version": [3, 0, 0, 20, 0]},
-        "ca": {"error": None, "verify_paths": {"cafile": None, "capath": None, "openssl_cafile_env": "SSL_CERT_FILE",
-                                               "openssl_cafile": "/opt/py/openssl/ssl/cert.pem",
-                                               "openssl_capath_env": "SSL_CERT_DIR",
-                                               "openssl_capath": "/opt/py/openssl/ssl/certs"},
-               "capath_files": 0, "capath_hashed": 0, "stats": {"x509": 140, "crl": 0, "x509_ca": 140},
-               "ca_certs": 140},
-        "smtp_ssl": {"ok": True, "error": None},
-        "sqlite": {"version": "3.46.1", "deterministic": True, "deterministic_error": None},
-        "maps_error": None,
-        "libraries": {"_ssl": ["/opt/py/openssl/lib64/libcrypto.so.3", "/opt/py/openssl/lib64/libssl.so.3"],
-                      "_hashlib": ["/opt/py/openssl/lib64/libcrypto.so.3"],
-                      "_sqlite3": ["/opt/py/sqlite/lib/libsqlite3.so.0.8.6"]},
-        "pip": {"ok": True, "output": "pip 24.0 from /opt/py/lib/python3.11/site-packages/pip (python 3.11)",
-                "ensurepip": True, "ensurepip_version": "24.0"},
-        "optional": {"zlib": {"ok": True, "error": None, "file": None}},
-    }
-    facts.update(changes)
-    return facts
 
 
 def fake_report(monkeypatch: pytest.MonkeyPatch, facts: dict, prefixes_seen: list | None = None) -> None:
