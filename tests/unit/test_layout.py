@@ -130,3 +130,31 @@ def test_plain_symvers_check_imports_no_click(tmp_path):
         quick = subprocess.run([sys.executable, "-m", "buildkit", *case], capture_output=True, text=True, cwd=ROOT)
         assert (quick.returncode, quick.stdout, quick.stderr) == (slow.returncode, slow.stdout, slow.stderr)
         assert quick.returncode == 2 and quick.stderr.startswith("buildkit: error: ")
+
+
+#: the floors of the house, lowest first: a module imports only from its own floor or below (README, "How it
+#: fits together"). kmod/ is on the first floor beside catalog/, and imports neither it nor anything above.
+FLOORS = {
+    "buildkit.errors": 0, "buildkit._input": 0, "buildkit._term": 0, "buildkit.templating": 0, "buildkit": 0,
+    "buildkit.catalog": 1, "buildkit.kmod": 1, "buildkit.sources": 2, "buildkit.pybuild": 3,
+    "buildkit.container": 4, "buildkit.cli": 5, "buildkit.__main__": 5,
+}
+
+
+def floor_of(name: str) -> int | None:
+    best = max((key for key in FLOORS if name == key or name.startswith(key + ".")), key=len, default=None)
+    return FLOORS[best] if best is not None else None
+
+
+def test_imports_point_down_only():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        here = floor_of(name)
+        for line, target in imports(path):
+            there = floor_of(target)
+            if not target.startswith("buildkit") or there is None or target == "buildkit":
+                continue
+            if there > here and not target.startswith(name.rsplit(".", 1)[0] + "."):
+                upward.append(f"{path.relative_to(ROOT)}:{line}: {name} (floor {here}) imports {target} (floor {there})")
+    assert upward == []
