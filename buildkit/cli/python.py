@@ -82,6 +82,11 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     Running the same command again on a verified prefix does nothing.
 
     \b
+    VERSION 3.13.5, or a series (3.13: its newest release in the catalog, 3.13.15). Without VERSION the
+    default is 3.13.5, the newest whose tarball Debian's archive carries: it builds on a host that reaches
+    only Debian's mirrors. The same for --with-openssl/--with-sqlite (bare: 3.0.20, 3.40.1).
+
+    \b
     Sources come from the cache, --source-dir, --mirror, upstream, then Debian's source packages, and
     are checked against the catalog's sha256 and size either way.
 

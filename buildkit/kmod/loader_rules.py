@@ -90,7 +90,7 @@ def rules_for(version: tuple[int, int]) -> LoaderRules:
 
 # Debian's module-disable-matching-missing-version-crc.patch: a symbol missing from __versions fails the
 # load ("no symbol version for", err -22) where upstream warns once and accepts it.
-FATAL_NO_SYMBOL_VERSION = {"debian": True, "upstream": False}
+FATAL_NO_SYMBOL_VERSION = {"debian": True, "upstream": False, "rhel": False}  # rhel: upstream's, not booted
 
 # kmod's tools/insmod.c mod_strerror(); every other errno is glibc's strerror().
 KMOD_INSMOD_TEXT = {

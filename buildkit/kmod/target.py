@@ -47,7 +47,7 @@ class KernelTarget:
     symvers_path: str
     build_dir: str | None  # the headers, to rebuild against
     modules_dir: str | None  # /lib/modules/VER with the in-tree modules
-    vendor: str  # "debian" or "upstream"
+    vendor: str  # "debian", "rhel" or "upstream"
     machine: int  # ELF e_machine of the kernel's architecture
     _module_files: dict[str, str] | None = field(default=None, repr=False)
     _by_owner: dict[str, list[SymversEntry]] | None = field(default=None, repr=False)
@@ -251,8 +251,19 @@ def _finish(spec: str, release: str, config: dict[str, str], symvers: Symvers, s
     version = _version(release)
     magic, magic_from = _vermagic(modules_dir, release, config, version)
     return KernelTarget(spec, release, version, magic, magic_from, config, symvers, symvers_path, build_dir,
-                        modules_dir, "debian" if _is_debian(root, release, build_dir) else "upstream",
-                        _arch_machine(config, build_dir))
+                        modules_dir, _vendor(root, release, build_dir), _arch_machine(config, build_dir))
+
+
+#: RHEL-family releases: 3.10.0-1160.el7.x86_64, 5.10.134-16.al8.x86_64 (Alibaba Cloud Linux), ...
+_RHEL_RELEASE = re.compile(r"\.(el|al|an)\d+(_\d+)?(\.|$)")
+
+
+def _vendor(root: str, release: str, build_dir: str | None) -> str:
+    """Whose kernel: "debian", "rhel" (by its release's .elN/.alN part: a /boot/symvers-VER.gz is RHEL's) or
+    "upstream". The loader's rules for "rhel" are upstream's (loader_rules.py): no RHEL kernel was booted."""
+    if _is_debian(root, release, build_dir):
+        return "debian"
+    return "rhel" if _RHEL_RELEASE.search(release) else "upstream"
 
 
 def _headers_config(build_dir: str) -> dict[str, str]:

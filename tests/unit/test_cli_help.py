@@ -58,3 +58,17 @@ def test_bare_buildkit_is_help_and_a_typo_gets_a_suggestion():
     assert bare.returncode == 0 and bare.stdout.startswith("Usage: buildkit ") and bare.stderr == "", bare
     typo = subprocess.run([sys.executable, "-m", "buildkit", "pyhton"], capture_output=True, text=True)
     assert typo.returncode == 2 and "Did you mean 'python'?" in typo.stderr, typo.stderr
+
+
+def test_python_help_names_the_defaults_the_planner_uses():
+    """The help says what a series and no VERSION mean in numbers: they must be the planner's own."""
+    from click.testing import CliRunner
+
+    from buildkit.catalog import find
+    from buildkit.cli import cli
+    from buildkit.pybuild.plan import DEFAULTS
+
+    text = " ".join(CliRunner().invoke(cli, ["python", "--help"]).output.split())
+    assert f"(3.13: its newest release in the catalog, {find('cpython', '3.13').version})" in text
+    assert f"the default is {DEFAULTS['cpython']}," in text
+    assert f"(bare: {DEFAULTS['openssl']}, {DEFAULTS['sqlite']})" in text

@@ -75,3 +75,20 @@ def test_rules_are_data_in_version_order():
     assert insmod_line("a.ko", 129) == "insmod: ERROR: could not insert module a.ko: Key was rejected by service"
     assert modprobe_line("a", 8) == "modprobe: ERROR: could not insert 'a': Exec format error"
     assert insmod_line("a.ko", 0) == ""
+
+
+def test_a_rhel_familys_symvers_gz_is_not_called_upstream(tmp_path):
+    """Issue 17 item 5: /boot/symvers-VER.gz is RHEL's (and Alibaba Cloud Linux's) layout; its kernel was
+    labelled "upstream". Judged by the release (.el7, .al8): "rhel", whose loader rules are upstream's."""
+    import gzip
+
+    from buildkit.kmod.target import read_target
+
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    for release, vendor in (("5.10.134-16.al8.x86_64", "rhel"), ("3.10.0-1160.el7.x86_64", "rhel"),
+                            ("6.6.30-custom", "upstream")):
+        path = boot / f"symvers-{release}.gz"
+        path.write_bytes(gzip.compress(b"0x12345678\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t\n"))
+        (boot / f"config-{release}").write_text("CONFIG_MODVERSIONS=y\nCONFIG_SMP=y\nCONFIG_MODULE_UNLOAD=y\n")
+        assert read_target(str(path)).vendor == vendor, release

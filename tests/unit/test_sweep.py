@@ -97,6 +97,7 @@ def make_input(kind: str, where: Path) -> Path:
         "gz-of-garbage": _gz(os.urandom(4096)),
         "xz-truncated": lzma.compress(body)[:200],
         "bz2-truncated": bz2.compress(body)[:200],
+        "zst-truncated": __import__("zstandard").ZstdCompressor().compress(body)[:200],  # a dependency (.ko.zst)
         "long-line": b"x" * (100 << 20),
     }[kind]
     path.write_bytes(data)
@@ -104,7 +105,7 @@ def make_input(kind: str, where: Path) -> Path:
 
 
 KINDS = ["missing", "empty", "directory", "fifo", "nul-bytes", "non-utf8-bytes", "non-utf8-name", "gz-truncated",
-         "gz-bitflip", "gz-of-garbage", "xz-truncated", "bz2-truncated"]
+         "gz-bitflip", "gz-of-garbage", "xz-truncated", "bz2-truncated", "zst-truncated"]
 
 
 def run_buildkit(argv: list[str], cwd: Path, timeout: int = 60, **kw) -> subprocess.CompletedProcess:
