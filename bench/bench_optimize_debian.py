@@ -20,6 +20,7 @@ import math
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench_optimize import BENCHMARKS, LOCK, PYPERFORMANCE, run_benchmark, venv, wheels_in
@@ -51,11 +52,15 @@ def main() -> int:
            "--prefix", str(base / "optimized"), "--source-dir", str(FIXTURES / "sources"), "--cache",
            str(base / "cache"), "--json"]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    started = time.perf_counter()
     run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
     if run.returncode != 0:
         sys.exit(f"bench: the build failed (exit {run.returncode})")
     record = json.loads(run.stdout)
     built = (record.get("component_seconds") or {}).get("cpython")
+    how = (f"built in this run, CPython's part {built:.0f} s" if wall > 60 and built
+           else f"a verified earlier build, reused ({wall:.0f} s)")
     wheels = wheels_in(base / "wheels")
     pythons = {"debian": venv(DEBIAN, base / "venv-debian", wheels),
                "buildkit": venv(record["python"], base / "venv-buildkit", wheels)}
@@ -70,8 +75,7 @@ def main() -> int:
     ratios = [statistics.median(means["debian"][n]) / statistics.median(means["buildkit"][n]) for n in names]
     geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     print(f"\nDebian's {DEBIAN} {debian_version} (configured: {debian_args[:160]}...) against buildkit python "
-          f"{CPYTHON} --optimize (OpenSSL {OPENSSL}, SQLite {SQLITE}; CPython "
-          f"{'built in this run in %.0f s' % built if built else 'reused, a verified earlier build'}); "
+          f"{CPYTHON} --optimize (OpenSSL {OPENSSL}, SQLite {SQLITE}; {how}); "
           f"pyperformance {PYPERFORMANCE}, {len(names)} benchmarks, pyperf --fast, {args.rounds} round(s)")
     print(f"buildkit's speed / Debian's, geometric mean: {geomean:.3f}x (min {min(ratios):.2f}x "
           f"{names[ratios.index(min(ratios))]}, max {max(ratios):.2f}x {names[ratios.index(max(ratios))]}); "
