@@ -295,7 +295,10 @@ def _stop_mid_build(docker_host: str, engine, sources: Path, out: Path, stop) ->
     env = {**os.environ, "DOCKER_HOST": docker_host}
     proc = subprocess.Popen([sys.executable, "-m", "buildkit", "ci", "python", CPYTHON, "--with-openssl", "--with-sqlite",
                              "--image", IMAGE, "--source-dir", str(sources), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # SIGINT at its default in the child, as a terminal gives it: a run in the background
+                            # of a non-interactive shell inherits it ignored (and its container would be left)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         log = out / "logs" / NAME / "build.log"
@@ -312,6 +315,8 @@ def _stop_mid_build(docker_host: str, engine, sources: Path, out: Path, stop) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+            for c in engine.api.containers(all=True, filters=LABEL):  # killed: its container is ours to remove
+                engine.api.remove_container(c["Id"], force=True, v=True)
     return proc
 
 

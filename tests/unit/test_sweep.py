@@ -211,6 +211,13 @@ def test_output_to_a_full_disk_or_a_closed_pipe(argv, tmp_path):
     assert proc.stderr.read() == b""
 
 
+def sigint_as_a_terminal_gives_it() -> None:
+    """In the child: SIGINT at its default, as a terminal's foreground job has it. A run started in the
+    background of a non-interactive shell (``./.ci/run &``) inherits SIGINT ignored, and Python then keeps
+    ignoring it: Ctrl-C cannot be tested in a process that cannot receive it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("command", ["symvers show", "symvers diagnose"])
 def test_ctrl_c_while_reading_is_exit_130(command, tmp_path):
     """A reader blocked on a pipe whose writer says nothing yet, stopped with SIGINT: one line, exit 130."""
@@ -220,7 +227,7 @@ def test_ctrl_c_while_reading_is_exit_130(command, tmp_path):
     try:
         argv = [a.replace("{F}", str(fifo)) for a in SWEEP[command]]
         proc = subprocess.Popen([sys.executable, "-m", "buildkit", *argv], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=tmp_path)
+                                stderr=subprocess.PIPE, cwd=tmp_path, preexec_fn=sigint_as_a_terminal_gives_it)
         time.sleep(1.5)
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
