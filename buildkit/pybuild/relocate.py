@@ -474,24 +474,35 @@ def package_tree(install, name, out, exclude=()):
     """A tree already relocatable (a portable build, made so by :func:`relocate_in_place` during the build)
     copied to ``OUT/NAME`` less ``exclude``, recorded, and packed as ``OUT/NAME.tar.gz``: nothing is rewritten."""
     install = os.path.realpath(install)
+    dest = _copy_tree(install, out, name)
+    excluded = _exclude(dest, exclude)
+    relocated = {"name": name, "from": install, "portable": True, "excluded": excluded}
+    _record(dest, relocated)
+    relocated.update(archive_tree(dest, out, name))
+    return relocated
+
+
+def _copy_tree(install, out, name):
+    """``install`` copied to ``OUT/NAME`` (symlinks as they are), replacing an earlier copy; its path."""
     dest = os.path.join(out, name)
     if os.path.lexists(dest):
         shutil.rmtree(dest)
     os.makedirs(out, exist_ok=True)
     shutil.copytree(install, dest, symlinks=True)
-    excluded = _exclude(dest, exclude)
-    record_path = os.path.join(dest, "BUILDKIT.json")
+    return dest
+
+
+def _record(dest, relocated):
+    """``relocated`` under the key ``relocated`` of the copy's BUILDKIT.json (made when it has none)."""
+    path = os.path.join(dest, "BUILDKIT.json")
     try:
-        with open(record_path) as f:
+        with open(path) as f:
             record = json.load(f)
     except (OSError, ValueError):
         record = {}
-    relocated = {"name": name, "from": install, "portable": True, "excluded": excluded}
     record["relocated"] = relocated
-    with open(record_path, "w") as f:
+    with open(path, "w") as f:
         json.dump(record, f, indent=2)
-    relocated.update(archive_tree(dest, out, name))
-    return relocated
 
 
 def _exclude(dest, exclude):
@@ -512,11 +523,7 @@ def _exclude(dest, exclude):
 def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=()):
     """Steps 1-5 and the record of step 6, into ``OUT/NAME`` (left there): what :func:`relocate` did."""
     install = os.path.realpath(install)
-    dest = os.path.join(out, name)
-    if os.path.lexists(dest):
-        shutil.rmtree(dest)
-    os.makedirs(out, exist_ok=True)
-    shutil.copytree(install, dest, symlinks=True)
+    dest = _copy_tree(install, out, name)
     excluded = _exclude(dest, exclude)
     libraries = []
     for prefix in deps:
@@ -556,17 +563,9 @@ def relocate_tree(install, deps, openssl_prefix, openssldir, name, out, exclude=
     if leftovers:
         raise RelocateError("runpaths still point into the build prefix: %s" % ", ".join(leftovers))
 
-    record_path = os.path.join(dest, "BUILDKIT.json")
-    try:
-        with open(record_path) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        record = {}
     relocated = {"name": name, "from": install, "libraries": libraries, "runpaths": runpaths,
                  "scripts": scripts, "openssldir": ssl_dir, "excluded": excluded, "config": config}
-    record["relocated"] = relocated
-    with open(record_path, "w") as f:
-        json.dump(record, f, indent=2)
+    _record(dest, relocated)
     return relocated
 
 
