@@ -34,11 +34,12 @@ __all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "priva
 # (SQLite's: Debian's full tree). Pass a version to build newer ones.
 DEFAULTS = {"cpython": "3.13.5", "openssl": "3.0.20", "sqlite": "3.40.1",
             "zlib": "1.2.13", "bzip2": "1.0.8", "xz": "5.4.1", "libffi": "3.4.4", "ncurses": "6.4", "readline": "8.2",
-            "util-linux": "2.38.1"}
-# What a portable build adds before OpenSSL and SQLite, in order (readline needs ncurses): the libraries of
+            "util-linux": "2.38.1", "linux-uapi": "5.10.223"}
+# What a portable build adds before OpenSSL and SQLite, in order (readline needs ncurses): kernel uapi headers
+# newer than the sysroot's 3.10 (system calls such as pidfd_open and getrandom), and the libraries of
 # the standard library's zlib, bz2, lzma, ctypes, curses, readline and _uuid modules, which a plain build takes
 # from the host. Left out (said by verify's table): _gdbm/_dbm (GPL gdbm) and _tkinter (Tcl/Tk and X11).
-PORTABLE_LIBS = ("zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux")
+PORTABLE_LIBS = ("linux-uapi", "zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux")
 PORTABLE_MIN_CPYTHON = "3.12"
 _PLACEHOLDER = "@PREFIX@"
 

@@ -74,7 +74,7 @@ class LocalRunner:
 
     def _command(self, cmd: Command, srcdir: str, log: str, step: Step) -> None:
         cwd = cmd.cwd if os.path.isabs(cmd.cwd) else os.path.join(srcdir, cmd.cwd)
-        shown = " ".join(cmd.argv)
+        shown = " ".join(" ".join(a.split()) for a in cmd.argv)  # one line, whatever an argument holds
         self.say(f"    {step.phase}: {shown if len(shown) < 110 else shown[:107] + '...'}")
         start = time.monotonic()
         try:

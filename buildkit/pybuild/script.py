@@ -55,6 +55,8 @@ def render_script(plan: Plan) -> str:
         tools.append("perl")
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         tools.append("tclsh")
+    if any(c.source.filename.endswith(".deb") for c in plan.components):
+        tools.append("ar")  # a Debian package's files are its ar member data.tar.*
     from buildkit.catalog import compiler_needs
 
     gcc_needs = compiler_needs(plan.components[-1].version, "0")  # every need of this version, "stop" first

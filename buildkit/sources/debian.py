@@ -1,9 +1,12 @@
-"""Debian's archive as a last route: ``apt-get source --download-only <srcpkg>/<suite>``.
+"""Debian's archive as a last route: ``apt-get source --download-only <srcpkg>/<suite>``, or for a catalog file
+that is a binary package (``*.deb``: the kernel's uapi headers of a portable build) ``apt-get download
+<pkg>=<version>``.
 
 The host's mirrors are read at run time from ``/etc/apt/sources.list.d/debian.sources`` (deb822) or the
 one-line ``/etc/apt/sources.list``; apt-get then runs with a private configuration, lists and cache under
-``cache_dir/apt``, so the host's apt state is left alone. Of the source package, the ``*.orig.tar.*`` with
-the catalog's sha256 is kept.
+``cache_dir/apt`` (source indexes) or ``cache_dir/apt-deb`` (binary indexes, amd64), so the host's apt state is
+left alone. Of the source package, the ``*.orig.tar.*`` with the catalog's sha256 is kept; a binary package is
+kept when it has the catalog's sha256.
 """
 
 from __future__ import annotations
@@ -105,8 +108,9 @@ def read_debian_sources(path: str | None = None) -> DebianArchive:
 class _Apt:
     """apt-get with its own sources, lists and cache under ``root``: the host's apt state is left alone."""
 
-    def __init__(self, root: Path, archive: DebianArchive, note: Say) -> None:
+    def __init__(self, root: Path, archive: DebianArchive, note: Say, kind: str = "deb-src") -> None:
         self.root = root
+        self.kind = kind  # deb-src: source packages; deb: binary packages
         self.archive = archive
         self.note = note
         self.sources = root / "sources.list.d" / "buildkit.sources"
@@ -147,7 +151,7 @@ class _Apt:
         stanzas = []
         for names, uris in ((plain, self.archive.uris), (secure, self.archive.security_uris)):
             if names and uris:
-                stanzas.append(f"Types: deb-src\nURIs: {' '.join(uris)}\nSuites: {' '.join(names)}\n"
+                stanzas.append(f"Types: {self.kind}\nURIs: {' '.join(uris)}\nSuites: {' '.join(names)}\n"
                                f"Components: main\nSigned-By: {self.archive.keyring}\n")
         return "\n".join(stanzas)
 
@@ -174,7 +178,8 @@ class _Apt:
         wanted = wanted if wanted is not None else self.sources.read_text()
         self.sources.write_text(wanted)
         suites = " ".join(sorted({s for f in _deb822_stanzas(wanted) for s in f.get("suites", "").split()}))
-        self.note(f"updating Debian's source indexes for {suites} (apt-get update in {self.root})")
+        what = "source" if self.kind == "deb-src" else "package"
+        self.note(f"updating Debian's {what} indexes for {suites} (apt-get update in {self.root})")
         done = self.run("update")
         if done.returncode != 0:
             _unlink(self.stamp)
@@ -196,42 +201,46 @@ def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
     suite, _, revision = rest.partition("=")
     if not package or not suite:
         raise _Miss(f"debian {spec!r}: expected SRCPKG/SUITE or SRCPKG/SUITE=REVISION in the catalog")
+    binary = source.filename.endswith(".deb")
+    if binary and not revision:
+        raise _Miss(f"debian {spec!r}: a binary package is named PKG/SUITE=VERSION in the catalog")
     wanted = f"{package}={revision}" if revision else spec
     if shutil.which("apt-get") is None:
         raise _Miss(f"debian {spec}: apt-get not found (Debian and Ubuntu hosts only)")
     archive = read_debian_sources()
-    root = cache_dir / "apt"
+    root = cache_dir / ("apt-deb" if binary else "apt")
     root.mkdir(parents=True, exist_ok=True)
     import fcntl
 
     with open(root / "lock-buildkit", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one buildkit at a time in this apt state
-        apt = _Apt(root, archive, note)
+        apt = _Apt(root, archive, note, "deb" if binary else "deb-src")
         updated = apt.ensure(suite)
         work = Path(tempfile.mkdtemp(prefix=".debian-", dir=cache_dir))
         try:
-            note(f"fetching {spec} from Debian's archive (apt-get source --download-only)")
-            done = apt.run("source", "--download-only", wanted, cwd=work)
+            args = ("download", wanted) if binary else ("source", "--download-only", wanted)
+            note(f"fetching {spec} from Debian's archive (apt-get {' '.join(args)})")
+            done = apt.run(*args, cwd=work)
             if done.returncode != 0 and not updated:
                 apt.update()
-                done = apt.run("source", "--download-only", wanted, cwd=work)
+                done = apt.run(*args, cwd=work)
             if done.returncode != 0:
-                raise _Miss(f"debian {spec}: apt-get source failed: {_last_apt_error(done)}")
+                raise _Miss(f"debian {spec}: apt-get {args[0]} failed: {_last_apt_error(done)}")
             seen = []
             for path in sorted(work.iterdir()):
                 if not path.is_file() or path.name.endswith((".asc", ".dsc")):
                     continue
                 size = path.stat().st_size
-                if ".orig.tar." not in path.name and size != source.size:
+                if ".orig.tar." not in path.name and not binary and size != source.size:
                     continue
                 digest = _hash_file(path)
                 if digest == source.sha256:
                     with open(path, "rb") as f:
                         final = _stream_verified(f, source, cache_dir, f"debian {spec} ({path.name})")
                     return Fetched(source, final, final.stat().st_size, f"debian {spec} ({path.name})")
-                if ".orig.tar." in path.name:
+                if ".orig.tar." in path.name or binary:
                     seen.append(f"{path.name} has sha256 {digest}")
-            found = "; ".join(seen) or "no orig tarball in the source package"
+            found = "; ".join(seen) or ("no file" if binary else "no orig tarball in the source package")
             raise _Miss(f"debian {spec}: {found}, not {source.sha256} (did Debian move to another upstream version?)")
         finally:
             shutil.rmtree(work, ignore_errors=True)

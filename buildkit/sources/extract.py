@@ -1,4 +1,5 @@
-"""Unpack a source tarball (or zip) safely: nothing may land outside the destination.
+"""Unpack a source tarball (or zip, or a Debian binary package's files) safely: nothing may land outside the
+destination.
 
 :func:`safe_extract` refuses absolute paths, ``..``, links that leave the archive's top directory, devices,
 pipes and setuid/setgid bits before anything is written, checks again where each member really lands as the
@@ -15,6 +16,7 @@ import posixpath
 import re
 import shutil
 import stat
+import subprocess
 import tarfile
 import tempfile
 import zipfile
@@ -205,9 +207,36 @@ def _extract_zip(archive: Path, tmp: Path, dest: Path) -> str:
     return top
 
 
+def _extract_deb(archive: Path, tmp: Path, dest: Path) -> str:
+    """A Debian binary package is an ar archive whose ``data.tar.*`` holds its files: binutils' ``ar`` (there
+    wherever the gcc a build needs is) takes that member out, and it goes through the tar checks above."""
+    ar = shutil.which("ar")
+    if ar is None:
+        raise InputError(f"{archive}: a Debian package, and ar (binutils) is not installed to open it",
+                         fix="apt-get install binutils (Debian) or dnf install binutils (RHEL)")
+    listed = subprocess.run([ar, "t", str(archive)], capture_output=True, text=True)
+    data = [n for n in listed.stdout.split() if n.startswith("data.tar")]
+    if listed.returncode != 0 or len(data) != 1:
+        said = (listed.stderr.strip().splitlines() or [f"members {listed.stdout.split()}"])[-1]
+        raise InputError(f"{archive}: not a Debian package ({said})", fix="delete it and fetch it again")
+    if not data[0].endswith(TAR_SUFFIXES):
+        raise InputError(f"{archive}: its files are in {data[0]}, a compression this Python cannot read",
+                         fix="use a package whose data.tar is xz, gzip or bzip2 (Debian's are xz)")
+    inner = tmp / data[0]
+    with open(inner, "wb") as out:
+        done = subprocess.run([ar, "p", str(archive), data[0]], stdout=out, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise InputError(f"{archive}: ar could not read {data[0]}: {done.stderr.strip()[:200]}",
+                         fix="delete it and fetch it again")
+    try:
+        return _extract_tar(inner, tmp, dest)
+    finally:
+        inner.unlink()
+
+
 def safe_extract(archive: Path, dest: Path) -> Path:
-    """Unpack ``archive`` (.tar.gz, .tgz, .tar.xz, .tar.bz2, .tar, .zip) into ``dest`` and return its single
-    top-level directory, ``dest/<top>``.
+    """Unpack ``archive`` (.tar.gz, .tgz, .tar.xz, .tar.bz2, .tar, .zip, or a Debian package's files from a .deb)
+    into ``dest`` and return its single top-level directory, ``dest/<top>`` (a .deb's: ``usr``).
 
     Members with an absolute path or a ``..`` component, links that point outside ``dest``, devices, pipes
     and setuid/setgid bits are refused (``InputError`` naming the member) before anything is written; where
@@ -222,8 +251,11 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         extract = _extract_tar
     elif name.endswith(".zip"):
         extract = _extract_zip
+    elif name.endswith(".deb"):
+        extract = _extract_deb
     else:
-        raise InputError(f"{archive}: unknown archive type", fix=f"expected one of {', '.join(TAR_SUFFIXES)}, .zip")
+        raise InputError(f"{archive}: unknown archive type",
+                         fix=f"expected one of {', '.join(TAR_SUFFIXES)}, .zip, .deb")
     if not archive.is_file():
         raise InputError(f"{archive}: no such file", fix="fetch it first (buildkit fetch)")
     dest = _ensure_dir(dest, "destination")

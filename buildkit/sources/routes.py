@@ -76,7 +76,7 @@ def debian_orig_name(source: Source) -> str:
     """The name of Debian's ``*.orig.tar.*`` for ``source`` (``python3.11_3.11.2.orig.tar.gz``), or ``""``."""
     if ".orig.tar." in source.filename:
         return source.filename
-    if not source.debian:
+    if not source.debian or source.filename.endswith(".deb"):
         return ""
     package = source.debian.partition("/")[0]
     name = source.filename

@@ -72,3 +72,16 @@ def test_fetched_tarball_extracts_safely(cache, tmp_path):
     assert top.name == "openssl-3.0.20"
     assert (top / "Configure").is_file() and os.access(top / "config", os.X_OK)
     assert (top / "include" / "openssl" / "opensslv.h.in").is_file()
+
+
+def test_a_binary_package_comes_through_apt_get_download(cache, tmp_path):
+    """The portable build's kernel headers: Debian bullseye's linux-libc-dev, a binary package, through a private
+    apt state of binary indexes (apt-get download), checked against the sha256 of bullseye's Packages index."""
+    uapi = find("linux-uapi", "5.10.223")
+    got = fetch_source(uapi, cache_dir=cache, debian=True)
+    assert got.origin == "debian linux-libc-dev/bullseye=5.10.223-1 (linux-libc-dev_5.10.223-1_amd64.deb)"
+    assert got.path.stat().st_size == uapi.size and sha256(got.path) == uapi.sha256
+    assert (cache / "apt-deb" / "sources.list.d" / "buildkit.sources").read_text().startswith("Types: deb\n")
+    top = safe_extract(got.path, tmp_path / "x")
+    assert (top / "include" / "linux" / "pidfd.h").is_file()
+    assert "__NR_pidfd_open" in (top / "include" / "x86_64-linux-gnu" / "asm" / "unistd_64.h").read_text()

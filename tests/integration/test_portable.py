@@ -216,6 +216,26 @@ def test_runs_on_glibc_217_and_the_plain_build_does_not(portable_build, glibc217
     assert floor and max(map(version_key, missing)) <= version_key(floor[1]) and version_key(floor[1]) > (2, 17)
 
 
+def test_newer_kernel_calls_are_there_on_glibc_217(portable_build, glibc217_root):
+    """The sysroot's Linux 3.10 headers have no number for getrandom or pidfd_open; the build's linux-uapi
+    (Debian bullseye's linux-libc-dev 5.10) gives them, so os has both, and they work where the running kernel
+    has them (this host's, under the glibc 2.17 root). memfd_create and copy_file_range are glibc functions
+    (2.27), which no glibc 2.17 build can link: they stay out, as on CentOS 7's own Python 3."""
+    root = glibc217_root
+    copy_tree(portable_build, root)
+    code = ("import os, json\n"
+            "names = ('getrandom', 'pidfd_open', 'memfd_create', 'copy_file_range')\n"
+            "fd = os.pidfd_open(os.getpid())\n"
+            "print(json.dumps({'has': [n for n in names if hasattr(os, n)], 'random': len(os.getrandom(16)),\n"
+            "                  'pidfd': fd > 2}))")
+    run = root.run([f"{SPACED}/bin/python3", "-I", "-c", code])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == {"has": ["getrandom", "pidfd_open"], "random": 16, "pidfd": True}
+    tree = portable_build["_tree"]
+    configure = next((Path(tree).parent.parent / "logs" / os.path.basename(tree)).glob("*-cpython-configure.log"))
+    assert "checking for the Linux getrandom() syscall... yes" in configure.read_text()
+
+
 def test_a_hostile_environment_changes_nothing(portable_build, glibc217_root):
     """LD_LIBRARY_PATH naming another libssl, PYTHONHOME and PYTHONPATH elsewhere: -I ignores the PYTHON* ones,
     and a static OpenSSL has no libssl to replace."""

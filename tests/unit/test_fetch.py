@@ -11,6 +11,8 @@ import http.server
 import io
 import json
 import os
+import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -425,6 +427,7 @@ case " $* " in
     [ -n "${FAKE_SOURCE_FAILS_ONCE:-}" ] && [ ! -e "$FAKE_APT_LOG.failed" ] && { touch "$FAKE_APT_LOG.failed";
         echo "E: Unable to find a source package for demo" >&2; exit 100; }
     cp "$FAKE_ORIG" demo_1.0.orig.tar.gz && echo dsc > demo_1.0-1.dsc ;;
+*" download "*) cp "$FAKE_ORIG" demo_1.0-1_amd64.deb ;;
 esac
 """
 
@@ -469,6 +472,20 @@ def test_debian_route_with_a_pinned_revision_asks_for_that_revision(src, cache, 
     assert got.origin == "debian demo/bookworm=1.0-1~deb12u1 (demo_1.0.orig.tar.gz)"
     assert [c.split()[-1] for c in fake_apt.read_text().splitlines()] == ["update", "demo=1.0-1~deb12u1"]
     assert "Suites: bookworm\n" in (cache / "apt" / "sources.list.d" / "buildkit.sources").read_text()
+
+
+def test_debian_route_takes_a_binary_package_with_apt_get_download(src, cache, fake_apt):
+    deb = replace(src, filename="demo_1.0-1_amd64.deb", debian="demo/bullseye=1.0-1")
+    got = fetch_source(deb, cache_dir=cache, debian=True)
+    assert got.origin == "debian demo/bullseye=1.0-1 (demo_1.0-1_amd64.deb)" and got.path == cache / deb.filename
+    calls = fake_apt.read_text().splitlines()
+    assert [c.split()[-1] for c in calls] == ["update", "demo=1.0-1"] and calls[1].split()[-2] == "download"
+    assert f"Dir::State::Lists={cache / 'apt-deb' / 'lists'}" in calls[0]  # binary indexes apart from source ones
+    assert (cache / "apt-deb" / "sources.list.d" / "buildkit.sources").read_text().startswith("Types: deb\n")
+    unpinned = replace(deb, debian="demo/bullseye")
+    (cache / deb.filename).unlink()
+    with pytest.raises(SourceUnavailable, match="a binary package is named PKG/SUITE=VERSION in the catalog"):
+        fetch(unpinned, cache_dir=cache, debian=True)
 
 
 def test_debian_route_updates_again_when_the_package_is_not_found(src, cache, fake_apt, monkeypatch):
@@ -703,6 +720,59 @@ def test_extract_wants_one_top_directory_and_a_real_archive(tmp_path):
         safe_extract(junk, tmp_path / "out")
     with pytest.raises(InputError, match="unknown archive type"):
         safe_extract(tmp_path / "x.rar", tmp_path / "out")
+
+
+def make_deb(path: Path, data: Path) -> Path:
+    """A Debian binary package made as dpkg-deb lays it out (debian-binary, control.tar.xz, data.tar.*), with
+    binutils' ar: ``data`` is its data.tar.*."""
+    work = path.parent / f"{path.name}.parts"
+    work.mkdir()
+    (work / "debian-binary").write_text("2.0\n")
+    make_tarball(work / "control.tar.xz", top=".", files={"control": b"Package: demo\n"})
+    shutil.copy(data, work / data.name)
+    subprocess.run(["ar", "rc", str(path), "debian-binary", "control.tar.xz", data.name], cwd=work, check=True)
+    shutil.rmtree(work)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("ar") is None, reason="binutils' ar not installed")
+def test_extract_a_debian_packages_files(tmp_path, data_filter):
+    data = make_tarball(tmp_path / "data.tar.xz", top="./usr", files={"include/linux/demo.h": b"#define DEMO 1\n"})
+    deb = make_deb(tmp_path / "demo_1.0-1_amd64.deb", data)
+    dest = tmp_path / "out"
+    top = safe_extract(deb, dest)
+    assert top == (dest / "usr").resolve() and (top / "include" / "linux" / "demo.h").read_bytes() == b"#define DEMO 1\n"
+    assert [p.name for p in dest.iterdir()] == ["usr"]  # the data.tar taken out of the package is gone too
+
+    evil = hostile(tmp_path / "data.tar.gz", ("top/../../evil", "file", b"x"))
+    with pytest.raises(InputError, match=r"refusing member 'top/\.\./\.\./evil': '\.\.' in its path"):
+        safe_extract(make_deb(tmp_path / "evil.deb", evil), tmp_path / "out2")
+    assert list((tmp_path / "out2").iterdir()) == [] and not (tmp_path / "evil").exists()
+
+    junk = tmp_path / "junk.deb"
+    junk.write_bytes(b"!<arch>\nnot really\n")
+    with pytest.raises(InputError, match=f"{junk}: not a Debian package"):
+        safe_extract(junk, tmp_path / "out3")
+
+
+@pytest.mark.skipif(shutil.which("ar") is None, reason="binutils' ar not installed")
+def test_the_scripts_extract_takes_a_debian_package_too(tmp_path):
+    """build.sh's own extract() (the emitted script, and builds in containers): the same package, the same tree."""
+    template = (Path(extract.__file__).parent.parent / "templates" / "build-python.sh.j2").read_text()
+    functions = re.search(r"^die\(\) \{.*\}$", template, re.M)[0] + "\n" + \
+        re.search(r"^extract\(\) \{\n.*?\n\}$", template, re.M | re.S)[0]
+    data = make_tarball(tmp_path / "data.tar.xz", top="./usr", files={"include/linux/demo.h": b"#define DEMO 1\n"})
+    deb = make_deb(tmp_path / "demo_1.0-1_amd64.deb", data)
+    run = subprocess.run(["sh", "-c", functions + '\nextract "$1" "$2"', "sh", str(deb), str(tmp_path / "src")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "src" / "include" / "linux" / "demo.h").read_bytes() == b"#define DEMO 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("src")) == ["src"]
+    junk = tmp_path / "junk.deb"
+    junk.write_bytes(b"!<arch>\nnot really\n")
+    run = subprocess.run(["sh", "-c", functions + '\nextract "$1" "$2"', "sh", str(junk), str(tmp_path / "j")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "not a Debian package" in run.stderr, run.stderr
 
 
 @pytest.mark.skipif(not hasattr(tarfile, "data_filter"), reason="no tarfile data filter")

@@ -25,10 +25,12 @@ def commands(comp):
 
 def test_portable_plan_builds_every_library_on_the_sysroot():
     plan = make_plan(Request("3.13.5", "/opt/py", toolchain=TC), MODERN)  # a modern host's libraries are not used
-    assert [c.package for c in plan.components] == ["zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux",
+    assert [c.package for c in plan.components] == ["linux-uapi", "zlib", "bzip2", "xz", "libffi", "ncurses", "readline", "util-linux",
                                                     "openssl", "sqlite", "cpython"]
     assert (plan.openssl.how, plan.sqlite.how) == ("private", "private")
-    for comp in plan.components:
+    uapi = plan.components[0]
+    assert [(s.phase, s.run.argv[0]) for s in uapi.steps] == [("install", "sh"), ("smoke", "sh")]
+    for comp in plan.components[1:]:  # the uapi headers are copied, not compiled
         envs = [dict(c.env) for c in commands(comp) if c.env]
         words = [w for c in commands(comp) for w in c.argv]
         # every compile names the sysroot: in the environment, or (bzip2's Makefile) as a make variable
@@ -45,15 +47,17 @@ def test_portable_plan_builds_every_library_on_the_sysroot():
     assert f"--with-openssl={plan.openssl.prefix}" in configure.argv
     assert env["ZLIB_LIBS"].endswith("/lib -lz") and env["LIBFFI_CFLAGS"].startswith("-I/opt/py.buildkit/deps/libffi-")
     assert "rpath" not in env.get("LDFLAGS", "")  # static: nothing to find at run time
-    openssl = plan.components[7]
+    # the newer kernel headers come first, ahead of the sysroot's own /usr/include (os.pidfd_open, getrandom)
+    assert env["CPPFLAGS"].split()[0] == f"-I{uapi.prefix}/include"
+    openssl = plan.components[8]
     argv = next(c.argv for c in commands(openssl) if c.argv[0] == "./config")
     assert "no-shared" in argv and "--openssldir=/etc/ssl" in argv and "-fPIC" in argv
     assert not any(isinstance(s.run, Action) and s.run.name == "link-ca-store" for s in openssl.steps)
     post = [s.run for s in cpython.steps if s.phase == "post"]
     assert post[0].args == ("_ssl", "_hashlib", "_sqlite3", "zlib", "_bz2", "_lzma", "_ctypes", "_curses",
                             "_curses_panel", "readline", "_uuid")
-    readline = plan.components[5]
-    ncurses = plan.components[4].prefix
+    readline = plan.components[6]
+    ncurses = plan.components[5].prefix
     configure = next(c for c in commands(readline) if c.argv[0] == "./configure")
     assert dict(configure.env)["CPPFLAGS"] == f"-I{ncurses}/include"  # readline is built on the build's ncurses
     assert env["LIBREADLINE_LIBS"].endswith(f"-lreadline -L{ncurses}/lib -lncursesw")
