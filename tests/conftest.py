@@ -25,6 +25,7 @@ pytest_plugins = ["timing"]  # tests/timing.py: the seconds per test file, as a 
 class KernelTree:
     root: Path  # the dpkg -x root
     release: str  # e.g. 6.1.0-50-amd64
+    suite: str = "bookworm"  # the Debian suite whose kernel it is (its compiler builds its modules)
 
     @property
     def modules(self) -> Path:
@@ -35,22 +36,37 @@ class KernelTree:
         return self.modules / "build"
 
 
+def _kernel(folder: str, suite: str = "bookworm", abi: str = "newest") -> KernelTree:
+    """tests/fixtures/kernel.sh into $BUILDKIT_FIXTURES/FOLDER, once."""
+    dest = FIXTURES / folder
+    if not (dest / ".done").exists():
+        subprocess.run(["sh", str(HERE / "fixtures" / "kernel.sh"), str(dest)], check=True,
+                       env={**os.environ, "BUILDKIT_KSUITE": suite, "BUILDKIT_KABI": abi})
+    return KernelTree(dest / "root", (dest / "abi").read_text().strip(), suite)
+
+
 @pytest.fixture(scope="session")
 def kernel_tree() -> KernelTree:
-    dest = FIXTURES / "kernel"
-    if not (dest / ".done").exists():
-        subprocess.run(["sh", str(HERE / "fixtures" / "kernel.sh"), str(dest)], check=True)
-    return KernelTree(dest / "root", (dest / "abi").read_text().strip())
+    """Bookworm's newest 6.1 ABI: headers, kbuild, image."""
+    return _kernel("kernel")
 
 
 @pytest.fixture(scope="session")
 def kernel_tree_oldest() -> KernelTree:
     """The oldest bookworm 6.1 ABI the archive still offers (headers, kbuild, image), for tests across ABIs."""
-    dest = FIXTURES / "kernel-oldest"
-    if not (dest / ".done").exists():
-        subprocess.run(["sh", str(HERE / "fixtures" / "kernel.sh"), str(dest)], check=True,
-                       env={**os.environ, "BUILDKIT_KABI": "oldest"})
-    return KernelTree(dest / "root", (dest / "abi").read_text().strip())
+    return _kernel("kernel-oldest", abi="oldest")
+
+
+@pytest.fixture(scope="session")
+def kernel_tree_bullseye() -> KernelTree:
+    """Bullseye's 5.10 (Alibaba Cloud Linux 3 runs a 5.10), read through a private apt state of bullseye."""
+    return _kernel("kernel-bullseye", "bullseye")
+
+
+@pytest.fixture(scope="session")
+def kernel_tree_trixie() -> KernelTree:
+    """Trixie's 6.12 (merged /usr, .ko.xz modules)."""
+    return _kernel("kernel-trixie", "trixie")
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,7 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
     """
     from buildkit.kmod.lazymod import find_modules, read_modules
     from buildkit.kmod.load import predict
+    from buildkit.kmod.loader_rules import rules_for
     from buildkit.kmod.target import read_target
 
     found = find_modules(modules)
@@ -63,8 +64,8 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
     paths = read_modules(found, targets[0] if len(targets) == 1 else None)
     runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys)) for t in targets]
     if as_json:
-        docs = [{"kernel": t.release, "target": t.spec, "modules": [r.to_json() for r in results]}
-                for t, results in runs]
+        docs = [{"kernel": t.release, "target": t.spec, "loader": rules_for(t.version).to_json(t.version),
+                 "modules": [r.to_json() for r in results]} for t, results in runs]
         print_json(docs[0] if len(docs) == 1 else {"kernels": docs})
     else:
         if len(runs) > 1:
@@ -87,6 +88,8 @@ def _print_matrix(runs) -> None:
 
 
 def _print_run(target, results, *, details_only_refused: bool) -> None:
+    from buildkit.kmod.loader_rules import rules_for
+
     """Written straight to the stream: a kernel upgrade checks thousands of modules, and click.echo's
     per-call checks (24,000 lines) cost more than the check of a module that loads."""
     out = click.get_text_stream("stdout")
@@ -95,6 +98,7 @@ def _print_run(target, results, *, details_only_refused: bool) -> None:
         out.write(line + "\n")
 
     add(f"kernel {target.release}: {target.symvers_path} (vermagic '{target.vermagic}', {target.vendor})")
+    add(rules_for(target.version).describe(target.version))
     for r in results:
         if r.loads and details_only_refused:
             continue

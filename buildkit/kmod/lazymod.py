@@ -48,6 +48,8 @@ class LazyModule:
         self._modinfo_blob = elf.section_data(".modinfo")
         self.is64, self.order = elf.is64, elf.order
         self.versions_blob = elf.section_data("__versions")
+        this_module = elf.find(".gnu.linkonce.this_module")
+        self.this_module_size = this_module.size if this_module is not None else None  # sizeof(struct module)
         self._modinfo: dict[str, tuple[str, ...]] | None = None
         self._versions: dict[str, int] | None = None
         self.name = self.info("name") or module_name(path)

@@ -181,6 +181,7 @@ class _Walk:
         self.providers = providers
         self.keyring = keyring
         self._held: tuple[bool | None, str] | None = None
+        self._proprietary_before = False  # P already set when this module's taints began (6.4+ reads it)
         self.proprietary = (module.license or "") not in GPL_COMPATIBLE  # P; inherited from a P exporter too
         self.result = LoadResult(module.name, module.path)
 
@@ -258,6 +259,7 @@ class _Walk:
 
     def elf(self) -> None:
         if self.m.machine == self.t.machine and self.m_type == _ET_REL:
+            self._struct_module()
             return
         if self.rules.detailed_elf_errors:
             line = (self.say("elf_arch", machine=self.m.machine) if self.m_type == _ET_REL
@@ -266,6 +268,18 @@ class _Walk:
             line = self.say("elf_invalid")
         self.problem("arch", "", line, f"build it for the target's architecture (ELF machine {self.t.machine}): "
                      + _rebuild(self.t, self.m))
+        raise _Refused(errno.ENOEXEC)
+
+    def _struct_module(self) -> None:
+        """A module built against another struct module (another kernel's headers): refused among the ELF
+        checks of 5.17+, before module_layout and vermagic are looked at; older loaders do not check it."""
+        want = self.t.struct_module_size if self.rules.detailed_elf_errors else None
+        have = getattr(self.m, "this_module_size", None)
+        if want is None or have is None or have == want:
+            return
+        line = self.say("this_module_size")
+        self.problem("module_layout", "", f"{line} (module {have} bytes, kernel {want})",
+                     f"it was built for another kernel than {self.t.release}; " + _rebuild(self.t, self.m))
         raise _Refused(errno.ENOEXEC)
 
     def _check_version(self, sym: str, crc: int | None) -> str | None:
@@ -314,6 +328,7 @@ class _Walk:
         raise _Refused(errno.ENOEXEC)
 
     def taints(self) -> None:
+        self._proprietary_before = "P" in self.state.taints
         if self.m.info("intree") is None:
             self.taint("O", "out_of_tree")
             self.problem("taint", "", "out-of-tree module: taints the kernel (O)", "none needed; expected for a module "
@@ -332,6 +347,11 @@ class _Walk:
             raise _Refused(errno.EEXIST)
 
     def unsigned(self) -> None:
+        self._signature_taint()
+        if self.rules.license_taints_after_signature and not self._proprietary_before and "P" in self.state.taints:
+            self.say("license_taints")
+
+    def _signature_taint(self) -> None:
         if self.signed:
             held, signer = self.key_held()
             if held:
@@ -579,7 +599,7 @@ class Loader:
     def keyring(self) -> Keyring:
         """The keys the kernel holds, read the first time a signed module needs them."""
         if self._keyring is None:
-            self._keyring = Keyring.of(self.target.modules_dir, self.certificates)
+            self._keyring = Keyring.of(self.target.modules_dir, self.certificates, self.target.vmlinuz)
         return self._keyring
 
     def _provider(self, current: LazyModule) -> Callable[[str], str | None]:

@@ -3,8 +3,8 @@
 All per-version behaviour of ``symvers load`` is here, as data; ``load.py`` only walks it. Read from the
 kernel sources (``kernel/module/{main,version,signing}.c`` from 5.19 on, ``kernel/module.c`` before) of
 Debian's 5.10, 6.1, 6.12 and a 7.x tree, and upstream's 6.6; 5.4 and 5.15 are taken to match their
-neighbours. The integration tests boot Debian's 6.1 kernel and compare every line printed here with
-what it really printed.
+neighbours. The integration tests boot Debian's 5.10, 6.1 and 6.12 kernels and compare every line printed
+here with what they really printed; each row names the boot that proved it (``proven_on``), or none.
 
 The format strings use ``{mod}`` for the module's name (the loader prints it first; ``kernel/module/`` has
 no ``pr_fmt``), ``{sym}``, ``{ns}``, ``{owner}`` and so on.
@@ -29,6 +29,9 @@ MESSAGES = {
     "elf_arch": "Invalid architecture in ELF header: {machine}",
     "elf_invalid": "Module has invalid ELF structures",
     "elf_type": "Invalid ELF header type: {type} != 1",
+    # elf_validity_cache_index_mod() (5.17+'s detailed ELF checks): built against another struct module
+    "this_module_size": "module {mod}: .gnu.linkonce.this_module section size must match the kernel's built struct "
+                        "module size at run time",
     "no_versions_taint": "{mod}: {sym}: kernel tainted.",
     "lockdep_off": "Disabling lock debugging due to kernel taint",
     "disagrees": "{mod}: disagrees about version of symbol {sym}",
@@ -37,6 +40,10 @@ MESSAGES = {
     "bad_vermagic_taint": "{mod}: bad vermagic: kernel tainted.",
     "out_of_tree": "{mod}: loading out-of-tree module taints kernel.",
     "license_taint": "{mod}: module license '{license}' taints kernel.",
+    # 6.4+ module_augment_kernel_taints(): after the signature verdict, when this module set P (prev_taint is
+    # read before its licence is); before 6.4 prev_taint was read after set_license(), so only a name-based
+    # P (ndiswrapper, driverloader, lve) printed it
+    "license_taints": "{mod}: module license taints kernel.",
     "unsigned_taint": "{mod}: module verification failed: signature and/or required key missing - tainting kernel",
     "unknown_symbol": "{mod}: Unknown symbol {sym} (err {err})",
     "namespace": "{mod}: module uses symbol ({sym}) from namespace {ns}, but does not import it.",
@@ -55,8 +62,30 @@ class LoaderRules:
     detailed_elf_errors: bool  # per-check ELF messages (6.1: yes); else one "invalid ELF structures" line
     inherit_names_symbol: bool  # "uses symbols %s from proprietary module" names the symbol (5.11+)
     gpl_flag_table: bool  # 7.x: GPL-ness in __kflagstab; modules with only __ksymtab_gpl are warned about
+    license_taints_after_signature: bool  # 6.4+: "module license taints kernel." when the module set P
     messages: dict[str, str]
     source: str  # where it was read
+    proven_on: str  # the kernel booted under QEMU whose every loader line matched (tests/integration/test_kboot*)
+
+    @property
+    def since_text(self) -> str:
+        return f"{self.since[0]}.{self.since[1]}+"
+
+    def to_json(self, version: tuple[int, int] | None = None) -> dict:
+        """The row as ``symvers load --json`` gives it; a ``version`` older than the row (CentOS 7's 3.10
+        gets the oldest row read) is never called proven."""
+        proven = bool(self.proven_on) and (version is None or version >= self.since)
+        return {"since": self.since_text, "source": self.source, "proven": proven,
+                "proven_on": self.proven_on if proven else None}
+
+    def describe(self, version: tuple[int, int]) -> str:
+        """One line for the text output: the row, where it was read, and what proved it."""
+        if version < self.since:
+            return (f"loader of {self.since_text} (the oldest read) used for {version[0]}.{version[1]}: "
+                    f"{self.source}; nothing proves it for this kernel: the lines are predictions")
+        if self.proven_on:
+            return f"loader of {self.since_text}: read from {self.source}; proven by booting {self.proven_on}"
+        return f"loader of {self.since_text}: {self.source}; no boot has proven it: the lines are predictions"
 
 
 def _msgs(**changes: str) -> dict[str, str]:
@@ -69,14 +98,16 @@ _ORDER_5 = (SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPE
 _ORDER_64 = (SIG, ELF, LAYOUT, VERMAGIC, DUPNAME, TAINTS, UNSIGNED, SYMBOLS, DUPEXPORT)
 
 RULES = (
-    LoaderRules((5, 4), _ORDER_5, False, False, False,
+    LoaderRules((5, 4), _ORDER_5, False, False, False, False,
                 _msgs(inherit_gpl="{mod}: module using GPL-only symbols uses symbols from proprietary module {owner}.",
                       inherit_taint="{mod}: module uses symbols from proprietary module {owner}, inheriting taint."),
-                "Debian 5.10.223 kernel/module.c (5.4 taken to match)"),
-    LoaderRules((5, 11), _ORDER_5, False, True, False, MESSAGES, "taken to match 5.10 and 6.1 (not read)"),
-    LoaderRules((5, 17), _ORDER_5, True, True, False, MESSAGES, "Debian 6.1.192 kernel/module/ (main.c, version.c)"),
-    LoaderRules((6, 4), _ORDER_64, True, True, False, MESSAGES, "6.6 and Debian 6.12.117 kernel/module/main.c"),
-    LoaderRules((7, 0), _ORDER_64, True, True, True, MESSAGES, "Debian 7.2.13 kernel/module/"),
+                "Debian 5.10.223 kernel/module.c (5.4 taken to match)", "Debian 5.10.0-32-amd64 (5.10.223)"),
+    LoaderRules((5, 11), _ORDER_5, False, True, False, False, MESSAGES, "taken to match 5.10 and 6.1 (not read)", ""),
+    LoaderRules((5, 17), _ORDER_5, True, True, False, False, MESSAGES,
+                "Debian 6.1.192 kernel/module/ (main.c, version.c)", "Debian 6.1.0-57-amd64"),
+    LoaderRules((6, 4), _ORDER_64, True, True, False, True, MESSAGES, "6.6 and Debian 6.12.117 kernel/module/main.c",
+                "Debian 6.12.117+deb13-amd64"),
+    LoaderRules((7, 0), _ORDER_64, True, True, True, True, MESSAGES, "Debian 7.2.13 kernel/module/", ""),
 )
 
 

@@ -8,8 +8,10 @@ subject key identifier (``sign-file -k``). A key it does not hold is ``-ENOKEY``
 unavailable key", refused under enforcement, an unsigned-module taint otherwise.
 
 Which keys a kernel holds is known offline only in part: the key that signed its own in-tree modules
-(``CONFIG_MODULE_SIG_KEY``, built into ``.builtin_trusted_keys``) and the certificates the user names
-(a MOK enrolled with ``mokutil``, DKMS's ``mok.pub``). The signature itself is not verified (that needs
+(``CONFIG_MODULE_SIG_KEY``, built into ``.builtin_trusted_keys``), the certificates compiled into its image
+(read from ``vmlinuz`` where it is xz- or gzip-compressed: Debian's 5.10 signs no in-tree module, and holds
+its Secure Boot CA and signer there) and the certificates the user names (a MOK enrolled with ``mokutil``,
+DKMS's ``mok.pub``). The signature itself is not verified (that needs
 the kernel's copy of the key): a signer is matched, not a digest.
 
 The PKCS#7 and X.509 structures are read with asn1crypto.
@@ -17,14 +19,17 @@ The PKCS#7 and X.509 structures are read with asn1crypto.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
 from buildkit.kmod.modfile import is_module_file, read_module_bytes
 
-__all__ = ["SIG_MARKER", "Keyring", "Signer", "module_signature", "signer_of", "certificate_needles"]
+__all__ = ["SIG_MARKER", "Keyring", "Signer", "builtin_certificates", "module_signature", "signer_of",
+           "certificate_needles"]
 
 SIG_MARKER = b"~Module signature appended~\n"
 _TRAILER = struct.Struct(">BBBBB3xI")  # struct module_signature
@@ -75,7 +80,7 @@ def _name(name) -> str:
 def certificate_needles(path: str) -> dict[bytes, str]:
     """The SignerIdentifiers a module signed by this certificate's key can carry (issuer and serial, and
     subject key identifier when the certificate has one), each with the certificate's name. PEM or DER."""
-    from asn1crypto import cms, pem, x509
+    from asn1crypto import pem, x509
 
     try:
         with open(path, "rb") as f:
@@ -88,17 +93,65 @@ def certificate_needles(path: str) -> dict[bytes, str]:
             kind, _headers, data = pem.unarmor(data)
             if kind != "CERTIFICATE":
                 raise ValueError(f"its PEM block is a {kind}")
-        cert = x509.Certificate.load(data)
-        issuer, serial, skid = cert.issuer, cert.serial_number, cert.key_identifier
-        name = f"{_name(cert.subject)}, serial 0x{serial:x}"
+        return _needles(x509.Certificate.load(data))
     except (ValueError, TypeError, KeyError) as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # asn1crypto's span lines
         raise InputError(f"{path}: not an X.509 certificate ({why})",
                          fix="name a certificate in PEM or DER form (openssl x509 -in KEY.der -inform der "
                              "-noout -subject shows one)") from None
+
+
+def _needles(cert) -> dict[bytes, str]:
+    from asn1crypto import cms
+
+    issuer, serial, skid = cert.issuer, cert.serial_number, cert.key_identifier
+    name = f"{_name(cert.subject)}, serial 0x{serial:x}"
     needles = {cms.IssuerAndSerialNumber({"issuer": issuer, "serial_number": serial}).dump(): name}
     if skid:
         needles[cms.SignerIdentifier({"subject_key_identifier": skid}).dump()] = name
+    return needles
+
+
+# A DER X.509 v3 certificate: SEQUENCE (long form, 2 length bytes) { SEQUENCE { [0] { INTEGER 2 } ...
+_CERT_START = re.compile(rb"\x30\x82(..)\x30\x82..\xa0\x03\x02\x01\x02", re.S)
+
+
+def builtin_certificates(vmlinuz: str) -> dict[bytes, str] | None:
+    """The needles of the certificates compiled into a kernel image (``system_certificate_list``: its
+    ``CONFIG_SYSTEM_TRUSTED_KEYS`` and build key, the keys ``.builtin_trusted_keys`` holds), read from the
+    decompressed image; None when the image cannot be read here (missing, or compressed with what Python's
+    standard library does not decompress: zstd, lz4, lzo)."""
+    import gzip
+    import lzma
+
+    from asn1crypto import x509
+
+    try:
+        with open(vmlinuz, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    image = None
+    for magic, open_stream in ((b"\xfd7zXZ\x00", lambda d: lzma.LZMADecompressor().decompress(d)),
+                               (b"\x1f\x8b\x08\x00", lambda d: gzip.GzipFile(fileobj=io.BytesIO(d)).read())):
+        at = data.find(magic)
+        if at >= 0:
+            try:
+                image = open_stream(data[at:])
+            except (OSError, EOFError, lzma.LZMAError):
+                return None
+            break
+    if image is None:
+        return None
+    needles: dict[bytes, str] = {}
+    for match in _CERT_START.finditer(image):
+        der = image[match.start():match.start() + 4 + int.from_bytes(match[1], "big")]
+        try:
+            cert = x509.Certificate.load(der, strict=True)
+            found = _needles(cert)
+        except (ValueError, TypeError, KeyError):
+            continue
+        needles.update({k: v + " (built into the kernel image)" for k, v in found.items()})
     return needles
 
 
@@ -109,17 +162,29 @@ class Keyring:
     needles: dict[bytes, str] = field(default_factory=dict)  # SignerIdentifier DER -> whose key
     known: bool = False  # False: no signed in-tree module and no certificate named: trust cannot be told
 
+    vmlinuz: str | None = None  # the kernel image, whose certificates are read when first needed
+
     def holds(self, message: bytes) -> bool | None:
-        """Whether the kernel holds the key that signed ``message`` (None: cannot be told)."""
+        """Whether the kernel holds the key that signed ``message`` (None: cannot be told). The image is
+        decompressed (~0.6 s) only for a signer that the in-tree modules and the named certificates lack."""
         if any(needle in message for needle in self.needles):
             return True
+        if self.vmlinuz:
+            builtin, self.vmlinuz = builtin_certificates(self.vmlinuz), None
+            if builtin:
+                for needle, name in builtin.items():
+                    self.needles.setdefault(needle, name)
+                self.known = True
+                return self.holds(message)
         return False if self.known else None
 
     @classmethod
-    def of(cls, modules_dir: str | None, certificates: dict[bytes, str] | None = None) -> Keyring:
-        """The key that signed the in-tree modules under ``modules_dir`` and ``certificates`` (what
-        :func:`certificate_needles` read from the files the user named)."""
-        ring = cls(dict(certificates or {}), bool(certificates))
+    def of(cls, modules_dir: str | None, certificates: dict[bytes, str] | None = None,
+           vmlinuz: str | None = None) -> Keyring:
+        """The key that signed the in-tree modules under ``modules_dir``, the certificates built into the
+        kernel image ``vmlinuz`` and ``certificates`` (what :func:`certificate_needles` read from the files
+        the user named)."""
+        ring = cls(dict(certificates or {}), bool(certificates), vmlinuz)
         for data in _signed_in_tree(modules_dir):
             signer = signer_of(module_signature(data))
             if signer is not None:

@@ -53,6 +53,7 @@ class KernelTarget:
     _by_owner: dict[str, list[SymversEntry]] | None = field(default=None, repr=False)
     _records: dict[tuple[bool, str], dict[bytes, bytes]] = field(default_factory=dict, repr=False)
     _vmlinux_names: frozenset[bytes] | None = field(default=None, repr=False)
+    _struct_module: tuple[int | None] | None = field(default=None, repr=False)
 
     def enabled(self, option: str) -> bool:
         return self.config.get(option) in ("y", "m")
@@ -81,6 +82,33 @@ class KernelTarget:
                             found.setdefault(module_name(f), os.path.join(root, f))
             self._module_files = found
         return self._module_files
+
+    @property
+    def vmlinuz(self) -> str | None:
+        """The kernel image beside the modules: ``/lib/modules/VER/vmlinuz`` (RHEL, Fedora) or the root's
+        ``/boot/vmlinuz-VER`` (Debian); None when neither is there."""
+        if not self.modules_dir:
+            return None
+        for path in (os.path.join(self.modules_dir, "vmlinuz"),
+                     os.path.join(_root_of(self.modules_dir), "boot", f"vmlinuz-{self.release}")):
+            if os.path.isfile(path):
+                return path
+        return None
+
+    @property
+    def struct_module_size(self) -> int | None:
+        """sizeof(struct module) of this kernel, as its in-tree modules have it (the size of their
+        ``.gnu.linkonce.this_module``); None without in-tree modules."""
+        if self._struct_module is None:
+            size = None
+            for path in sorted(self.module_files().values())[:1]:
+                from buildkit.kmod.elf import ElfFile
+                from buildkit.kmod.modfile import read_module_bytes
+
+                section = ElfFile(read_module_bytes(path), path).find(".gnu.linkonce.this_module")
+                size = section.size if section is not None else None
+            self._struct_module = (size,)
+        return self._struct_module[0]
 
     def version_records(self, is64: bool, order: str) -> dict[bytes, bytes]:
         """The ``__versions`` record (``struct modversion_info``, 64 bytes) a module built against this
@@ -220,6 +248,8 @@ def read_target(spec: str, *, release: str | None = None) -> KernelTarget:
                    + glob.glob(os.path.join(path, "usr", "lib", "modules", "*", "")))
     trees = [t.rstrip("/") for t in trees if os.path.isdir(os.path.join(t, "kernel")) or
              os.path.isfile(os.path.join(t, "build", "Module.symvers"))]
+    # a merged-/usr root (trixie: /lib -> usr/lib) shows each kernel twice: one tree per real folder
+    trees = list({os.path.realpath(t): t for t in reversed(trees)}.values())[::-1]
     if release:
         trees = [t for t in trees if os.path.basename(t) == release]
     if len(trees) == 1:

@@ -1,8 +1,7 @@
 """What Debian's bookworm kernel really does when it loads broken modules, booted under QEMU (tests/kboot.py).
 
-Tiny out-of-tree modules are built once against the fixture's headers (one kbuild run; the broken variants
-are byte edits of built .ko files, made with kboot.edit_modinfo / edit_version_crc, and one copy signed by
-kbuild's sign-file with a key made here), then loaded in five boots of ~8 s each (one per module-scoped
+The cases (tests/kboot_cases.py: tiny out-of-tree modules built once against the fixture's headers, their
+broken variants made by byte edits, one copy signed with a key made here) are loaded in five boots of ~8 s each (one per module-scoped
 fixture): a long plain sequence, one with ``module.sig_enforce=1``, and three short ones whose first load
 shows the order of the kernel's once-per-boot taint lines. The assertions are the errno and the exact kernel log lines
 observed on 6.1.0-57-amd64; they document the kernel's behaviour for buildkit's load predictions.
@@ -11,182 +10,37 @@ observed on 6.1.0-57-amd64; they document the kernel's behaviour for buildkit's 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kboot import (
-    MODULE_INIT_IGNORE_VERMAGIC,
-    BootResult,
-    KbootError,
-    Step,
-    StepResult,
-    boot,
-    edit_modinfo,
-    edit_version_crc,
-    tools,
-    vmlinuz,
+from kboot import BootResult, Step, boot, edit_modinfo, vmlinuz
+from kboot_cases import (
+    GATE_SOURCES,
+    OOT_TAINT,
+    SIG_TAINT,
+    Mods,
+    default_steps,
+    edit_version_name,
+    enforce_steps,
+    errnos,
+    forced_steps,
+    foreign_steps,
+    mismatches,
+    prepare_mods,
+    proprietary_steps,
+    replay,
 )
+from kmodbuild import build_modules
 
 pytestmark = pytest.mark.integration
-
-SOURCES = {
-    # The provider: one GPL-only and one plain export.
-    "bk_prov": """
-int bk_prov_add(int a, int b) { return a + b; }
-EXPORT_SYMBOL_GPL(bk_prov_add);
-int bk_prov_sub(int a, int b) { return a - b; }
-EXPORT_SYMBOL(bk_prov_sub);
-MODULE_LICENSE("GPL");
-""",
-    "bk_cons": """
-extern int bk_prov_add(int, int);
-static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
-static void __exit c_exit(void) { }
-module_init(c_init);
-module_exit(c_exit);
-MODULE_LICENSE("GPL");
-""",
-    # Both exports; its license becomes "Proprietary" by an edit (modpost refuses to link a proprietary
-    # module that uses a GPL-only export, so it cannot be built as such).
-    "bk_cons_prop": """
-extern int bk_prov_add(int, int);
-extern int bk_prov_sub(int, int);
-static int __init c_init(void) { return bk_prov_sub(bk_prov_add(1, 2), 3); }
-module_init(c_init);
-MODULE_LICENSE("GPL and additional rights");
-""",
-    "bk_two": """
-extern int bk_prov_add(int, int);
-extern int bk_prov_sub(int, int);
-static int __init c_init(void) { return bk_prov_add(1, 2) - bk_prov_sub(5, 2); }
-module_init(c_init);
-MODULE_LICENSE("GPL");
-""",
-    "bk_cons_magic": """
-extern int bk_prov_add(int, int);
-static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
-module_init(c_init);
-MODULE_LICENSE("GPL");
-""",
-    "bk_cons_crc": """
-extern int bk_prov_add(int, int);
-static int __init c_init(void) { return bk_prov_add(1, 2) - 3; }
-module_init(c_init);
-MODULE_LICENSE("GPL");
-""",
-    # An init and no exit: the kernel refuses to unload it.
-    "bk_noexit": """
-static int __init n_init(void) { return 0; }
-module_init(n_init);
-MODULE_LICENSE("GPL");
-""",
-    "bk_plain": 'MODULE_LICENSE("GPL");\n',
-    "bk_magic": 'MODULE_LICENSE("GPL");\n',
-    "bk_rel": 'MODULE_LICENSE("GPL");\n',
-    # An export that the in-tree lib/crc-itu-t.ko already has (modpost allows it for external modules).
-    "bk_dup": """
-u16 crc_itu_t(u16 crc, const u8 *buffer, size_t len) { return crc; }
-EXPORT_SYMBOL(crc_itu_t);
-MODULE_LICENSE("GPL");
-""",
-}
-OOT_TAINT = "loading out-of-tree module taints kernel."
-SIG_TAINT = "module verification failed: signature and/or required key missing - tainting kernel"
-
-
-@dataclass(frozen=True)
-class Mods:
-    ko: dict[str, Path]
-    vermagic: str  # the headers' vermagic, e.g. "6.1.0-57-amd64 SMP preempt mod_unload modversions "
-    bad_vermagic: str  # the same without "preempt " (a module built for a kernel without it)
-    bad_release: str  # the same with another release: the kernel does not compare it (CONFIG_MODVERSIONS)
-    crc_itu_t: Path  # in-tree, signed by Debian's build key
-    foreign: Path  # bk_plain signed with a key made here, which the kernel does not hold
-    foreign_cert: Path  # that key's certificate (DER)
-
-
-def sign_with_new_key(headers: Path, module: Path, work: Path) -> tuple[Path, Path]:
-    """A copy of ``module`` signed by kbuild's scripts/sign-file with a fresh key (made by openssl)."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make a signing key: apt-get install openssl")
-    key, cert, signed = work / "bk-test-key.pem", work / "bk-test-key.der", work / "foreign" / module.name
-    signed.parent.mkdir()
-    subprocess.run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=buildkit test signing key/", "-keyout", str(key), "-outform", "DER",
-                    "-out", str(cert)], check=True, capture_output=True)
-    subprocess.run([str(headers / "scripts" / "sign-file"), "sha256", str(key), str(cert), str(module), str(signed)],
-                   check=True, capture_output=True)
-    return signed, cert
 
 
 @pytest.fixture(scope="module")
 def mods(kernel_tree, tmp_path_factory) -> Mods:
-    try:
-        tools()
-    except KbootError as e:
-        pytest.fail(str(e))
-    if shutil.which("make") is None:
-        pytest.fail("make is needed: apt-get install build-essential")
-    work = tmp_path_factory.mktemp("kboot-mods")
-    (work / "Kbuild").write_text("obj-m := " + " ".join(f"{n}.o" for n in SOURCES) + "\n")
-    for name, body in SOURCES.items():
-        (work / f"{name}.c").write_text(f"#include <linux/module.h>\n{body}")
-    run = subprocess.run(["make", "-C", str(kernel_tree.build), f"M={work}", "modules"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert run.returncode == 0, run.stdout
-    ko = {name: work / f"{name}.ko" for name in SOURCES}
-    edit_modinfo(ko["bk_cons_prop"], ko["bk_cons_prop"], "license", "Proprietary")
-    vermagic = edit_modinfo(ko["bk_plain"], work / "probe.ko", "vermagic", "x")
-    assert vermagic.startswith(kernel_tree.release + " ") and " preempt " in vermagic, vermagic
-    bad_vermagic = vermagic.replace("preempt ", "")
-    bad_release = "9" * len(kernel_tree.release) + vermagic[len(kernel_tree.release):]
-    for name in ("bk_magic", "bk_cons_magic"):
-        edit_modinfo(ko[name], ko[name], "vermagic", bad_vermagic)
-    edit_modinfo(ko["bk_rel"], ko["bk_rel"], "vermagic", bad_release)
-    edit_version_crc(ko["bk_cons_crc"], ko["bk_cons_crc"], "bk_prov_add")
-    crc_itu_t = kernel_tree.modules / "kernel" / "lib" / "crc-itu-t.ko"
-    foreign, cert = sign_with_new_key(kernel_tree.build, ko["bk_plain"], work)
-    return Mods(ko, vermagic, bad_vermagic, bad_release, crc_itu_t, foreign, cert)
-
-
-def default_steps(m: Mods) -> list[Step]:
-    k = m.ko
-    return [
-        Step("cons_alone", [k["bk_cons"]]),
-        Step("two_unknown", [k["bk_two"]]),
-        Step("bad_vermagic_and_unknown", [k["bk_cons_magic"]]),
-        Step("bad_vermagic", [k["bk_magic"]]),
-        Step("bad_vermagic_forced", [k["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
-        Step("other_release", [k["bk_rel"]]),
-        Step("prov_then_cons", [k["bk_prov"], k["bk_cons"]]),
-        Step("proprietary_uses_gpl_only", [k["bk_cons_prop"]]),
-        Step("crc_mismatch", [k["bk_cons_crc"]]),
-        Step("duplicate_export", [m.crc_itu_t, k["bk_dup"]]),
-        Step("load_twice", [k["bk_prov"]]),
-        Step("no_exit", [k["bk_noexit"]]),
-        Step("rmmod_in_use", rmmod=["bk_prov"]),
-        Step("rmmod", rmmod=["bk_noexit", "bk_cons", "bk_prov", "bk_prov"]),
-        Step("insmod_unknown", [k["bk_cons"]], tool="insmod"),
-        Step("insmod_bad_vermagic", [k["bk_cons_magic"]], tool="insmod"),
-        Step("insmod_ok", [k["bk_prov"]], tool="insmod"),
-    ]
-
-
-def enforce_steps(m: Mods) -> list[Step]:
-    k = m.ko
-    return [
-        Step("unsigned", [k["bk_plain"]]),
-        Step("unsigned_bad_vermagic", [k["bk_magic"]]),
-        Step("unsigned_unknown", [k["bk_cons"]]),
-        Step("unsigned_forced", [k["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
-        Step("signed_intree", [m.crc_itu_t]),
-        Step("insmod_unsigned", [k["bk_plain"]], tool="insmod"),
-        Step("foreign_key", [m.foreign]),
-        Step("insmod_foreign_key", [m.foreign], tool="insmod"),
-    ]
+    return prepare_mods(kernel_tree, tmp_path_factory.mktemp("kboot-mods"), None,
+                        kernel_tree.build / "scripts" / "sign-file")
 
 
 @pytest.fixture(scope="module")
@@ -199,19 +53,11 @@ def enforced(kernel_tree, mods) -> BootResult:
     return boot(vmlinuz(kernel_tree), enforce_steps(mods), append="module.sig_enforce=1")
 
 
-def errnos(step: StepResult) -> list[tuple[int | None, str]]:
-    return [(load.errno, load.errname) for load in step.loads]
-
-
 @pytest.fixture(scope="module")
 def fresh_proprietary(kernel_tree, mods) -> BootResult:
     """A boot whose first load is out-of-tree, unsigned, proprietary and lacks symbols: the order of the
     kernel's once-per-boot lines."""
-    return boot(vmlinuz(kernel_tree), [Step("proprietary_first", [mods.ko["bk_cons_prop"]])])
-
-
-def foreign_steps(m: Mods) -> list[Step]:
-    return [Step("foreign_key_first", [m.foreign])]
+    return boot(vmlinuz(kernel_tree), proprietary_steps(mods))
 
 
 @pytest.fixture(scope="module")
@@ -223,10 +69,7 @@ def fresh_foreign(kernel_tree, mods) -> BootResult:
 @pytest.fixture(scope="module")
 def fresh_forced(kernel_tree, mods) -> BootResult:
     """A boot whose first loads have a bad vermagic: refused, then forced."""
-    return boot(vmlinuz(kernel_tree), [
-        Step("bad_vermagic_first", [mods.ko["bk_magic"]]),
-        Step("forced_first", [mods.ko["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC),
-    ])
+    return boot(vmlinuz(kernel_tree), forced_steps(mods))
 
 
 def test_the_guest_is_the_fixture_kernel(kernel_tree, plain, enforced):
@@ -443,51 +286,14 @@ def test_every_boot_ran_the_kernel_meant(kernel_tree, plain, enforced, fresh_pro
 # --- buildkit symvers load, judged by the booted kernel ------------------------------------------------------
 
 
-def replay(kernel_tree, result: BootResult, steps: list[Step], *, sig_enforce: bool = False) -> dict[str, list]:
-    """buildkit's loader over the same steps, in the same order (unloads taken from what the kernel did)."""
-    from buildkit.kmod.load import Loader
-    from buildkit.kmod.target import read_target
-
-    loader = Loader(read_target(str(kernel_tree.root)), sig_enforce=sig_enforce)
-    predicted = {}
-    for step in steps:
-        for unload in result.steps[step.name].unloads:
-            if unload.errno == 0:
-                loader.unload(unload.name)
-        predicted[step.name] = [loader.load(str(m), step.flags) for m in step.modules]
-    return predicted
-
-
-def mismatches(result: BootResult, steps: list[Step], predicted: dict[str, list]) -> list[str]:
-    bad = []
-    for step in steps:
-        if not step.modules:
-            continue
-        real, mine = result.steps[step.name], predicted[step.name]
-        lines = [line for p in mine for line in p.dmesg]
-        if lines != real.dmesg:
-            bad.append(f"{step.name}: dmesg\n  kernel:   {real.dmesg}\n  buildkit: {lines}")
-        for load, p, module in zip(real.loads, mine, step.modules):
-            if step.tool == "ldmod":
-                if (load.errno, load.errname) != (p.errno, p.error):
-                    bad.append(f"{step.name}: {module.name}: kernel errno {load.errno} {load.errname}, "
-                               f"buildkit {p.errno} {p.error}")
-            else:  # kmod's own insmod, given the file's name in the guest
-                said = tuple(line for line in [p.insmod.replace(str(module), module.name)] if line)
-                if (load.status, load.output) != (1 if p.errno else 0, said):
-                    bad.append(f"{step.name}: insmod printed {load.output} (exit {load.status}), buildkit {said}")
-    return bad
-
-
 def test_load_predictions_match_the_kernel(kernel_tree, mods, plain, enforced, fresh_proprietary, fresh_forced,
                                           fresh_foreign):
     """Every load of the five boots: buildkit's errno and kernel log lines are the kernel's, exactly."""
     boots = [
         (plain, default_steps(mods), False),
         (enforced, enforce_steps(mods), True),
-        (fresh_proprietary, [Step("proprietary_first", [mods.ko["bk_cons_prop"]])], False),
-        (fresh_forced, [Step("bad_vermagic_first", [mods.ko["bk_magic"]]),
-                        Step("forced_first", [mods.ko["bk_magic"]], flags=MODULE_INIT_IGNORE_VERMAGIC)], False),
+        (fresh_proprietary, proprietary_steps(mods), False),
+        (fresh_forced, forced_steps(mods), False),
         (fresh_foreign, foreign_steps(mods), False),
     ]
     bad = []
@@ -536,36 +342,6 @@ def test_trusted_key_must_be_a_certificate(kernel_tree, mods):
 
 # --- the other gates: module_layout (another ABI), namespaces, a symbol missing from __versions, ELF machine --
 
-GATE_SOURCES = {
-    "bk_prov_ns": """
-int bk_ns_fn(int a) { return a; }
-EXPORT_SYMBOL_NS_GPL(bk_ns_fn, BKTEST);
-MODULE_LICENSE("GPL");
-""",
-    "bk_cons_ns": """
-extern int bk_ns_fn(int);
-static int __init c_init(void) { return bk_ns_fn(0); }
-module_init(c_init);
-MODULE_IMPORT_NS(BKTEST);
-MODULE_LICENSE("GPL");
-""",
-}
-
-
-def edit_version_name(src: Path, dst: Path, symbol: str, new: str) -> None:
-    """Copy a .ko, renaming ``symbol``'s entry in __versions (as if built without the exporter's CRC)."""
-    from kboot import _sections
-
-    data = bytearray(Path(src).read_bytes())
-    off, size = _sections(bytes(data))["__versions"]
-    for entry in range(off, off + size, 64):
-        if bytes(data[entry + 8:entry + 64]).split(b"\0", 1)[0].decode() == symbol:
-            data[entry + 8:entry + 8 + len(new)] = new.encode()
-            Path(dst).write_bytes(bytes(data))
-            return
-    raise ValueError(f"{src}: no {symbol} in __versions")
-
-
 @dataclass(frozen=True)
 class GateMods:
     prov: Path
@@ -578,19 +354,10 @@ class GateMods:
     old_release: str
 
 
-def _build(headers: Path, work: Path, sources: dict[str, str]) -> None:
-    (work / "Kbuild").write_text("obj-m := " + " ".join(f"{n}.o" for n in sources) + "\n")
-    for name, body in sources.items():
-        (work / f"{name}.c").write_text(f"#include <linux/module.h>\n{body}")
-    run = subprocess.run(["make", "-C", str(headers), f"M={work}", "modules"], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    assert run.returncode == 0, run.stdout
-
-
 @pytest.fixture(scope="module")
 def gate_mods(kernel_tree, kernel_tree_oldest, mods, tmp_path_factory) -> GateMods:
     work = tmp_path_factory.mktemp("kboot-gates")
-    _build(kernel_tree.build, work, GATE_SOURCES)
+    build_modules(kernel_tree, work, GATE_SOURCES)
     noimport = work / "bk_cons_ns_noimport.ko"
     assert edit_modinfo(work / "bk_cons_ns.ko", noimport, "import_ns", "BKTESX") == "BKTEST"
     nover = work / "bk_cons_nover.ko"
@@ -600,7 +367,7 @@ def gate_mods(kernel_tree, kernel_tree_oldest, mods, tmp_path_factory) -> GateMo
     data[18:20] = (183).to_bytes(2, "little")
     arch.write_bytes(bytes(data))
     old = tmp_path_factory.mktemp("kboot-old-abi")
-    _build(kernel_tree_oldest.build, old, {"bk_old": 'MODULE_LICENSE("GPL");\n'})
+    build_modules(kernel_tree_oldest, old, {"bk_old": 'MODULE_LICENSE("GPL");\n'})
     return GateMods(mods.ko["bk_prov"], work / "bk_prov_ns.ko", work / "bk_cons_ns.ko", noimport, nover, arch,
                     old / "bk_old.ko", kernel_tree_oldest.release)
 

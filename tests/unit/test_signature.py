@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from buildkit.errors import InputError
-from buildkit.kmod.signature import SIG_MARKER, Keyring, certificate_needles, module_signature, signer_of
+from buildkit.kmod.signature import (
+    SIG_MARKER,
+    Keyring,
+    builtin_certificates,
+    certificate_needles,
+    module_signature,
+    signer_of,
+)
 
 
 def make_key(work: Path, cn: str) -> tuple[Path, Path]:
@@ -87,3 +94,33 @@ def test_not_a_signature_and_not_a_certificate(tmp_path):
     assert "\n" not in str(raised.value) and "k.der: not an X.509 certificate (" in str(raised.value)
     with pytest.raises(InputError, match="missing.der: cannot read the certificate"):
         certificate_needles(str(tmp_path / "missing.der"))
+
+
+def kernel_image(work: Path, payload: bytes, compress) -> Path:
+    """A bzImage-shaped file: a setup header, then the compressed kernel, then a trailer."""
+    image = work / "vmlinuz"
+    image.write_bytes(b"MZ" + bytes(510) + b"HdrS" + bytes(64) + compress(payload) + bytes(16))
+    return image
+
+
+def test_keys_built_into_the_kernel_image_are_held(tmp_path):
+    """Debian's 5.10 signs no in-tree module: the keys it holds are the certificates in its xz image."""
+    import gzip
+    import lzma
+
+    ca_key, ca = make_key(tmp_path, "distro secure boot CA")
+    key, cert = make_key(tmp_path, "distro signer")
+    other_key, other = make_key(tmp_path, "someone else")
+    payload = b"\0kernel text\0" * 1000 + ca.read_bytes() + b"\0\0" + cert.read_bytes() + b"\0more text" * 100
+    for compress in (lambda d: lzma.compress(d, format=lzma.FORMAT_XZ), gzip.compress):
+        found = builtin_certificates(str(kernel_image(tmp_path, payload, compress)))
+        expected = {**certificate_needles(str(ca)), **certificate_needles(str(cert))}
+        assert found == {needle: f"{name} (built into the kernel image)" for needle, name in expected.items()}
+        ring = Keyring.of(None, None, str(kernel_image(tmp_path, payload, compress)))
+        assert ring.holds(module_signature(signed_module(tmp_path, key, cert))) is True
+        assert ring.known  # the image was read for the first signer the ring lacked
+        assert ring.holds(module_signature(signed_module(tmp_path, other_key, other))) is False
+    # what the standard library cannot decompress (6.12's zstd), or no image: not told, never guessed
+    assert builtin_certificates(str(kernel_image(tmp_path, payload, lambda d: b"\x28\xb5\x2f\xfd" + d))) is None
+    assert builtin_certificates(str(tmp_path / "missing")) is None
+    assert Keyring.of(None, None, str(tmp_path / "missing")).holds(b"anything") is None
