@@ -39,6 +39,15 @@ def timed(cmd: list[str], repeat: int, **kw) -> float:
     return statistics.median(walls)
 
 
+def spread(walls: list[float], unit: float = 1000.0, label: str = "ms") -> str:
+    """min / median / mean / max of ``walls`` (seconds) in ``label`` units, and the spread (max-min over the
+    median): what every leg of a bench prints."""
+    med = statistics.median(walls)
+    rel = (max(walls) - min(walls)) / med * 100
+    return (f"min {min(walls) * unit:.1f}  median {med * unit:.1f}  mean {statistics.mean(walls) * unit:.1f}  "
+            f"max {max(walls) * unit:.1f} {label}  (spread {rel:.0f}%, n={len(walls)})")
+
+
 def peak_rss_mb(cmd: list[str], **kw) -> float:
     """Peak RSS of one run of ``cmd``, in MB, measured by a fresh child's rusage."""
     probe = (
@@ -57,4 +66,4 @@ def need(tool: str) -> str:
     return path
 
 
-__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "timed", "peak_rss_mb", "need", "resource"]
+__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "timed", "spread", "peak_rss_mb", "need", "resource"]

@@ -22,10 +22,14 @@ _TARGET_HELP = ("The kernel: /lib/modules/VER, a headers directory, /boot/symver
 @click.option("--trusted-key", "trusted_keys", multiple=True, metavar="CERT",
               help="A certificate (PEM or DER) of a key the kernel holds besides the one that signed its in-tree "
                    "modules: a MOK enrolled with mokutil, DKMS's /var/lib/dkms/mok.pub. Repeatable.")
+@click.option("--every-problem", is_flag=True,
+              help="List each module's problems at every gate, not only up to the one that refuses it, and let a "
+                   "refused module's exports serve the modules after it: every CRC mismatch and unknown symbol of "
+                   "a tree, as depmod -e -E reports them. The verdicts and kernel lines stay the kernel's.")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"kernel", "modules": [...]} (several --kernel: {"kernels": [...]}).')
+              help='Print {"kernel", "loader", "modules": [...]} (several --kernel: {"kernels": [...]}).')
 def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tuple[str, ...], sig_enforce: bool,
-                 trusted_keys: tuple[str, ...], as_json: bool) -> None:
+                 trusted_keys: tuple[str, ...], every_problem: bool, as_json: bool) -> None:
     """Predict, offline and read-only, whether each MODULE loads into the TARGET kernel, with the exact lines
     that kernel prints, the errno, what insmod and modprobe say, and the fix.
 
@@ -62,7 +66,8 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
     found = find_modules(modules)
     targets = [read_target(k) for k in kernels]
     paths = read_modules(found, targets[0] if len(targets) == 1 else None)
-    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys)) for t in targets]
+    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys,
+                        every_problem=every_problem)) for t in targets]
     if as_json:
         docs = [{"kernel": t.release, "target": t.spec, "loader": rules_for(t.version).to_json(t.version),
                  "modules": [r.to_json() for r in results]} for t, results in runs]

@@ -167,8 +167,14 @@ class _Walk:
     """One module through the gates of one kernel."""
 
     def __init__(self, target: KernelTarget, state: KernelState, module: LazyModule, sig_enforce: bool,
-                 providers: Callable[[str], str | None], flags: int, keyring: Callable[[], Keyring]) -> None:
+                 providers: Callable[[str], str | None], flags: int, keyring: Callable[[], Keyring],
+                 every: bool = False) -> None:
+        """``every``: walk the gates after a refusal too (their problems listed, no kernel line: the kernel
+        stops at the first), as depmod -e reports every symbol of a module."""
         self.t = target
+        self.every = every
+        self.lines: list[str] = []  # every line said, the kernel's dmesg and those past a refusal
+        self.refused = 0
         self.state = state
         self.m = module
         # insmod -f: the module counts as unsigned, its vermagic and/or __versions as absent
@@ -187,7 +193,9 @@ class _Walk:
 
     def say(self, key: str, **values: object) -> str:
         line = self.rules.messages[key].format(mod=self.m.name, **values)
-        self.result.dmesg.append(line)
+        self.lines.append(line)
+        if not self.refused:
+            self.result.dmesg.append(line)
         return line
 
     def problem(self, kind: str, symbol: str, message: str, fix: str) -> None:
@@ -207,15 +215,23 @@ class _Walk:
         gates = {SIG: self.signature, ELF: self.elf, LAYOUT: self.module_layout, VERMAGIC: self.vermagic,
                  TAINTS: self.taints, DUPNAME: self.duplicate_name, UNSIGNED: self.unsigned,
                  SYMBOLS: self.symbols, DUPEXPORT: self.duplicate_exports}
-        try:
-            for gate in self.rules.order:
+        kept = None
+        for gate in self.rules.order:
+            try:
                 gates[gate]()
-        except _Refused as refused:
-            self.result.errno = refused.errno
-            return self.result
+            except _Refused as refused:
+                if not self.every:
+                    self.result.errno = refused.errno
+                    return self.result
+                if not self.refused:  # the kernel's answer; its taints are those met so far
+                    self.refused = self.result.errno = refused.errno
+                    kept = (set(self.state.taints), self.state.unsigned_noticed)
+        if kept is not None:
+            self.state.taints, self.state.unsigned_noticed = kept
         m = self.m
-        self.state.add(Loaded(m.name, m.export_names, lambda: read_export_table(m.path),
-                              proprietary=self.proprietary))
+        if not self.refused or m.name not in self.state.loaded:  # --every-problem: its exports count, as in depmod
+            self.state.add(Loaded(m.name, m.export_names, lambda: read_export_table(m.path),
+                                  proprietary=self.proprietary))
         return self.result
 
     # --- the gates ----------------------------------------------------------------------------------
@@ -310,7 +326,7 @@ class _Walk:
         have = self.m.version_of("module_layout") if self.has_versions else None
         detail = f" (module 0x{have:08x}, kernel 0x{want:08x})" if have is not None else ""
         self.problem("module_layout", "module_layout",
-                     (self.result.dmesg[-1] if kind != "no-versions" else "module_layout: no __versions") + detail,
+                     (self.lines[-1] if kind != "no-versions" else "module_layout: no __versions") + detail,
                      f"it was built for another kernel ABI than {self.t.release}; " + _rebuild(self.t, self.m))
         raise _Refused(errno.ENOEXEC)
 
@@ -403,7 +419,7 @@ class _Walk:
                 if used_gpl_only:
                     self.say("inherit_gpl", sym=sym, owner=owner)
                     last = self._unknown_symbol(sym, errno.ENOENT)
-                    self.problem("gpl-only", sym, self.result.dmesg[-2],
+                    self.problem("gpl-only", sym, self.lines[-2],
                                  f"{owner} is proprietary: a module using GPL-only symbols cannot use it")
                     continue
                 self.say("inherit_taint", sym=sym, owner=owner)
@@ -416,7 +432,7 @@ class _Walk:
             if ns and ns not in imports:
                 self.say("namespace", sym=sym, ns=ns)
                 last = self._unknown_symbol(sym, errno.EINVAL)
-                self.problem("namespace", sym, self.result.dmesg[-2],
+                self.problem("namespace", sym, self.lines[-2],
                              f"add {import_ns_line(ns, self.t.version)} to {self.m.name}'s source and rebuild")
                 continue
             if owner != "vmlinux":
@@ -489,7 +505,7 @@ class _Walk:
         return None
 
     def _unknown(self, sym: str, gpl: bool) -> None:
-        line = self.result.dmesg[-1]
+        line = self.lines[-1]
         entry = self.t.export(sym)
         loaded_owner = self.state.owner_of.get(sym)
         if not gpl and ((entry is not None and entry.in_vmlinux and entry.type in GPL_ONLY_TYPES)
@@ -513,7 +529,7 @@ class _Walk:
                                              "before it: " + _rebuild(self.t, self.m) + " and fix what modpost reports")
 
     def _version_problem(self, sym: str, kind: str, owner: str, crc: int | None) -> None:
-        message = self.result.dmesg[-2]
+        message = self.lines[-2]
         if kind == "crc":
             have = self.m.version_of(sym)
             message += f" (module 0x{have:08x}, {'kernel' if owner == 'vmlinux' else owner} 0x{crc:08x})"
@@ -576,10 +592,14 @@ class Loader:
     """A kernel that modules are loaded into one after another (``insmod``), and unloaded from."""
 
     def __init__(self, target: KernelTarget, *, loaded: Sequence[str] = (), sig_enforce: bool = False,
-                 modules: Sequence[LazyModule] = (), trusted_keys: Sequence[str] = ()) -> None:
+                 modules: Sequence[LazyModule] = (), trusted_keys: Sequence[str] = (),
+                 every_problem: bool = False) -> None:
         """``trusted_keys``: certificates (PEM or DER) of keys the kernel holds besides the one that signed its
-        in-tree modules (a MOK, DKMS's mok.pub)."""
+        in-tree modules (a MOK, DKMS's mok.pub). ``every_problem``: each module's problems at every gate, not
+        only up to the one that refuses it, and a refused module's exports stay for the modules after it (what
+        depmod -e reports for a tree); the verdict, errno and kernel lines stay the kernel's."""
         self.target = target
+        self.every_problem = every_problem
         self.sig_enforce = sig_enforce
         self.certificates: dict[bytes, str] = {}  # read now: a bad file is an error before anything is loaded
         for path in trusted_keys:
@@ -623,7 +643,7 @@ class Loader:
         # A refused load changes only the taints: what it met is the state with the taints it found.
         taints, noticed = set(self.state.taints), self.state.unsigned_noticed
         result = _Walk(self.target, self.state, info, self.sig_enforce, self._provider(info), flags,
-                       self.keyring).run()
+                       self.keyring, self.every_problem).run()
         self.tried.add(info.name)
         if not result.loads:
             before = KernelState(self.state.loaded, taints, noticed, self.state.owner_of)
@@ -641,10 +661,12 @@ class Loader:
 
 
 def predict(paths: Sequence[str | LazyModule], target: KernelTarget, *, loaded: Sequence[str] = (),
-            sig_enforce: bool = False, trusted_keys: Sequence[str] = ()) -> list[LoadResult]:
+            sig_enforce: bool = False, trusted_keys: Sequence[str] = (), every_problem: bool = False
+            ) -> list[LoadResult]:
     """Load ``paths`` in order into ``target`` (with ``loaded`` already in it): one result per module."""
     modules = [p if isinstance(p, LazyModule) else read_for_load(p) for p in paths]
-    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules, trusted_keys=trusted_keys)
+    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules, trusted_keys=trusted_keys,
+                    every_problem=every_problem)
     return [loader.load(m) for m in modules]
 
 
