@@ -759,10 +759,20 @@ def test_extract_a_debian_packages_files(tmp_path, data_filter):
 def test_the_scripts_extract_takes_a_debian_package_too(tmp_path):
     """build.sh's own extract() (the emitted script, and builds in containers): the same package, the same tree."""
     template = (Path(extract.__file__).parent.parent / "templates" / "build-python.sh.j2").read_text()
-    functions = re.search(r"^die\(\) \{.*\}$", template, re.M)[0] + "\n" + \
-        re.search(r"^extract\(\) \{\n.*?\n\}$", template, re.M | re.S)[0]
+    functions = "\n".join(re.search(pattern, template, re.M | re.S)[0] for pattern in (
+        r"^die\(\) \{.*?\}$", r"^sha256_of\(\) \{\n.*?\n\}$", r"^size_of\(\) \{.*?\}$", r"^fetch\(\) \{\n.*?\n\}$",
+        r"^extract\(\) \{\n.*?\n\}$"))
     data = make_tarball(tmp_path / "data.tar.xz", top="./usr", files={"include/linux/demo.h": b"#define DEMO 1\n"})
     deb = make_deb(tmp_path / "demo_1.0-1_amd64.deb", data)
+    # fetch() finds it among the sources by its sha256 (a container build's sources folder); it took only
+    # tarballs and zips, and the portable build in a container stopped at the uapi headers
+    (tmp_path / "sources").mkdir()
+    shutil.copy(deb, tmp_path / "sources" / "other-name.deb")
+    sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+    run = subprocess.run(["sh", "-c", functions + '\nfetch "$1" "$2" "$3" ""', "sh", deb.name, sha, str(deb.stat().st_size)],
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"], "CACHE": str(tmp_path / "cache"),
+                                                              "SOURCES": str(tmp_path / "sources")})
+    assert run.returncode == 0 and run.stdout.strip() == str(tmp_path / "cache" / deb.name), run.stderr
     run = subprocess.run(["sh", "-c", functions + '\nextract "$1" "$2"', "sh", str(deb), str(tmp_path / "src")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
