@@ -86,9 +86,13 @@ class Toolchain:
     @property
     def cc(self) -> str:
         """The host's gcc on the sysroot: its headers, its crt*.o (-B) and its libc/libm/libpthread (-L), and
-        no library folder of the host (see :func:`write_specs`)."""
+        no library folder of the host (see :func:`write_specs`).
+
+        The specs file comes last: CPython's configure names the compiler by what follows the last '/' of CC
+        (``CC_BASENAME``) and turns PGO on only when that contains "gcc" or "clang"; with a path last it was
+        "lib64", PGO_PROF_GEN_FLAG stayed empty and `--portable --optimize` trained nothing (seen here)."""
         s = self.sysroot
-        return f"gcc -specs={self.specs} --sysroot={s} -B{s}/usr/lib64 -L{s}/lib64 -L{s}/usr/lib64"
+        return f"gcc --sysroot={s} -B{s}/usr/lib64 -L{s}/lib64 -L{s}/usr/lib64 -specs={self.specs}"
 
 
 @cache
