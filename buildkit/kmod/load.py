@@ -290,7 +290,7 @@ class _Walk:
         """A module built against another struct module (another kernel's headers): refused among the ELF
         checks of 5.17+, before module_layout and vermagic are looked at; older loaders do not check it."""
         want = self.t.struct_module_size if self.rules.detailed_elf_errors else None
-        have = getattr(self.m, "this_module_size", None)
+        have = self.m.this_module_size
         if want is None or have is None or have == want:
             return
         line = self.say("this_module_size")
