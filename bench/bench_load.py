@@ -1,10 +1,10 @@
 """A kernel upgrade checked, on equal work: ``buildkit symvers load OLD/kernel --kernel NEW --every-problem``
 vs the core of RHEL's weak-modules, ``depmod -n -e -E NEW/Module.symvers -b ROOT OLD``, on Debian's real trees.
 
-Both legs report every CRC mismatch and every unknown symbol of every module (depmod's warnings; buildkit's
-problems past the gate that refuses a module, with --every-problem), and the bench checks that the two lists
-are the same, symbol by symbol, before it times anything. buildkit's report says more (the verdict, the
-kernel's lines, fixes; --json), depmod's is a warnings stream; both are written to /dev/null.
+Both legs report every CRC mismatch and every unknown symbol of every module as text (depmod's warnings, a
+line each; buildkit's report with --every-problem: each module's verdict, the kernel's lines, and its
+problems with their fixes, every symbol named), and the bench checks that the two lists are the same, symbol
+by symbol (buildkit's from its --json), before it times anything. Both are written to /dev/null.
 Two upgrades, each tool run in this process tree on the same unpacked packages, interleaved (A B A B ...),
 REPEAT runs each, interpreter start included:
   abi-change   the 4,022 modules of the oldest bookworm ABI the archive offers against the newest kernel
@@ -62,9 +62,9 @@ def main() -> int:
     for case, (root, release) in cases.items():
         tree = root / "lib" / "modules" / release / "kernel"
         depmod = [depmod_bin, "-n", "-e", "-E", str(new_symvers), "-b", str(root), release]
-        load = buildkit_cmd() + ["symvers", "load", str(tree), "--kernel", str(new_root), "--every-problem", "--json"]
+        load = buildkit_cmd() + ["symvers", "load", str(tree), "--kernel", str(new_root), "--every-problem"]
         theirs = depmod_problems(subprocess.run(depmod, capture_output=True, text=True).stderr)
-        mine = buildkit_problems(subprocess.run(load, capture_output=True, text=True).stdout)
+        mine = buildkit_problems(subprocess.run(load + ["--json"], capture_output=True, text=True).stdout)
         walls: dict[str, list[float]] = {"depmod": [], "load": []}
         for _ in range(REPEAT):
             for name, cmd in (("depmod", depmod), ("load", load)):

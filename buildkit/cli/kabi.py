@@ -65,7 +65,7 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
 
     found = find_modules(modules)
     targets = [read_target(k) for k in kernels]
-    paths = read_modules(found, targets[0] if len(targets) == 1 else None)
+    paths = read_modules(found, targets[0] if len(targets) == 1 else None, every_symbol=every_problem)
     runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys,
                         every_problem=every_problem)) for t in targets]
     if as_json:
@@ -76,7 +76,7 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
         if len(runs) > 1:
             _print_matrix(runs)
         for t, results in runs:
-            _print_run(t, results, details_only_refused=len(runs) > 1)
+            _print_run(t, results, details_only_refused=len(runs) > 1, every_symbol=every_problem)
     if any(not r.loads for _t, results in runs for r in results):
         problems_found()
 
@@ -92,11 +92,12 @@ def _print_matrix(runs) -> None:
     click.echo("")
 
 
-def _print_run(target, results, *, details_only_refused: bool) -> None:
+def _print_run(target, results, *, details_only_refused: bool, every_symbol: bool = False) -> None:
+    """Written straight to the stream: a kernel upgrade checks thousands of modules, and click.echo's
+    per-call checks (24,000 lines) cost more than the check of a module that loads. Problems that share a
+    fix are one line; ``every_symbol`` names each of their symbols there, not the first six."""
     from buildkit.kmod.loader_rules import rules_for
 
-    """Written straight to the stream: a kernel upgrade checks thousands of modules, and click.echo's
-    per-call checks (24,000 lines) cost more than the check of a module that loads."""
     out = click.get_text_stream("stdout")
 
     def add(line: str) -> None:
@@ -123,7 +124,8 @@ def _print_run(target, results, *, details_only_refused: bool) -> None:
                 add(f"  {label}: {group[0].message}")
             else:  # one fix for many symbols (load snd first): said once
                 names = [p.symbol for p in group]
-                shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+                shown = ", ".join(names if every_symbol else names[:6]) + (
+                    f" and {len(names) - 6} more" if len(names) > 6 and not every_symbol else "")
                 add(f"  {label}: {len(names)} symbols: {shown}")
             add(f"    fix: {fix}")
     add("")

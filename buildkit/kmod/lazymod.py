@@ -36,9 +36,11 @@ class LazyModule:
     gates need nothing else), the symbol table only for a module that gets as far as its symbols;
     ``.modinfo`` and ``__versions`` are decoded only as far as asked."""
 
-    def __init__(self, path: str, data: bytes | mmap.mmap, layout_crc: int | None = None) -> None:
+    def __init__(self, path: str, data: bytes | mmap.mmap, layout_crc: int | None = None,
+                 symbols: bool = False) -> None:
         """``layout_crc``: the target's ``module_layout`` CRC; a module that passes that gate will reach its
-        symbols, so its symbol table is read now, while the file is open (None: read it when asked)."""
+        symbols, so its symbol table is read now, while the file is open (None: read it when asked).
+        ``symbols``: read it now whatever the gates say (every gate is walked: ``--every-problem``)."""
         self.path = path
         elf = ElfFile(data, path)  # not kept: a tree of 4,000 modules is read before any is loaded
         self.machine = elf.machine
@@ -56,7 +58,8 @@ class LazyModule:
         self._names: tuple[list[bytes], list[bytes], set[bytes]] | None = None
         self._undefined: tuple[str, ...] | None = None
         self._weak: frozenset[str] | None = None
-        if layout_crc is not None and self.version_of("module_layout") == layout_crc:
+        self._exports: tuple[str, ...] | None = None
+        if symbols or (layout_crc is not None and self.version_of("module_layout") == layout_crc):
             self._names = symtab_names(elf)
 
     @property
@@ -137,7 +140,9 @@ class LazyModule:
 
     @property
     def export_names(self) -> tuple[str, ...]:
-        return tuple(n.decode("latin-1") for n in self._symtab()[0])
+        if self._exports is None:
+            self._exports = tuple(n.decode("latin-1") for n in self._symtab()[0])
+        return self._exports
 
 
 @contextmanager
@@ -161,11 +166,11 @@ def read_export_table(path: str) -> dict[str, tuple[int | None, str, str]]:
         return export_table(path, data)
 
 
-def read_for_load(path: str, layout_crc: int | None = None) -> LazyModule:
+def read_for_load(path: str, layout_crc: int | None = None, symbols: bool = False) -> LazyModule:
     """The header, ``.modinfo`` and ``__versions`` of a module: all the first gates need (and its symbol
-    table when it matches ``layout_crc``: see LazyModule)."""
+    table when it matches ``layout_crc`` or ``symbols`` is true: see LazyModule)."""
     with _mapped(path) as data:
-        return LazyModule(path, data, layout_crc)
+        return LazyModule(path, data, layout_crc, symbols)
 
 
 def find_modules(args: Sequence[str]) -> list[str | list[str]]:
@@ -192,24 +197,26 @@ def expand_modules(args: Sequence[str], target: KernelTarget | None = None) -> l
     return read_modules(find_modules(args), target)
 
 
-def read_modules(found: Sequence[str | list[str]], target: KernelTarget | None = None) -> list[str | LazyModule]:
+def read_modules(found: Sequence[str | list[str]], target: KernelTarget | None = None, *,
+                 every_symbol: bool = False) -> list[str | LazyModule]:
     """What :func:`find_modules` listed, as modules to load: a file stays where it is; a folder gives its
     modules in dependency order (providers first, as modprobe would load them; otherwise in the order of
-    their paths), read for loading into ``target`` when given."""
+    their paths), read for loading into ``target`` when given. ``every_symbol``: each module's symbol table
+    is read with the rest (every symbol will be looked at, whatever the first gates say)."""
     layout = target.module_layout_crc if target is not None and target.enabled("CONFIG_MODVERSIONS") else None
     paths: list[str | LazyModule] = []
     for item in found:
         if isinstance(item, str):  # read as a folder's modules are: with the target's layout, so its symbol
-            paths.append(read_for_load(item, layout) if target is not None else item)  # table waits until needed
-        else:
-            paths.extend(_dependency_order(item, layout))
+            paths.append(read_for_load(item, layout, every_symbol) if target is not None else item)
+        else:  # (its table waits until needed)
+            paths.extend(_dependency_order(item, layout, every_symbol))
     return paths
 
 
-def _dependency_order(found: list[str], layout_crc: int | None) -> list[LazyModule]:
+def _dependency_order(found: list[str], layout_crc: int | None, symbols: bool) -> list[LazyModule]:
     """Depth-first over the ``depends=`` modpost wrote into each module (what depmod derives from the
     symbols): providers before the modules that need them; a cycle is broken where it is met."""
-    modules = [read_for_load(path, layout_crc) for path in found]
+    modules = [read_for_load(path, layout_crc, symbols) for path in found]
     index = {m.name: i for i, m in enumerate(modules)}
     deps = [[index[n] for n in m.depends if n in index] for m in modules]
     order: list[int] = []

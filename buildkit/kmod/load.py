@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line
@@ -46,7 +47,7 @@ from buildkit.kmod.loader_rules import (
     rules_for,
 )
 from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module
-from buildkit.kmod.signature import Keyring, certificate_needles, signer_of
+from buildkit.kmod.signature import Keyring, certificate_needles
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "Loader", "predict", "SIG_MARKER", "LazyModule",
@@ -56,8 +57,7 @@ _RECORDS = re.compile(rb"(?s).{64}")  # struct modversion_info: 64 bytes each
 _ET_REL = 1
 
 
-@dataclass(frozen=True)
-class LoadProblem:
+class LoadProblem(NamedTuple):  # a tuple: an upgrade check makes tens of thousands
     kind: str  # signature, arch, module_layout, vermagic, exists, undefined, gpl-only, crc, no-version,
     #            namespace, duplicate-export, taint (a warning: the module still loads)
     symbol: str
@@ -191,6 +191,11 @@ class _Walk:
         self.proprietary = (module.license or "") not in GPL_COMPATIBLE  # P; inherited from a P exporter too
         self.result = LoadResult(module.name, module.path)
 
+    @functools.cached_property
+    def rebuild(self) -> str:
+        """The rebuild fix, made once a module (an upgrade names it for each of thousands of symbols)."""
+        return _rebuild(self.t, self.m)
+
     def say(self, key: str, **values: object) -> str:
         line = self.rules.messages[key].format(mod=self.m.name, **values)
         self.lines.append(line)
@@ -240,8 +245,9 @@ class _Walk:
         """Whether the kernel holds the key that signed the module (None: its files do not tell), and
         that signer's name."""
         if self._held is None:
-            held = self.keyring().holds(self.m.signature)
-            signer = signer_of(self.m.signature) if held is not True else None
+            keyring = self.keyring()
+            held = keyring.holds(self.m.signature)
+            signer = keyring.signer(self.m.signature) if held is not True else None
             self._held = (held, signer.name if signer else "a key named by no readable PKCS#7 message")
         return self._held
 
@@ -283,7 +289,7 @@ class _Walk:
         else:
             line = self.say("elf_invalid")
         self.problem("arch", "", line, f"build it for the target's architecture (ELF machine {self.t.machine}): "
-                     + _rebuild(self.t, self.m))
+                     + self.rebuild)
         raise _Refused(errno.ENOEXEC)
 
     def _struct_module(self) -> None:
@@ -295,7 +301,7 @@ class _Walk:
             return
         line = self.say("this_module_size")
         self.problem("module_layout", "", f"{line} (module {have} bytes, kernel {want})",
-                     f"it was built for another kernel than {self.t.release}; " + _rebuild(self.t, self.m))
+                     f"it was built for another kernel than {self.t.release}; " + self.rebuild)
         raise _Refused(errno.ENOEXEC)
 
     def _check_version(self, sym: str, crc: int | None) -> str | None:
@@ -327,7 +333,7 @@ class _Walk:
         detail = f" (module 0x{have:08x}, kernel 0x{want:08x})" if have is not None else ""
         self.problem("module_layout", "module_layout",
                      (self.lines[-1] if kind != "no-versions" else "module_layout: no __versions") + detail,
-                     f"it was built for another kernel ABI than {self.t.release}; " + _rebuild(self.t, self.m))
+                     f"it was built for another kernel ABI than {self.t.release}; " + self.rebuild)
         raise _Refused(errno.ENOEXEC)
 
     def vermagic(self) -> None:
@@ -340,7 +346,7 @@ class _Walk:
         if _same_magic(have, self.t.vermagic, self.has_versions):
             return
         line = self.say("vermagic", have=have, want=self.t.vermagic)
-        self.problem("vermagic", "", line, _rebuild(self.t, self.m))
+        self.problem("vermagic", "", line, self.rebuild)
         raise _Refused(errno.ENOEXEC)
 
     def taints(self) -> None:
@@ -399,6 +405,8 @@ class _Walk:
             todo, owners = self.m.undefined, {}
         else:
             todo, owners = settled
+            if len(todo) > 8 and self.has_versions:
+                self.m.versions  # noqa: B018 - a module of another ABI: decoded once, not searched a symbol at a time
         used_gpl_only = False
         imports = set(self.m.import_ns)
         for sym in todo:
@@ -526,7 +534,7 @@ class _Walk:
                                                   "dependencies)")
             return
         self.problem("undefined", sym, line, f"{sym} is not exported by {self.t.release} nor by any module loaded "
-                                             "before it: " + _rebuild(self.t, self.m) + " and fix what modpost reports")
+                                             "before it: " + self.rebuild + " and fix what modpost reports")
 
     def _version_problem(self, sym: str, kind: str, owner: str, crc: int | None) -> None:
         message = self.lines[-2]
@@ -534,14 +542,14 @@ class _Walk:
             have = self.m.version_of(sym)
             message += f" (module 0x{have:08x}, {'kernel' if owner == 'vmlinux' else owner} 0x{crc:08x})"
             if owner == "vmlinux":
-                fix = _rebuild(self.t, self.m)
+                fix = self.rebuild
             else:
                 fix = (f"{owner} changed since {self.m.name} was built: rebuild {self.m.name} with "
                        f"KBUILD_EXTRA_SYMBOLS naming the Module.symvers of the {owner} that is loaded")
             self.problem("crc", sym, message, fix)
         else:
             self.problem("no-version", sym, message, f"{sym} has no CRC in {self.m.name}'s __versions (built without "
-                         "the exporter's Module.symvers): " + _rebuild(self.t, self.m))
+                         "the exporter's Module.symvers): " + self.rebuild)
 
     def duplicate_exports(self) -> None:
         for name in sorted(self.m.export_names):  # the module's __ksymtab is sorted by name

@@ -19,10 +19,11 @@ The PKCS#7 and X.509 structures are read with asn1crypto.
 
 from __future__ import annotations
 
-import io
+import itertools
 import os
 import re
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from buildkit.errors import InputError
@@ -119,39 +120,61 @@ _CERT_START = re.compile(rb"\x30\x82(..)\x30\x82..\xa0\x03\x02\x01\x02", re.S)
 def builtin_certificates(vmlinuz: str) -> dict[bytes, str] | None:
     """The needles of the certificates compiled into a kernel image (``system_certificate_list``: its
     ``CONFIG_SYSTEM_TRUSTED_KEYS`` and build key, the keys ``.builtin_trusted_keys`` holds), read from the
-    decompressed image; None when the image cannot be read here (missing, or compressed with what Python's
-    standard library does not decompress: zstd, lz4, lzo)."""
-    import gzip
+    image as it is decompressed, a few MiB at a time (a 6.1 image is 66 MB); None when the image cannot be
+    read here (missing, or compressed with what Python's standard library does not decompress: zstd, lz4,
+    lzo)."""
     import lzma
-
-    from asn1crypto import x509
+    import zlib
 
     try:
         with open(vmlinuz, "rb") as f:
             data = f.read()
     except OSError:
         return None
-    image = None
-    for magic, open_stream in ((b"\xfd7zXZ\x00", lambda d: lzma.LZMADecompressor().decompress(d)),
-                               (b"\x1f\x8b\x08\x00", lambda d: gzip.GzipFile(fileobj=io.BytesIO(d)).read())):
+    for magic, decompressor in ((b"\xfd7zXZ\x00", lzma.LZMADecompressor), (b"\x1f\x8b\x08\x00",
+                                                                           lambda: zlib.decompressobj(31))):
         at = data.find(magic)
         if at >= 0:
             try:
-                image = open_stream(data[at:])
-            except (OSError, EOFError, lzma.LZMAError):
+                return _certificates_in(_inflated(decompressor(), data[at:]))
+            except (zlib.error, lzma.LZMAError):
                 return None
-            break
-    if image is None:
-        return None
+    return None
+
+
+def _inflated(decompressor, data: bytes, chunk: int = 4 << 20) -> Iterator[bytes]:
+    """The stream that starts ``data``, decompressed ``chunk`` bytes at a time (an lzma or a zlib
+    decompressor); what follows its end (the image's trailer) is left alone."""
+    pending = data
+    while not decompressor.eof:
+        out = decompressor.decompress(pending, chunk)
+        pending = getattr(decompressor, "unconsumed_tail", b"")  # zlib keeps the rest of the input there
+        if not out and (pending == b"" if hasattr(decompressor, "unconsumed_tail") else decompressor.needs_input):
+            return  # cut short: what was there has been read
+        yield out
+
+
+def _certificates_in(chunks: Iterable[bytes]) -> dict[bytes, str]:
+    """The needles of every DER certificate in the stream of ``chunks``; a certificate cut by the end of
+    a chunk is read whole with the next (the bytes from its start are kept)."""
+    from asn1crypto import x509
+
     needles: dict[bytes, str] = {}
-    for match in _CERT_START.finditer(image):
-        der = image[match.start():match.start() + 4 + int.from_bytes(match[1], "big")]
-        try:
-            cert = x509.Certificate.load(der, strict=True)
-            found = _needles(cert)
-        except (ValueError, TypeError, KeyError):
-            continue
-        needles.update({k: v + " (built into the kernel image)" for k, v in found.items()})
+    tail = b""
+    for more in itertools.chain(chunks, [b""]):
+        buf = tail + more
+        keep = max(0, len(buf) - 16)  # a certificate's first bytes may end this chunk
+        for match in _CERT_START.finditer(buf):
+            end = match.start() + 4 + int.from_bytes(match[1], "big")
+            if end > len(buf):
+                keep = min(keep, match.start())
+                continue
+            try:
+                found = _needles(x509.Certificate.load(buf[match.start():end], strict=True))
+            except (ValueError, TypeError, KeyError):
+                continue
+            needles.update({k: v + " (built into the kernel image)" for k, v in found.items()})
+        tail = buf[keep:]
     return needles
 
 
@@ -163,6 +186,18 @@ class Keyring:
     known: bool = False  # False: no signed in-tree module and no certificate named: trust cannot be told
 
     vmlinuz: str | None = None  # the kernel image, whose certificates are read when first needed
+    signers: list[Signer] = field(default_factory=list)  # those met so far, matched before a message is parsed
+
+    def signer(self, message: bytes) -> Signer | None:
+        """:func:`signer_of`, remembered: a tree's modules share a few signers, and a message that carries a
+        known signer's SignerIdentifier is that signer's (a search in C instead of a PKCS#7 parse)."""
+        for known in self.signers:
+            if known.needle in message:
+                return known
+        found = signer_of(message)
+        if found is not None:
+            self.signers.append(found)
+        return found
 
     def holds(self, message: bytes) -> bool | None:
         """Whether the kernel holds the key that signed ``message`` (None: cannot be told). The image is

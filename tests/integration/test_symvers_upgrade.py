@@ -118,6 +118,13 @@ def test_every_problem_is_depmods_symbol_by_symbol(kernel_tree, kernel_tree_olde
     assert total > 10000 and any(k == "undefined" for v in theirs.values() for k, _s in v)
     assert {n: v for n, v in mine.items() if v != theirs[n]} == {}, "differs from depmod"
     assert set(theirs) == set(mine)
+    # the text report names each of them too (problems sharing a fix are one line, every symbol on it)
+    text = buildkit("symvers", "load", str(kernel_tree_oldest.modules / "kernel"), "--kernel",
+                    str(kernel_tree.modules), "--every-problem")
+    blocks = re.split(r"^(\w+): (?:loads|refused: \w+ \(\d+\))  ", text.stdout, flags=re.M)[1:]
+    said = {name: set(re.findall(r"[\w.$]+", block)) for name, block in zip(blocks[::2], blocks[1::2])}
+    assert {n: {s for _k, s in v} - said.get(n, set()) for n, v in theirs.items()
+            if {s for _k, s in v} - said.get(n, set())} == {}
 
 
 def test_diff_of_two_real_abis(kernel_tree, kernel_tree_oldest, tmp_path):

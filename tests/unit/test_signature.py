@@ -32,9 +32,9 @@ def make_key(work: Path, cn: str) -> tuple[Path, Path]:
     return key, cert
 
 
-def signed_module(work: Path, key: Path, cert: Path, *, skid: bool = False) -> bytes:
+def signed_module(work: Path, key: Path, cert: Path, *, skid: bool = False, text: bytes = b"module body") -> bytes:
     """An ELF-looking body with sign-file's trailer: the PKCS#7 message, struct module_signature, the marker."""
-    body = b"\x7fELF" + bytes(60) + b"module body"
+    body = b"\x7fELF" + bytes(60) + text
     (work / "body").write_bytes(body)
     cmd = ["openssl", "cms", "-sign", "-binary", "-noattr", "-nocerts", "-nosmimecap", "-outform", "DER",
            "-md", "sha256", "-signer", str(cert), "-inkey", str(key), "-in", str(work / "body"),
@@ -124,3 +124,19 @@ def test_keys_built_into_the_kernel_image_are_held(tmp_path):
     assert builtin_certificates(str(kernel_image(tmp_path, payload, lambda d: b"\x28\xb5\x2f\xfd" + d))) is None
     assert builtin_certificates(str(tmp_path / "missing")) is None
     assert Keyring.of(None, None, str(tmp_path / "missing")).holds(b"anything") is None
+
+
+def test_keyring_remembers_signers_and_tells_two_apart(tmp_path, monkeypatch):
+    """Keyring.signer: a tree's modules share a signer, read once; another signer's messages are read anew."""
+    import buildkit.kmod.signature as signature
+
+    one, two = make_key(tmp_path, "one"), make_key(tmp_path, "two")
+    first, again = (module_signature(signed_module(tmp_path, *one, text=text)) for text in (b"a", b"b"))
+    other = module_signature(signed_module(tmp_path, *two))
+    assert first != again  # the same key signs each body anew; the signer part is what repeats
+    parsed = []
+    monkeypatch.setattr(signature, "signer_of", lambda m: parsed.append(m) or signer_of(m))
+    ring = Keyring()
+    assert ring.signer(first) is ring.signer(again) and ring.signer(first).name.startswith("CN=one,")
+    assert ring.signer(other).name.startswith("CN=two,") and len(parsed) == 2
+    assert ring.signer(b"\x30\x03\x02\x01\x01") is None
