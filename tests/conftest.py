@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import recipes  # noqa: F401  (registers the recipes with the planner, as the commands that plan do)
-
 HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("BUILDKIT_FIXTURES", "/var/tmp/bk-fixtures"))
 DOCKER_SOCK = "unix:///run/bk-docker.sock"  # the private engine of tests/fixtures/dockerd.sh

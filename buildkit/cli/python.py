@@ -7,7 +7,6 @@ import time
 
 import click
 
-import recipes  # noqa: F401  (registers the recipes the planner builds from)
 from buildkit.cli.fetch import fetch_options
 from buildkit.cli.options import profile_tests, profile_tests_option
 from buildkit.cli.output import (

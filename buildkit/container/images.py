@@ -279,7 +279,7 @@ class Rendered:
 
 
 def _templates_dir() -> Path:
-    from containers import TEMPLATES
+    from buildkit.containers import TEMPLATES
 
     return TEMPLATES
 

@@ -33,7 +33,7 @@ from buildkit.errors import BuildFailed, InputError
 
 __all__ = ["bundle", "bundle_name"]
 
-PACKAGES = ("buildkit", "recipes", "containers")  # what `pip install buildkit` puts into site-packages
+PARTS = ("recipes", "containers")  # buildkit.recipes, buildkit.containers: beside buildkit/ in a checkout
 WHEEL_PLATFORM = "manylinux2014_x86_64"
 LAUNCHER = """#!/bin/sh
 # buildkit with its own Python (glibc >= {floor}): runs wherever this folder is unpacked, whatever python3 is here.
@@ -80,10 +80,15 @@ def _requirements(python_version: str) -> list[str]:
 
 
 def _copy_packages(site: Path) -> None:
-    """buildkit's own packages, as this process runs them (no byte code)."""
-    for name in PACKAGES:
-        source = Path(importlib.import_module(name).__file__ or "").parent
-        shutil.copytree(source, site / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """buildkit's own package as this process runs it (no byte code), the one ``pip install`` makes: its
+    recipes and container templates inside it, wherever this process found them."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    top = Path(importlib.import_module("buildkit").__file__ or "").parent
+    shutil.copytree(top, site / "buildkit", ignore=skip)
+    for part in PARTS:
+        source = Path(importlib.import_module(f"buildkit.{part}").__file__ or "").parent
+        if source.parent != top:
+            shutil.copytree(source, site / "buildkit" / part, ignore=skip)
 
 
 def bundle(python: str, out: str, say: Callable[[str], None] = lambda line: None) -> dict:

@@ -24,8 +24,9 @@ from buildkit import catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
-from buildkit.pybuild.recipe import Action, Command, Context, recipe_for
+from buildkit.pybuild.recipe import Action, Command, Context
 from buildkit.pybuild.toolchain import Toolchain
+from buildkit.recipes import RECIPES
 
 __all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS",
            "PORTABLE_LIBS", "check_portable"]
@@ -212,7 +213,7 @@ def private_component(src: Source, state: str, host: HostInfo, salt: str = "", t
                       deps: dict[str, str] | None = None) -> Component:
     """A private library, without its steps yet: its prefix ``deps/<package>-<version>-<hash>`` is the same
     for every build (and ``--update-deps``) that asks for the same source, steps, compiler and toolchain."""
-    recipe = recipe_for(src.package)
+    recipe = RECIPES[src.package]
     # -j is not identity
     shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, dict(deps or {}), host, 0, False, toolchain)
     digest = _hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc), *([salt] if salt else []))
@@ -224,7 +225,7 @@ def with_steps(comp: Component, work: str, jobs: int, host: HostInfo, index: int
                toolchain: Toolchain | None = None, deps: dict[str, str] | None = None) -> tuple[Component, int]:
     """``comp`` with its steps, built in ``work/<package>``; ``index`` numbers the logs."""
     srcdir = os.path.join(work, comp.package)
-    steps, index = _component(recipe_for(comp.package), comp.source, comp.prefix, srcdir, jobs, dict(deps or {}), host,
+    steps, index = _component(RECIPES[comp.package], comp.source, comp.prefix, srcdir, jobs, dict(deps or {}), host,
                               index, False, toolchain)
     return Component(comp.package, comp.version, comp.source, comp.prefix, srcdir, tuple(steps), comp.hash), index
 
@@ -252,7 +253,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     index = 0
     lib_deps: dict[str, dict[str, str]] = {}
     for package in PORTABLE_LIBS if tc else ():
-        lib_deps[package] = {d: deps[d] for d in recipe_for(package).depends}
+        lib_deps[package] = {d: deps[d] for d in RECIPES[package].depends}
         comp = private_component(sources.get(package) or catalog.find(package, DEFAULTS[package]), state, host,
                                  req.salt, tc, lib_deps[package])
         deps[package] = comp.prefix
@@ -268,7 +269,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
         deps[choice.package] = comp.prefix
         components.append(comp)
 
-    recipe = recipe_for("cpython")
+    recipe = RECIPES["cpython"]
     # --optimize changes CPython's configure and make lines, so an optimized build has its own id.
     shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize, tc,
                           req.profile_tests)

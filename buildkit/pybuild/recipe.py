@@ -14,7 +14,7 @@ from typing import ClassVar
 from buildkit.catalog import Source, parse_version
 from buildkit.pybuild.toolchain import Toolchain, compile_env
 
-__all__ = ["Command", "Action", "Context", "Recipe", "PHASES", "register", "recipe_for"]
+__all__ = ["Command", "Action", "Context", "Recipe", "PHASES"]
 
 PHASES = ("configure", "build", "install", "post", "smoke")
 
@@ -101,21 +101,3 @@ class Recipe:
             for step in getattr(self, phase)(ctx):
                 steps.append((phase, step))
         return steps
-
-
-_REGISTERED: dict[str, Recipe] = {}
-
-
-def register(*recipes: Recipe) -> None:
-    """Make recipes known to the planner, by package: the ``recipes`` package registers its own when imported
-    (the commands that plan a build import it), so the planner never reaches up for them."""
-    for recipe in recipes:
-        _REGISTERED[recipe.package] = recipe
-
-
-def recipe_for(package: str) -> Recipe:
-    try:
-        return _REGISTERED[package]
-    except KeyError:
-        raise LookupError(f"no recipe registered for {package!r} (known: {sorted(_REGISTERED) or 'none'}); "
-                          "import the recipes package first") from None

@@ -19,10 +19,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What the installed tool reads at run time (beside its modules).
+# What the installed tool reads at run time (beside its modules): the repository's recipes/ and containers/
+# install inside buildkit's namespace, as buildkit/recipes and buildkit/containers.
 DATA = ["buildkit/catalog/sources.toml", "buildkit/templates/build-python.sh.j2", "buildkit/py.typed",
         "containers/debian.Dockerfile.j2", "containers/rhel.Dockerfile.j2", "containers/include/apt-python.j2",
         "containers/include/yum-python.j2", "recipes/openssl.py", "recipes/sqlite.py", "recipes/cpython.py"]
+IN_WHEEL = [name if name.startswith("buildkit/") else f"buildkit/{name}" for name in DATA]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,11 @@ def test_wheel_and_sdist_carry_the_data(dist):
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     with tarfile.open(sdist) as tar:
         in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    for name in DATA:
-        assert name in in_wheel, f"{name} missing from {wheel.name}"
+    for name, installed in zip(DATA, IN_WHEEL):
+        assert installed in in_wheel, f"{installed} missing from {wheel.name}"
         assert name in in_sdist, f"{name} missing from {sdist.name}"
+    # nothing but buildkit and its metadata at the top of site-packages: no package named recipes or containers
+    assert {n.split("/", 1)[0] for n in in_wheel} == {"buildkit", f"buildkit-{__version__}.dist-info"}
     for name in ("pyproject.toml", "README.md", "quickstart", "tests/conftest.py", "tests/fixtures/kernel.sh"):
         assert name in in_sdist, f"{name} missing from {sdist.name}"
     entry = next(n for n in in_wheel if n.endswith(".dist-info/entry_points.txt"))
@@ -67,11 +71,12 @@ def test_the_installed_wheel_works_without_the_source_tree(dist, tmp_path, kerne
         return subprocess.run([str(venv / "bin" / "buildkit"), *args], cwd=away, capture_output=True, text=True,
                               env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path)})
 
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import buildkit, recipes, containers; "
-                            "print(buildkit.__file__, recipes.__file__, containers.__file__)"],
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import buildkit.recipes, buildkit.containers; "
+                            "print(buildkit.__file__, buildkit.recipes.__file__, buildkit.containers.__file__)"],
                            cwd=away, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert where.returncode == 0, where.stderr
     assert all(path.startswith(str(venv)) for path in where.stdout.split())
+    assert len(where.stdout.split()) == 3
 
     from buildkit import __version__
 

@@ -158,3 +158,24 @@ def test_imports_point_down_only():
             if there > here and not target.startswith(name.rsplit(".", 1)[0] + "."):
                 upward.append(f"{path.relative_to(ROOT)}:{line}: {name} (floor {here}) imports {target} (floor {there})")
     assert upward == []
+
+
+def test_the_wheel_lists_every_package_and_installs_recipes_and_containers_inside_buildkit():
+    """pyproject's explicit package list (recipes/ and containers/ install as buildkit.recipes and
+    buildkit.containers) names every package of the tree: a new subpackage left out would be missing from
+    the wheel, and only the wheel test would tell."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tree = {module_name(p.parent) for p in PACKAGE.rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert set(setup["packages"]) == tree | {"buildkit.recipes", "buildkit.containers"}
+    assert setup["package-dir"] == {"buildkit.recipes": "recipes", "buildkit.containers": "containers"}
+    import buildkit.containers
+    import buildkit.recipes
+
+    assert Path(buildkit.recipes.__file__).parent == ROOT / "recipes"  # a checkout finds them beside buildkit/
+    assert buildkit.containers.TEMPLATES == ROOT / "containers"
+    assert "recipes" not in sys.modules and "containers" not in sys.modules
