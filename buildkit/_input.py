@@ -29,7 +29,7 @@ def read_input(path: str, fix: str = "check the path and its permissions", optio
             raise InputError(f"{name}: a folder, not a file", fix=fix)
         raise InputError(f"{name}: not a regular file (a device or socket)", fix=fix)
     with os.fdopen(fd, "rb") as f:
-        first = b""
+        first: bytes | None = b""
         if stat.S_ISFIFO(mode):
             try:
                 first = os.read(fd, 1 << 16)

@@ -12,11 +12,41 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 from buildkit.kmod.modfile import is_module_file, read_module
 from buildkit.kmod.symvers import Symvers, SymversEntry, read_symvers
 
 __all__ = ["AbiDiff", "diff_exports", "read_exports", "imported_symbols"]
+
+
+class EntryJson(TypedDict):
+    symbol: str
+    module: str
+    type: str
+    namespace: str
+    crc: str
+
+
+class ChangeJson(TypedDict):
+    symbol: str
+    module: str
+    old: str
+    new: str
+
+
+class AbiDiffJson(TypedDict):
+    """An :class:`AbiDiff` as ``symvers diff --json`` gives it."""
+
+    old: str
+    new: str
+    scope: int | None
+    lost: list[EntryJson]
+    added: list[EntryJson]
+    crc: list[ChangeJson]
+    type: list[ChangeJson]
+    namespace: list[ChangeJson]
+    owner: list[ChangeJson]
 
 
 @dataclass
@@ -46,12 +76,14 @@ class AbiDiff:
         out += [f"KABI: symbol {_label(e)} added" for e in self.added]
         return out
 
-    def to_json(self) -> dict:
-        def entry(e: SymversEntry) -> dict:
+    def to_json(self) -> AbiDiffJson:
+        def entry(e: SymversEntry) -> EntryJson:
             return {"symbol": e.symbol, "module": e.module, "type": e.type, "namespace": e.namespace,
                     "crc": f"0x{e.crc:08x}"}
 
-        def change(a: SymversEntry, b: SymversEntry, what: str) -> dict:
+        def change(a: SymversEntry, b: SymversEntry, what: Literal["crc", "type", "namespace", "module"]) -> ChangeJson:
+            old: str
+            new: str
             old, new = (f"0x{a.crc:08x}", f"0x{b.crc:08x}") if what == "crc" else (getattr(a, what), getattr(b, what))
             return {"symbol": a.symbol, "module": a.module, "old": old, "new": new}
 
@@ -107,12 +139,8 @@ def diff_exports(old_name: str, old: Symvers, new_name: str, new: Symvers,
         names = [n for n in names if n in uses]
         result.scope = len(uses)
     for name in names:
-        x, y = a.get(name), b.get(name)
-        if y is None:
-            result.lost.append(x)
-        elif x is None:
-            result.added.append(y)
-        else:
+        x, y = a.get(name), b.get(name)  # one of them at least: the name came from a or b
+        if x is not None and y is not None:
             if x.crc != y.crc:
                 result.crc.append((x, y))
             if x.type != y.type:
@@ -121,4 +149,8 @@ def diff_exports(old_name: str, old: Symvers, new_name: str, new: Symvers,
                 result.namespace.append((x, y))
             if x.module != y.module:
                 result.owner.append((x, y))
+        elif x is not None:
+            result.lost.append(x)
+        elif y is not None:
+            result.added.append(y)
     return result

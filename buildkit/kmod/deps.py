@@ -26,10 +26,14 @@ import struct
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, TypedDict
 
 from buildkit.errors import CheckFailed, InputError
 from buildkit.kmod.modfile import quick_symbol_names
+
+if TYPE_CHECKING:
+    from buildkit.kmod.modfile import Export
+    from buildkit.kmod.symvers import Symvers
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
@@ -280,6 +284,12 @@ class _Loop(Exception):
     pass
 
 
+class _DirIterator(Iterator["os.DirEntry[str]"], Protocol):
+    """What ``os.scandir`` returns (typeshed's class for it is private): its entries, and ``close``."""
+
+    def close(self) -> None: ...
+
+
 class _Collector:
     """depmod's ``depmod_modules_search``: the walk, and the priority rules for a name found twice."""
 
@@ -332,7 +342,7 @@ class _Collector:
                 self.warn(f"{path}: not a regular file; skipped")
 
     @staticmethod
-    def opendir(path: str, active: set[tuple[int, int]]) -> tuple[tuple[int, int], Iterator[os.DirEntry]]:
+    def opendir(path: str, active: set[tuple[int, int]]) -> tuple[tuple[int, int], _DirIterator]:
         st = os.stat(path)
         key = (st.st_dev, st.st_ino)
         if key in active:  # a symbolic link back up the tree: depmod would go round until paths overflow
@@ -455,16 +465,21 @@ def _read_modules_order(modules: list[Module], dirname: str, warn: Callable[[str
             by_uncrelpath[rel[:cut]] = m
     total = len(lines) + 1
     for idx, line in enumerate(lines, 1):
-        m = by_uncrelpath.get(line)
-        if m is not None:
-            m.order = idx - total
+        named = by_uncrelpath.get(line)
+        if named is not None:
+            named.order = idx - total
     return True
 
 
 # ------------------------------------------------------------------------------------------ scanning
 
 
-def _scan_one(path: str) -> tuple[list[bytes], list[bytes], list[bytes], str | None]:
+#: What one module's scan gives: exports, undefined symbols, weak ones, the error that stopped the read. A plain
+#: tuple of lists, as marshal sends it from the forked scanner.
+_Scanned = tuple[list[bytes], list[bytes], list[bytes], Optional[str]]
+
+
+def _scan_one(path: str) -> _Scanned:
     try:
         exports, undefined, weak = quick_symbol_names(path)
     except InputError as e:
@@ -474,7 +489,7 @@ def _scan_one(path: str) -> tuple[list[bytes], list[bytes], list[bytes], str | N
     return exports, undefined, list(weak), None
 
 
-def _scan_range(paths: Sequence[str], progress: Callable[[int], None] | None) -> list[tuple]:
+def _scan_range(paths: Sequence[str], progress: Callable[[int], None] | None) -> list[_Scanned]:
     out = []
     for i, path in enumerate(paths):
         out.append(_scan_one(path))
@@ -483,7 +498,7 @@ def _scan_range(paths: Sequence[str], progress: Callable[[int], None] | None) ->
     return out
 
 
-def _scan_forked(paths: Sequence[str], progress: Callable[[int], None] | None) -> list[tuple] | None:
+def _scan_forked(paths: Sequence[str], progress: Callable[[int], None] | None) -> list[_Scanned] | None:
     """Scan the second half of ``paths`` in a forked child and the first half here; None if fork fails."""
     half = len(paths) // 2
     try:
@@ -522,7 +537,8 @@ def _scan_forked(paths: Sequence[str], progress: Callable[[int], None] | None) -
         _, status = os.waitpid(pid, 0)
     if status != 0:
         return None
-    return first + marshal.loads(b"".join(chunks))
+    rest: list[_Scanned] = marshal.loads(b"".join(chunks))  # what the child's _scan_range returned
+    return first + rest
 
 
 def _usable_cpus() -> int:
@@ -633,13 +649,21 @@ def resolve(modules: Sequence[Module]) -> tuple[dict[bytes, Module], dict[bytes,
             continue
         if b"\n." in b"\n" + b"\n".join(names):  # depmod looks ".foo" up as "foo" (PPC64)
             names = [n[1:] if n.startswith(b".") else n for n in names]
-        owners = dict.fromkeys(map(get, names))
-        owners.pop(None, None)
-        if owners:
-            m.deps = list(owners)
+        # each exporting module once, in the order of its first symbol; filter drops the None of a symbol
+        # no module exports (a Module is always true)
+        needed = dict.fromkeys(filter(None, map(get, names)))
+        if needed:
+            m.deps = list(needed)
             for owner in m.deps:
                 owner.users += 1
     return symbols, duplicates
+
+
+def _placed(m: Module) -> int:
+    """``m.sort_index``, which every module has once the sort met no cycle."""
+    if m.sort_index is None:
+        raise ValueError(f"{m!r} has no place in the topological sort (a dependency cycle)")
+    return m.sort_index
 
 
 def _topological_sort(modules: Sequence[Module]) -> list[int]:
@@ -718,7 +742,7 @@ def build_graph(
         cycles, cyclic = _find_cycles(modules, users)
     for m in modules:
         if len(m.deps) > 1 and not left:
-            m.deps.sort(key=lambda d: d.sort_index)
+            m.deps.sort(key=_placed)
     return DepGraph(
         modules=list(modules),
         symbols=symbols,
@@ -749,15 +773,16 @@ def format_modules_dep(graph: DepGraph) -> str:
         raise DependencyCycle(graph.cycles, len(graph.cyclic))
     out = []
     closures: dict[int, int] = {}  # sort_index -> bit set of the sort indexes it needs
-    by_sort = sorted(graph.modules, key=lambda m: m.sort_index, reverse=True)  # dependencies first
+    by_sort = sorted(graph.modules, key=_placed, reverse=True)  # dependencies first
     for m in by_sort:
         bits = 0
         for d in m.deps:
-            bits |= closures[d.sort_index] | (1 << d.sort_index)
-        closures[m.sort_index] = bits
-    by_index = {m.sort_index: m.dep_path for m in graph.modules}
+            at = _placed(d)
+            bits |= closures[at] | (1 << at)
+        closures[_placed(m)] = bits
+    by_index = {_placed(m): m.dep_path for m in graph.modules}
     for m in graph.modules:
-        bits = closures[m.sort_index]
+        bits = closures[_placed(m)]
         if not bits:
             out.append(f"{m.dep_path}:\n")
             continue
@@ -770,10 +795,41 @@ def format_modules_dep(graph: DepGraph) -> str:
     return "".join(out)
 
 
-def graph_json(graph: DepGraph) -> dict:
+class ModuleJson(TypedDict):
+    """A module in :func:`graph_json`."""
+
+    name: str
+    path: str
+    file: str
+    depends: list[str]
+    all_depends: list[str]
+    load_order: list[str]
+    exports: int
+    error: str | None
+
+
+class DuplicateExportJson(TypedDict):
+    symbol: str
+    owner: str
+    also_exported_by: list[str]
+
+
+class GraphJson(TypedDict):
+    """What :func:`graph_json` gives (``symvers deps --json``)."""
+
+    tree: str
+    kernel_release: str
+    modules_order: bool
+    modules: list[ModuleJson]
+    duplicate_exports: list[DuplicateExportJson]
+    cycles: list[list[str]]
+    warnings: list[str]
+
+
+def graph_json(graph: DepGraph) -> GraphJson:
     """The graph as JSON-ready data: modules in modules.dep order with direct and full dependencies and
     the order modprobe loads them in, duplicate exports, cycles, warnings."""
-    modules = []
+    modules: list[ModuleJson] = []
     for m in graph.modules:
         needs = graph.module_deps(m)
         modules.append({
@@ -899,6 +955,19 @@ def collect(
 # --------------------------------------------------------------------------------------- who-exports
 
 
+class ExporterJson(TypedDict):
+    """An :class:`Exporter` as ``symvers who-exports --json`` gives it."""
+
+    symbol: str
+    module: str
+    path: str
+    source: str
+    type: str
+    namespace: str
+    crc: str | None
+    depmod_owner: bool
+
+
 @dataclass(frozen=True)
 class Exporter:
     symbol: str
@@ -910,7 +979,7 @@ class Exporter:
     crc: int | None
     depmod_owner: bool  # the one depmod resolves the symbol to (the last of duplicates)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> ExporterJson:
         return {
             "symbol": self.symbol, "module": self.module, "path": self.path, "source": self.source,
             "type": self.type, "namespace": self.namespace,
@@ -921,7 +990,7 @@ class Exporter:
 def who_exports(
     symbols: Iterable[str],
     graph: DepGraph | None = None,
-    symvers: Sequence = (),
+    symvers: Sequence[Symvers] = (),
 ) -> dict[str, list[Exporter]]:
     """For each symbol, the modules of ``graph`` and the entries of ``symvers`` (parsed Module.symvers
     files) exporting it. Export type and namespace of tree modules come from a full read of just those."""
@@ -935,7 +1004,7 @@ def who_exports(
         for m in graph.modules:
             for raw in want.keys() & set(m.exports):
                 owners.setdefault(want[raw], []).append(m)
-        details: dict[int, dict] = {}
+        details: dict[int, dict[str, Export]] = {}  # id(module) -> its exports by name
         for name in wanted:
             for m in owners.get(name, ()):
                 if id(m) not in details:

@@ -11,9 +11,16 @@ import struct
 import sys
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from buildkit.errors import InputError
+
+if TYPE_CHECKING:
+    from mmap import mmap
+    from typing import Union
+
+    #: A whole ELF file: read into memory, or mapped (only the pages looked at are read).
+    ElfData = Union[bytes, mmap]
 
 __all__ = ["ElfError", "ElfFile", "Section", "Symbol", "SHN_UNDEF", "SHN_ABS", "STB_WEAK"]
 
@@ -56,7 +63,7 @@ class Symbol(NamedTuple):
 class ElfFile:
     """Parse ``data`` (the whole file) once; ``origin`` names it in errors."""
 
-    def __init__(self, data: bytes, origin: str) -> None:
+    def __init__(self, data: ElfData, origin: str) -> None:
         self.data = data
         self.origin = origin
         if len(data) < 52 or data[:4] != b"\x7fELF":

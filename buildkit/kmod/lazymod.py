@@ -110,10 +110,21 @@ class LazyModule:
             return ()
         return tuple(v.decode("utf-8", "replace") for v in re.findall(re.escape(needle) + rb"([^\0]*)", blob))
 
-    license = property(lambda self: self.info("license"))
-    vermagic = property(lambda self: self.info("vermagic"))
-    import_ns = property(lambda self: self.info_all("import_ns"))
-    depends = property(lambda self: tuple(d.replace("-", "_") for d in (self.info("depends") or "").split(",") if d))
+    @property
+    def license(self) -> str | None:
+        return self.info("license")
+
+    @property
+    def vermagic(self) -> str | None:
+        return self.info("vermagic")
+
+    @property
+    def import_ns(self) -> tuple[str, ...]:
+        return self.info_all("import_ns")
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        return tuple(d.replace("-", "_") for d in (self.info("depends") or "").split(",") if d)
 
     def _symtab(self) -> tuple[list[bytes], list[bytes], set[bytes]]:
         if self._names is None:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Optional, TypedDict
 
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import GPL_COMPATIBLE, import_ns_line
@@ -57,6 +57,32 @@ _RECORDS = re.compile(rb"(?s).{64}")  # struct modversion_info: 64 bytes each
 _ET_REL = 1
 
 
+#: An export's (crc, type, namespace), as a module in the kernel has it.
+ExportDetails = tuple[Optional[int], str, str]
+
+
+class LoadProblemJson(TypedDict):
+    kind: str
+    symbol: str
+    message: str
+    fix: str
+
+
+class LoadResultJson(TypedDict):
+    """A :class:`LoadResult` as ``symvers load --json`` gives it."""
+
+    name: str
+    path: str
+    loads: bool
+    errno: int
+    error: str
+    dmesg: list[str]
+    insmod: str
+    modprobe: str
+    depends: list[str]
+    problems: list[LoadProblemJson]
+
+
 class LoadProblem(NamedTuple):  # a tuple: an upgrade check makes tens of thousands
     kind: str  # signature, arch, module_layout, vermagic, exists, undefined, gpl-only, crc, no-version,
     #            namespace, duplicate-export, taint (a warning: the module still loads)
@@ -64,7 +90,7 @@ class LoadProblem(NamedTuple):  # a tuple: an upgrade check makes tens of thousa
     message: str
     fix: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> LoadProblemJson:
         return {"kind": self.kind, "symbol": self.symbol, "message": self.message, "fix": self.fix}
 
 
@@ -94,7 +120,7 @@ class LoadResult:
     def modprobe(self) -> str:
         return modprobe_line(self.name, self.errno if self.modprobe_errno is None else self.modprobe_errno)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> LoadResultJson:
         return {"name": self.name, "path": self.path, "loads": self.loads, "errno": self.errno, "error": self.error,
                 "dmesg": self.dmesg, "insmod": self.insmod, "modprobe": self.modprobe, "depends": self.depends,
                 "problems": [p.to_json() for p in self.problems]}
@@ -105,11 +131,12 @@ class Loaded:
     later module uses it, and whether it taints P."""
 
     def __init__(self, name: str, names: Iterable[str],
-                 details: Mapping[str, tuple[int | None, str, str]] | Callable[[], Mapping] = (),
+                 details: Mapping[str, ExportDetails] | Callable[[], Mapping[str, ExportDetails]] | None = None,
                  proprietary: bool = False) -> None:
         self.name = name
         self.names = frozenset(names)
-        self._details = details
+        self._details: Mapping[str, ExportDetails] | Callable[[], Mapping[str, ExportDetails]] = (
+            {} if details is None else details)
         self.proprietary = proprietary
 
     @classmethod
@@ -117,12 +144,12 @@ class Loaded:
         return cls(info.name, [e.name for e in info.exports], {e.name: (e.crc, e.type, e.namespace)
                                                                for e in info.exports}, proprietary)
 
-    def export_table(self) -> Mapping[str, tuple[int | None, str, str]]:
+    def export_table(self) -> Mapping[str, ExportDetails]:
         if callable(self._details):
             self._details = self._details()
         return self._details
 
-    def export(self, symbol: str) -> tuple[int | None, str, str]:
+    def export(self, symbol: str) -> ExportDetails:
         return self.export_table()[symbol]
 
 
@@ -157,7 +184,7 @@ def _same_magic(have: str, want: str, has_crcs: bool) -> bool:
     return have == want
 
 
-def _rebuild(target: KernelTarget, module: ModuleInfo) -> str:
+def _rebuild(target: KernelTarget, module: LazyModule | ModuleInfo) -> str:
     headers = target.build_dir or f"/lib/modules/{target.release}/build"
     source = os.path.dirname(os.path.abspath(module.path))
     return f"rebuild it against the target's headers: make -C {headers} M={source} modules"
@@ -400,6 +427,8 @@ class _Walk:
         """simplify_symbols(): every undefined symbol, all failures reported, the last one's errno wins."""
         last = 0
         settled = self._settle()
+        todo: Sequence[str]
+        owners: dict[bytes, str]  # undefined symbol -> the loaded module it is taken from
         if settled is None:
             self.m.versions  # noqa: B018 - decoded once here: every symbol is looked up in it
             todo, owners = self.m.undefined, {}
@@ -469,7 +498,7 @@ class _Walk:
         records = _RECORDS.findall(blob)
         settled = set(map(vmlinux.get, records))
         size = 8 if self.m.is64 else 4
-        endian = "little" if self.m.order == "<" else "big"
+        endian: Literal["little", "big"] = "little" if self.m.order == "<" else "big"
         # records vmlinux did not settle, of symbols vmlinux does not export (its copy would be the one
         # taken, and the loop says why it does not match)
         in_vmlinux = self.t.vmlinux_names
@@ -634,9 +663,9 @@ class Loader:
         def provider(sym: str) -> str | None:
             if self._exporters is None:  # made once some symbol is missing
                 self._exporters = {}
-                for other in self._given:
-                    for name in other.export_names:
-                        self._exporters.setdefault(name, other)
+                for given in self._given:
+                    for name in given.export_names:
+                        self._exporters.setdefault(name, given)
             other = self._exporters.get(sym)
             if other is None or other.name == current.name:
                 return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import TypedDict
 
 __all__ = ["GATES", "LoaderRules", "rules_for", "KMOD_INSMOD_TEXT", "errno_name", "insmod_line", "modprobe_line"]
 
@@ -53,6 +54,15 @@ MESSAGES = {
 }
 
 
+class LoaderJson(TypedDict):
+    """A :class:`LoaderRules` row as ``symvers load --json`` names it."""
+
+    since: str
+    source: str
+    proven: bool
+    proven_on: str | None
+
+
 @dataclass(frozen=True)
 class LoaderRules:
     """The loader of kernels ``since`` and later (until the next entry)."""
@@ -71,7 +81,7 @@ class LoaderRules:
     def since_text(self) -> str:
         return f"{self.since[0]}.{self.since[1]}+"
 
-    def to_json(self, version: tuple[int, int] | None = None) -> dict:
+    def to_json(self, version: tuple[int, int] | None = None) -> LoaderJson:
         """The row as ``symvers load --json`` gives it; a ``version`` older than the row (CentOS 7's 3.10
         gets the oldest row read) is never called proven."""
         proven = bool(self.proven_on) and (version is None or version >= self.since)

@@ -16,10 +16,13 @@ import os
 import re
 import struct
 from collections.abc import Iterable
-from typing import NamedTuple  # not dataclasses: it imports inspect, ~7 ms of a ~60 ms `symvers check`
+from typing import TYPE_CHECKING, NamedTuple  # not dataclasses: it imports inspect, ~7 ms of a ~60 ms `symvers check`
 
 from buildkit.errors import InputError
 from buildkit.kmod.elf import SHN_ABS, SHN_UNDEF, STB_WEAK, ElfError, ElfFile, Symbol, cstring
+
+if TYPE_CHECKING:
+    from buildkit.kmod.elf import ElfData
 
 __all__ = [
     "Export",
@@ -189,7 +192,7 @@ def _relocations(elf: ElfFile, section_index: int) -> Iterable[tuple[int, int, i
             yield rel[0], rel[1] >> shift, rel[2] if len(rel) == 3 else 0
 
 
-def read_module(path: str, data: bytes | None = None) -> ModuleInfo:
+def read_module(path: str, data: ElfData | None = None) -> ModuleInfo:
     """Everything modpost and depmod read from one module file."""
     elf = ElfFile(read_module_bytes(path) if data is None else data, path)
     strtab, raw = elf.raw_symbols()
@@ -278,7 +281,7 @@ _KSTRTABNS_NAMES = rb"\0__kstrtabns_([^\0]+)"
 _CRC_SECTION_TYPES = {"__kcrctab": "EXPORT_SYMBOL", "__kcrctab_gpl": "EXPORT_SYMBOL_GPL"}
 
 
-def export_table(path: str, data: bytes | None = None) -> dict[str, tuple[int | None, str, str]]:
+def export_table(path: str, data: ElfData | None = None) -> dict[str, tuple[int | None, str, str]]:
     """``{symbol: (crc, type, namespace)}`` of a module's exports, as :func:`read_module` gives them, read
     the way the kernel finds them in a modversioned ``.ko`` (4.x to 6.x): each ``__crc_sym`` is a word in
     ``__kcrctab`` or ``__kcrctab_gpl`` (the section says the type), each ``__kstrtabns_sym`` a string.
@@ -316,14 +319,14 @@ def _export_table_fast(elf: ElfFile) -> dict[str, tuple[int | None, str, str]] |
     for m in re.finditer(_KSTRTABNS_NAMES, strtab):
         i = index.get(m.start() + 1)
         where = None if i is None else section(infos[i] >> 16)
-        if where is None:
+        if i is None or where is None:
             return None
         namespaces[m.group(1)] = cstring(where[0], values[i], elf.origin)
     table: dict[str, tuple[int | None, str, str]] = {}
     for offset, name in crc_at:
         i = index.get(offset)
         where = None if i is None else section(infos[i] >> 16)
-        if where is None or where[1] is None:
+        if i is None or where is None or where[1] is None:
             return None  # an absolute CRC (kernels before 5.19) or a layout not known here
         word = where[0][values[i] : values[i] + 4]
         if len(word) != 4:
@@ -352,7 +355,7 @@ _CRC_NAMES = rb"\0__crc_([^\0]+)"
 _KSTRTAB_NAMES = rb"\0__kstrtab_([^\0]+)"
 
 
-def quick_symbols(path: str, data: bytes | None = None) -> QuickSymbols:
+def quick_symbols(path: str, data: ElfData | None = None) -> QuickSymbols:
     """Exports and undefined symbols as depmod reads them.
 
     Exports are the ``__crc_*`` names (``__kstrtab_*`` without MODVERSIONS); undefined symbols are the
@@ -366,7 +369,7 @@ def quick_symbols(path: str, data: bytes | None = None) -> QuickSymbols:
     )
 
 
-def quick_symbol_names(path: str, data: bytes | None = None) -> tuple[list[bytes], list[bytes], set[bytes]]:
+def quick_symbol_names(path: str, data: ElfData | None = None) -> tuple[list[bytes], list[bytes], set[bytes]]:
     """:func:`quick_symbols` with the names left as bytes (their latin-1 encoding), for callers that read a
     whole tree (4,000 modules for a distribution kernel) and only look names up.
 

@@ -108,6 +108,13 @@ class _ExportTable:
                 return _Export(e.symbol, e.module, e.type, e.namespace, e.crc, table.path)
         return self.added.get(symbol)
 
+    def __getitem__(self, symbol: str) -> _Export:
+        """The export of a symbol known to be exported (a name :meth:`names` gave)."""
+        found = self.get(symbol)
+        if found is None:
+            raise KeyError(symbol)
+        return found
+
     def add(self, export: _Export) -> None:
         self.added.setdefault(export.symbol, export)
 
@@ -283,7 +290,7 @@ def check(opts: CheckOptions) -> list[ModuleReport]:
     return reports
 
 
-def _abi_problems(mod, exports: _ExportTable, kerneldir: str) -> list[Problem]:
+def _abi_problems(mod: ModuleInfo, exports: _ExportTable, kerneldir: str) -> list[Problem]:
     """What the loader checks before any symbol and modpost never does: a module built for other headers.
     ``module_layout``'s CRC (kernels up to 6.2 export it) and the release in ``vermagic`` against KERNELDIR's."""
     found = []
@@ -483,9 +490,9 @@ class FixFinder:
         near = self.near_misses(symbol)
         if near:
             if len(near) == 1:
-                return f"did you mean `{near[0]}`? (exported by {_owner(self.exports.get(near[0]))})"
-            listed = ", ".join(f"`{n}` ({_owner(self.exports.get(n))})" for n in near[:-1])
-            return f"did you mean {listed} or `{near[-1]}` ({_owner(self.exports.get(near[-1]))})?"
+                return f"did you mean `{near[0]}`? (exported by {_owner(self.exports[near[0]])})"
+            listed = ", ".join(f"`{n}` ({_owner(self.exports[n])})" for n in near[:-1])
+            return f"did you mean {listed} or `{near[-1]}` ({_owner(self.exports[near[-1]])})?"
         searched = ", ".join(self._searched) or "nowhere"
         if self._placeholder:
             return (

@@ -23,11 +23,17 @@ import itertools
 import os
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from buildkit.errors import InputError
 from buildkit.kmod.modfile import is_module_file, read_module_bytes
+
+if TYPE_CHECKING:
+    import lzma
+
+    from buildkit.kmod.elf import ElfData
 
 __all__ = ["SIG_MARKER", "Keyring", "Signer", "builtin_certificates", "module_signature", "signer_of",
            "certificate_needles"]
@@ -38,7 +44,7 @@ PKEY_ID_PKCS7 = 2
 _SAMPLE = 3  # in-tree modules whose signer is taken as the kernel's build key
 
 
-def module_signature(data: bytes) -> bytes:
+def module_signature(data: ElfData) -> bytes:
     """The PKCS#7 message appended to a module (``data`` ends with the marker), or b"" when the trailer is
     not a PKCS#7 signature the kernel would look at."""
     end = len(data) - len(SIG_MARKER) - _TRAILER.size
@@ -59,7 +65,8 @@ class Signer:
 def signer_of(message: bytes) -> Signer | None:
     """The signer of a module's PKCS#7 message (None when the message cannot be read: the kernel
     refuses such a module with EBADMSG, which is not modelled)."""
-    from asn1crypto import cms
+    # asn1crypto ships no type hints (its values are Any here); mypy says so once a file, at the first import
+    from asn1crypto import cms  # type: ignore[import-untyped]
 
     try:
         signed = cms.ContentInfo.load(message)["content"]
@@ -72,7 +79,33 @@ def signer_of(message: bytes) -> Signer | None:
         return None
 
 
-def _name(name) -> str:
+class _Name(Protocol):
+    """What is read of an asn1crypto ``x509.Name`` (asn1crypto has no type hints: this says what is used)."""
+
+    @property
+    def native(self) -> Mapping[str, object]: ...
+
+    @property
+    def human_friendly(self) -> str: ...
+
+
+class _Certificate(Protocol):
+    """What is read of an asn1crypto ``x509.Certificate``."""
+
+    @property
+    def issuer(self) -> _Name: ...
+
+    @property
+    def subject(self) -> _Name: ...
+
+    @property
+    def serial_number(self) -> int: ...
+
+    @property
+    def key_identifier(self) -> bytes | None: ...
+
+
+def _name(name: _Name) -> str:
     parts = [f"{'CN' if k == 'common_name' else 'O' if k == 'organization_name' else k}={v}"
              for k, v in name.native.items() if k in ("common_name", "organization_name")]
     return ", ".join(parts) or name.human_friendly
@@ -102,7 +135,7 @@ def certificate_needles(path: str) -> dict[bytes, str]:
                              "-noout -subject shows one)") from None
 
 
-def _needles(cert) -> dict[bytes, str]:
+def _needles(cert: _Certificate) -> dict[bytes, str]:
     from asn1crypto import cms
 
     issuer, serial, skid = cert.issuer, cert.serial_number, cert.key_identifier
@@ -142,7 +175,20 @@ def builtin_certificates(vmlinuz: str) -> dict[bytes, str] | None:
     return None
 
 
-def _inflated(decompressor, data: bytes, chunk: int = 4 << 20) -> Iterator[bytes]:
+class _ZlibStream(Protocol):
+    """What is used of a ``zlib.decompressobj()`` (typeshed's class for it is private)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def _inflated(decompressor: lzma.LZMADecompressor | _ZlibStream, data: bytes, chunk: int = 4 << 20
+              ) -> Iterator[bytes]:
     """The stream that starts ``data``, decompressed ``chunk`` bytes at a time (an lzma or a zlib
     decompressor); what follows its end (the image's trailer) is left alone."""
     pending = data

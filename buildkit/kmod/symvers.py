@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from buildkit.errors import InputError
-from buildkit.kmod.modfile import EXPORT_TYPES, GPL_ONLY_TYPES
+from buildkit.kmod.modfile import EXPORT_TYPES, GPL_ONLY_TYPES, Export
 
 __all__ = ["LAYOUTS", "Symvers", "SymversEntry", "SymversError", "format_symvers", "parse_symvers", "read_symvers"]
 
@@ -89,16 +89,20 @@ class Symvers:
         return self._table().keys()
 
     def get(self, symbol: str) -> SymversEntry | None:
-        if self._index is not None or self._text is None:
+        text = self._text
+        if self._index is not None or text is None:
             return self._table().get(symbol)
         try:
             return self._seen[symbol]
         except KeyError:
-            found = self._seen[symbol] = self._get_line(symbol)
+            found = self._seen[symbol] = self._get_line(symbol, text)
             return found
 
-    def _get_line(self, symbol: str) -> SymversEntry | None:
-        text = self._text
+    def first_entries(self) -> Iterable[SymversEntry]:
+        """The entry of each symbol (its first line), in the order of :meth:`symbols`."""
+        return self._table().values()
+
+    def _get_line(self, symbol: str, text: str) -> SymversEntry | None:
         if self._lines is None and len(self._seen) < _FIND_LOOKUPS:
             # A check looks up a few dozen of 25,000 symbols: a search in C beats splitting every line.
             # The line is ``crc \t symbol \t module \t type \t ns``; the first such line wins.
@@ -112,18 +116,19 @@ class Symvers:
             end = text.find("\n", at)
             line = text[start: end if end >= 0 else len(text)]
         else:
-            line = self._line_of(symbol)
-            if line is None:
+            found = self._line_of(symbol, text)
+            if found is None:
                 return None
+            line = found
         crc, sym, mod, typ, ns = line.split("\t")  # the shape was checked in parse_symvers
         try:
             return _entry(int(crc, 16), sym, mod, typ, ns)
         except ValueError:
             return self._table().get(symbol)  # parsing it all names the bad line
 
-    def _line_of(self, symbol: str) -> str | None:
+    def _line_of(self, symbol: str, text: str) -> str | None:
         if self._lines is None:
-            lines = self._text.splitlines()
+            lines = text.splitlines()
             symbols = [line.split("\t", 2)[1] for line in lines]
             self._lines = dict(zip(reversed(symbols), reversed(lines)))  # the first line wins
         return self._lines.get(symbol)
@@ -249,7 +254,7 @@ def format_symvers(entries: Iterable[SymversEntry], layout: str = "5.6") -> str:
     return "".join(lines)
 
 
-def entries_for_module(exports: Sequence, module: str) -> list[SymversEntry]:
+def entries_for_module(exports: Sequence[Export], module: str) -> list[SymversEntry]:
     """``Module.symvers`` entries for a module's exports, as modpost writes them."""
     return [SymversEntry(e.crc or 0, e.name, module, e.type, e.namespace) for e in exports]
 

@@ -19,6 +19,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import kernel_release_string
@@ -116,12 +117,12 @@ class KernelTarget:
         a module's records found here are symbols the loader accepts from vmlinux without a word."""
         key = (is64, order)
         if key not in self._records:
-            size, endian = (8 if is64 else 4), ("little" if order == "<" else "big")
+            size = 8 if is64 else 4
+            endian: Literal["little", "big"] = "little" if order == "<" else "big"
             width = 64 - size
             records: dict[bytes, bytes] = {}
-            for symbol in self.symvers.symbols():
-                entry = self.symvers.get(symbol)
-                name = symbol.encode("latin-1")
+            for entry in self.symvers.first_entries():
+                name = entry.symbol.encode("latin-1")
                 if entry.in_vmlinux and entry.crc is not None and not entry.namespace and len(name) < width:
                     records[entry.crc.to_bytes(size, endian) + name.ljust(width, b"\0")] = name
             self._records[key] = records
@@ -131,8 +132,8 @@ class KernelTarget:
     def vmlinux_names(self) -> frozenset[bytes]:
         """Every symbol vmlinux exports, as bytes (latin-1)."""
         if self._vmlinux_names is None:
-            table = self.symvers
-            self._vmlinux_names = frozenset(s.encode("latin-1") for s in table.symbols() if table.get(s).in_vmlinux)
+            self._vmlinux_names = frozenset(e.symbol.encode("latin-1") for e in self.symvers.first_entries()
+                                            if e.in_vmlinux)
         return self._vmlinux_names
 
     def exports_of(self, owner: str) -> list[SymversEntry]:
@@ -174,7 +175,9 @@ def _version(release: str) -> tuple[int, int]:
 
 def _vermagic_from_config(release: str, config: dict[str, str], version: tuple[int, int]) -> str:
     """``VERMAGIC_STRING`` of include/linux/vermagic.h for x86 (no arch suffix there)."""
-    on = lambda o: config.get(o) in ("y", "m")  # noqa: E731
+    def on(option: str) -> bool:
+        return config.get(option) in ("y", "m")
+
     preempt = on("CONFIG_PREEMPT_BUILD") if version >= (5, 17) else on("CONFIG_PREEMPT")
     parts = [release, "SMP " if on("CONFIG_SMP") else "", "preempt " if preempt else "",
              "preempt_rt " if on("CONFIG_PREEMPT_RT") else "", "mod_unload " if on("CONFIG_MODULE_UNLOAD") else "",
@@ -311,8 +314,8 @@ def _from_headers(spec: str, build_dir: str) -> KernelTarget:
                           fix="run 'make modules_prepare' in it, or name /lib/modules/VER")
     real = os.path.realpath(build_dir)
     root = real[: real.find("/usr/src/")] or "/" if "/usr/src/" in real else "/"
-    modules_dir = os.path.join(root, "lib", "modules", release)
-    modules_dir = modules_dir if os.path.isdir(os.path.join(modules_dir, "kernel")) else None
+    tree = os.path.join(root, "lib", "modules", release)
+    modules_dir = tree if os.path.isdir(os.path.join(tree, "kernel")) else None
     path = os.path.join(build_dir, "Module.symvers")
     return _finish(spec, release, _headers_config(build_dir), _symvers_file(path), path, build_dir, modules_dir, root)
 
@@ -346,8 +349,8 @@ def _from_symvers_gz(spec: str, path: str) -> KernelTarget:
                           fix="name /boot/symvers-VER.gz, /lib/modules/VER or a headers directory")
     release = m[1]
     root = os.path.dirname(boot) or "/"
-    modules_dir = os.path.join(root, "lib", "modules", release)
-    modules_dir = modules_dir if os.path.isdir(modules_dir) else None
+    tree = os.path.join(root, "lib", "modules", release)
+    modules_dir = tree if os.path.isdir(tree) else None
     config = _parse_config(_read(os.path.join(boot, f"config-{release}")))
     build = os.path.join(modules_dir, "build") if modules_dir else None
     build_dir = build if build and os.path.isdir(build) else None

@@ -125,7 +125,7 @@ class _Apt:
         except (ImportError, KeyError):
             self.user = "root"
 
-    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         r = self.root
         cmd = ["apt-get", "-q", "-y",
                "-o", f"Dir::Etc::SourceList={r / 'sources.list'}",
@@ -187,7 +187,7 @@ class _Apt:
         self.stamp.write_text(wanted)
 
 
-def _last_apt_error(done: subprocess.CompletedProcess) -> str:
+def _last_apt_error(done: subprocess.CompletedProcess[str]) -> str:
     lines = [ln.strip() for ln in (done.stderr or "").splitlines() + (done.stdout or "").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("E:")] or [ln for ln in lines if ln.startswith("W:")] or lines
     return errors[-1] if errors else f"exit status {done.returncode}"

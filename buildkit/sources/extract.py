@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from buildkit.errors import InputError
 from buildkit.sources.transfer import _ensure_dir
@@ -29,7 +30,15 @@ from buildkit.sources.transfer import _ensure_dir
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz", ".tar")
 
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # 3.12+, and 3.8.17/3.9.17/3.10.12/3.11.4 backports
-_NO_FILTER = {"filter": "fully_trusted"} if _HAS_DATA_FILTER else {}  # without tarfile's 3.12+ warning
+
+
+class _NoFilter(TypedDict, total=False):
+    """``TarFile.extract``'s keyword for no filter: given where tarfile has filters, else none."""
+
+    filter: Literal["fully_trusted"]
+
+
+_NO_FILTER: _NoFilter = {"filter": "fully_trusted"} if _HAS_DATA_FILTER else {}  # without tarfile's 3.12+ warning
 
 
 def _refuse(archive: Path, name: str, why: str) -> InputError:

@@ -26,6 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from buildkit.catalog import Source, candidates
 from buildkit.errors import InputError
@@ -46,6 +47,9 @@ from buildkit.sources.transfer import (
     _stream_verified,
     _unlink,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ class _HashIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.dirty = False
-        self.entries: dict[str, list] = {}
+        self.entries: dict[str, object] = {}  # path -> [size, mtime_ns, sha256], as read (checked on use)
         try:
             data = json.loads(path.read_text())
             if isinstance(data, dict) and data.get("version") == 1 and isinstance(data.get("files"), dict):
@@ -318,7 +322,22 @@ def fetch(source: Source, *, cache_dir: Path, mirrors: Sequence[str] = (), sourc
                         progress=progress, warn=warn, note=note).path
 
 
-def fetch_first(sources: Sequence[Source], **kwargs) -> Fetched:
+class _FetchPlace(TypedDict):
+    cache_dir: Path
+
+
+class FetchKwargs(_FetchPlace, total=False):
+    """The keyword arguments of :func:`fetch_source`, as :func:`fetch_first` and :func:`fetch_spec` pass them on."""
+
+    mirrors: Sequence[str]
+    source_dirs: Sequence[Path]
+    debian: bool
+    progress: Progress | None
+    warn: Say | None
+    note: Say | None
+
+
+def fetch_first(sources: Sequence[Source], **kwargs: Unpack[FetchKwargs]) -> Fetched:
     """The first of ``sources`` (e.g. ``catalog.candidates(...)``) that any route can supply.
 
     A checksum mismatch or a full disk stops at once; only "no route has it" moves on to the next one.
@@ -340,7 +359,7 @@ def fetch_first(sources: Sequence[Source], **kwargs) -> Fetched:
                             sources=sources, tried=[t for e in failures for t in e.tried])
 
 
-def fetch_spec(spec: str, **kwargs) -> Fetched:
+def fetch_spec(spec: str, **kwargs: Unpack[FetchKwargs]) -> Fetched:
     """``fetch_first(parse_spec(spec), **kwargs)``: e.g. ``fetch_spec("sqlite@3.40.1", cache_dir=...)``."""
     return fetch_first(parse_spec(spec), **kwargs)
 
