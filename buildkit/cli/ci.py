@@ -190,13 +190,13 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
     from buildkit.container.engine import connect, engine_address
     from buildkit.container.python import (
         CiOptions,
-        EngineSlot,
         format_table,
         overall_error,
         results_json,
         run_cells,
         summary_rows,
     )
+    from buildkit.container.spread import EngineSlot
 
     started = time.monotonic()
     if (glibc or toolchain_tgz) and not portable:

@@ -136,6 +136,23 @@ class Engine:
                 raise EngineError(f"the engine at {self.host} did not answer 'info': {_reason(e)}") from None
         return self._info
 
+    def answers(self) -> bool:
+        """Whether the engine answers a ping now."""
+        try:
+            self.api.ping()
+            return True
+        except Exception:  # whatever the SDK and its transport raise: the engine is not there
+            return False
+
+    def remove_labelled(self, key: str, value: str) -> None:
+        """Remove the containers labelled ``key=value`` (running or not) and their volumes."""
+        try:
+            for found in self.api.containers(all=True, filters={"label": f"{key}={value}"}):
+                self.api.remove_container(found["Id"], force=True, v=True)
+        except Exception as e:
+            raise EngineError(f"cannot remove the containers labelled {key}={value} at {self.host}: "
+                              f"{_reason(e)}") from None
+
     @property
     def arch(self) -> str:
         return self.info().get("Architecture") or os.uname().machine

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from buildkit import __version__
 from buildkit.container import probe
-from buildkit.container.engine import ContainerGone, Engine, EngineError, copy_file_noclobber, safe_extract_tar
+from buildkit.container.engine import ContainerGone, Engine, copy_file_noclobber, safe_extract_tar
 from buildkit.container.images import (
     BUILD_UID,
     ImageRef,
@@ -43,9 +43,10 @@ from buildkit.container.images import (
     render,
 )
 from buildkit.container.matrix import SYSTEM, Cell, artifact_name
+from buildkit.container.spread import EngineSlot, EngineUnfit, Spread, first_answering
 from buildkit.errors import BuildFailed, BuildkitError, CheckFailed, InputError
 
-__all__ = ["CellResult", "CiOptions", "EngineSlot", "Prepared", "prepare_image", "run_cells", "render_options"]
+__all__ = ["CellResult", "CiOptions", "Prepared", "prepare_image", "run_cells", "render_options"]
 
 if TYPE_CHECKING:
     from buildkit.pybuild.verify import VerifyReport
@@ -170,7 +171,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
     wrong distribution) raises before anything is built. With several engines (:class:`EngineSlot`), the
     images are probed and the cells planned on the first that answers, and the cells spread over all."""
     slots = [EngineSlot(engines.host, lambda: engines)] if isinstance(engines, Engine) else list(engines)
-    engine = _first_answering(slots)
+    engine = first_answering(slots)
     for slot in slots:
         if slot.dead:
             say(f"[{slot.name}] does not answer; it leaves the run: {slot.dead}")
@@ -254,166 +255,41 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
     return results
 
 
-class _EngineUnfit(EngineError):
-    """The engine cannot build this matrix (another architecture): it leaves the run, the cell stays."""
-
-
-class EngineSlot:
-    """One engine of a run: its name as given (URL or docker context), connected on first use; ``dead``
-    says why it left the run."""
-
-    def __init__(self, name: str, connect: Callable[[], Engine]) -> None:
-        self.name = name
-        self._connect = connect
-        self.engine: Engine | None = None
-        self.dead = ""
-
-    def get(self) -> Engine:
-        if self.engine is None:
-            self.engine = self._connect()
-        return self.engine
-
-    def answers(self) -> bool:
-        """Whether the engine still answers (a failed cell is the engine's fault only when it does not)."""
-        try:
-            self.get().api.ping()
-            return True
-        except Exception:
-            return False
-
-
 def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: CiOptions, out: Path, logs: Path,
                 say: Say, started: float) -> list[CellResult]:
-    """The cells over the engines, one cell per engine at a time, each engine with its own builder image.
-    A cell the engine lost (the container gone, the connection dropped, the engine unfit) goes back to the
-    queue once, for another engine; an engine that no longer answers leaves the run. A build that failed
-    inside its container is the cell's own failure and stays one."""
-    import collections
-    import threading
+    """The cells over the engines (:class:`Spread`), one cell per engine at a time, each engine with its own
+    builder image, prepared the first time it meets the cell's image."""
+    builders: dict[tuple[str, str], Prepared] = {}  # (engine, image) -> its builder
 
-    queue = collections.deque(plans)
-    changed = threading.Condition()
-    results: list[CellResult] = []
-    shunned: dict[str, set[str]] = {}  # cell name -> engines that lost it
-    running: dict[str, tuple[EngineSlot, str]] = {}  # slot name -> (slot, cell name)
-    stopping = threading.Event()  # Ctrl-C: the containers are being removed, nothing goes back to the queue
-    total = len(plans)
-    count = [0]
+    def build(slot: EngineSlot, cp: _CellPlan, say_here: Say) -> CellResult:
+        engine = slot.get()
+        prep = builders.get((slot.name, cp.cell.image.arg))
+        if prep is None:
+            prep = builders[slot.name, cp.cell.image.arg] = prepare_image(engine, cp.cell.image, _options(cp, opts),
+                                                                          logs, say_here)
+            if prep.host.arch != cp.prepared.host.arch:
+                raise EngineUnfit(f"the engine at {slot.name} runs {prep.host.arch}; the matrix was planned for "
+                                  f"{cp.prepared.host.arch}", fix="give engines of one architecture")
+        result = _build_cell(engine, _CellPlan(cp.cell, prep, cp.plan, cp.files, cp.name), out, logs / cp.name,
+                             say_here, started, opts)
+        result.engine = slot.name
+        return result
 
     def failed(cp: _CellPlan, e: BuildkitError, slot: EngineSlot) -> CellResult:
         result = CellResult(cp.cell, cp.name, False, e.exit_code, str(e), logs=logs / cp.name)
         result.engine = slot.name
         return result
 
-    def take(slot: EngineSlot) -> _CellPlan | None:
-        """The next cell this engine may build; waits while another engine's cell could still come back."""
-        with changed:
-            while not slot.dead:
-                cp = next((cp for cp in queue if slot.name not in shunned.get(cp.name, ())), None)
-                if cp is not None:
-                    queue.remove(cp)
-                    count[0] += 1
-                    say(f"[{slot.name}] ==> [{count[0]}/{total}] {cp.name} in {cp.cell.image.arg}")
-                    running[slot.name] = (slot, cp.name)
-                    return cp
-                if not queue or not running:
-                    return None
-                changed.wait()
-            return None
+    def stranded(cp: _CellPlan, reasons: str) -> CellResult:
+        return CellResult(cp.cell, cp.name, False, 2, f"{cp.name}: no engine left to build it ({reasons})",
+                          logs=logs / cp.name)
 
-    def worker(slot: EngineSlot) -> None:
-        tag = f"[{slot.name}] "
-
-        def say_here(line: str) -> None:
-            say(tag + line)
-
-        builders: dict[str, Prepared] = {}
-        while (cp := take(slot)) is not None:
-            try:
-                engine = slot.get()
-                prep = builders.get(cp.cell.image.arg)
-                if prep is None:
-                    prep = builders[cp.cell.image.arg] = prepare_image(engine, cp.cell.image, _options(cp, opts),
-                                                                       logs, say_here)
-                    if prep.host.arch != cp.prepared.host.arch:
-                        raise _EngineUnfit(f"the engine at {slot.name} runs {prep.host.arch}; the matrix was "
-                                           f"planned for {cp.prepared.host.arch}",
-                                           fix="give engines of one architecture")
-                here = _CellPlan(cp.cell, prep, cp.plan, cp.files, cp.name)
-                result = _build_cell(engine, here, out, logs / cp.name, say_here, started, opts)
-                result.engine = slot.name
-                with changed:
-                    results.append(result)
-            except (ContainerGone, BuildkitError) as e:
-                if stopping.is_set():
-                    return
-                lost = isinstance(e, (ContainerGone, EngineError))  # the engine's doing, not the build's
-                dead = isinstance(e, _EngineUnfit) or (lost and not slot.answers())
-                with changed:
-                    if dead:
-                        slot.dead = str(e)
-                    others = [s for s in slots if s is not slot and not s.dead]
-                    leaves = "; this engine leaves the run" if dead else ""
-                    if lost and others and not shunned.get(cp.name):
-                        shunned.setdefault(cp.name, set()).add(slot.name)
-                        queue.append(cp)
-                        say_here(f"{cp.name}: the engine failed ({e}); the cell goes back to the queue for another "
-                                 f"engine{leaves}")
-                    else:
-                        results.append(failed(cp, e, slot))
-                        if lost:
-                            say_here(f"{cp.name}: the engine failed ({e}){leaves}")
-            finally:
-                with changed:
-                    running.pop(slot.name, None)
-                    changed.notify_all()
-
-    threads = [threading.Thread(target=worker, args=(slot,), name=f"engine {slot.name}", daemon=True)
-               for slot in slots]
-    for thread in threads:
-        thread.start()
-    try:
-        while any(thread.is_alive() for thread in threads):
-            for thread in threads:
-                thread.join(0.5)
-    except KeyboardInterrupt:  # the workers' containers are removed here: only this thread sees Ctrl-C
-        stopping.set()
-        with changed:
-            queue.clear()
-            busy = list(running.values())
-            changed.notify_all()
-        for slot, name in busy:
-            try:
-                engine = slot.get()
-                for found in engine.api.containers(all=True, filters={"label": f"org.buildkit.what={name}"}):
-                    engine.api.remove_container(found["Id"], force=True, v=True)
-            except Exception:
-                pass
-        raise
-    for cp in list(queue):  # every engine that could build these left the run or lost them
-        reasons = "; ".join([f"{s.name}: {s.dead}" for s in slots if s.dead]
-                            + [f"{s.name} lost it" for s in slots if not s.dead and s.name in shunned.get(cp.name, ())])
-        results.append(CellResult(cp.cell, cp.name, False, 2, f"{cp.name}: no engine left to build it ({reasons})",
-                                  logs=logs / cp.name))
-    return results
+    return Spread(slots, say, name=lambda cp: cp.name, title=lambda cp: f"{cp.name} in {cp.cell.image.arg}",
+                  build=build, failed=failed, stranded=stranded).run(plans)
 
 
 def _options(cp: _CellPlan, opts: CiOptions) -> RenderOptions:
     return render_options(cp.cell.image, "python", apt_mirror=opts.apt_mirror, yum_mirror=opts.yum_mirror)
-
-
-def _first_answering(slots: Sequence[EngineSlot]) -> Engine:
-    """The first engine that answers; the ones before it leave the run (said when the run starts)."""
-    errors = []
-    for slot in slots:
-        try:
-            return slot.get()
-        except EngineError as e:
-            slot.dead = str(e)
-            errors.append(e)
-    if len(errors) == 1:
-        raise errors[0]
-    raise EngineError("no engine answers: " + "; ".join(e.message for e in errors), fix=errors[0].fix)
 
 
 def _mark_line(lines: Sequence[str], mark: str) -> dict | None:
