@@ -321,8 +321,9 @@ class _Walk:
 
     def _struct_module(self) -> None:
         """A module built against another struct module (another kernel's headers): refused among the ELF
-        checks of 5.17+, before module_layout and vermagic are looked at; older loaders do not check it."""
-        want = self.t.struct_module_size if self.rules.detailed_elf_errors else None
+        checks of 6.4+ (elf_validity_cache_copy()), before module_layout and vermagic are looked at; older
+        loaders do not check it (6.1 meets the module_layout CRC instead)."""
+        want = self.t.struct_module_size if self.rules.this_module_size else None
         have = self.m.this_module_size
         if want is None or have is None or have == want:
             return

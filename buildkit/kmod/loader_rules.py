@@ -59,6 +59,7 @@ class LoaderJson(TypedDict):
 
     since: str
     source: str
+    functions: str
     proven: bool
     proven_on: str | None
 
@@ -73,8 +74,10 @@ class LoaderRules:
     inherit_names_symbol: bool  # "uses symbols %s from proprietary module" names the symbol (5.11+)
     gpl_flag_table: bool  # 7.x: GPL-ness in __kflagstab; modules with only __ksymtab_gpl are warned about
     license_taints_after_signature: bool  # 6.4+: "module license taints kernel." when the module set P
+    this_module_size: bool  # 6.4+: .gnu.linkonce.this_module must be sizeof(struct module), before module_layout
     messages: dict[str, str]
-    source: str  # where it was read
+    source: str  # where it was read: version, files
+    functions: str  # where each gate is, in load_module()'s order
     proven_on: str  # the kernel booted under QEMU whose every loader line matched (tests/integration/test_kboot*)
 
     @property
@@ -85,7 +88,7 @@ class LoaderRules:
         """The row as ``symvers load --json`` gives it; a ``version`` older than the row (CentOS 7's 3.10
         gets the oldest row read) is never called proven."""
         proven = bool(self.proven_on) and (version is None or version >= self.since)
-        return {"since": self.since_text, "source": self.source, "proven": proven,
+        return {"since": self.since_text, "source": self.source, "functions": self.functions, "proven": proven,
                 "proven_on": self.proven_on if proven else None}
 
     def describe(self, version: tuple[int, int]) -> str:
@@ -107,17 +110,55 @@ _ORDER_5 = (SIG, ELF, LAYOUT, VERMAGIC, TAINTS, DUPNAME, UNSIGNED, SYMBOLS, DUPE
 # after it (module_augment_kernel_taints), the unsigned one among them.
 _ORDER_64 = (SIG, ELF, LAYOUT, VERMAGIC, DUPNAME, TAINTS, UNSIGNED, SYMBOLS, DUPEXPORT)
 
+# Where each gate is, read in Debian's patched sources (apt-get source linux: bullseye 5.10.223-1, bookworm
+# 6.1.176-1, trixie 6.12.107-1).
+# Debian's module-disable-matching-missing-version-crc.patch (check_version) is in all three:
+# FATAL_NO_SYMBOL_VERSION below.
+_FUNCTIONS_510 = (
+    "load_module(): module_sig_check(); elf_validity_check() (no message: 'Module has invalid ELF structures' in "
+    "load_module()); setup_load_info(); check_modstruct_version() (module_layout); layout_and_allocate() -> "
+    "check_modinfo() (vermagic via same_magic(), out-of-tree and licence taints via set_license()); "
+    "add_unformed_module() (duplicate name); the unsigned taint, inline; simplify_symbols() -> resolve_symbol_wait() "
+    "-> resolve_symbol() -> find_symbol(), inherit_taint(), check_version(), verify_namespace_is_imported(); "
+    "complete_formation() -> verify_exported_symbols()")
+_FUNCTIONS_61 = _FUNCTIONS_510.replace(
+    "elf_validity_check() (no message: 'Module has invalid ELF structures' in load_module())",
+    "elf_validity_check() (a message a check)").replace(
+    "check_modstruct_version() (module_layout)", "check_modstruct_version() (version.c: module_layout)").replace(
+    "check_version()", "check_version() (version.c)").replace("module_sig_check()", "module_sig_check() (signing.c)")
+_FUNCTIONS_612 = (
+    "load_module(): module_sig_check() (signing.c); elf_validity_cache_copy() (ELF, architecture, "
+    ".gnu.linkonce.this_module's size); early_mod_check() -> check_modstruct_version() (version.c), check_modinfo() "
+    "(vermagic), module_patient_check_exists() (duplicate name); layout_and_allocate(); add_unformed_module(); "
+    "module_augment_kernel_taints() (out-of-tree, unsigned, licence and the 'module license taints kernel.' line); "
+    "simplify_symbols() -> resolve_symbol_wait() -> resolve_symbol() -> find_symbol(), inherit_taint(), "
+    "check_version() (version.c), verify_namespace_is_imported(); complete_formation() -> verify_exported_symbols()")
+
 RULES = (
-    LoaderRules((5, 4), _ORDER_5, False, False, False, False,
-                _msgs(inherit_gpl="{mod}: module using GPL-only symbols uses symbols from proprietary module {owner}.",
-                      inherit_taint="{mod}: module uses symbols from proprietary module {owner}, inheriting taint."),
-                "Debian 5.10.223 kernel/module.c (5.4 taken to match)", "Debian 5.10.0-32-amd64 (5.10.223)"),
-    LoaderRules((5, 11), _ORDER_5, False, True, False, False, MESSAGES, "taken to match 5.10 and 6.1 (not read)", ""),
-    LoaderRules((5, 17), _ORDER_5, True, True, False, False, MESSAGES,
-                "Debian 6.1.192 kernel/module/ (main.c, version.c)", "Debian 6.1.0-57-amd64"),
-    LoaderRules((6, 4), _ORDER_64, True, True, False, True, MESSAGES, "6.6 and Debian 6.12.117 kernel/module/main.c",
-                "Debian 6.12.117+deb13-amd64"),
-    LoaderRules((7, 0), _ORDER_64, True, True, True, True, MESSAGES, "Debian 7.2.13 kernel/module/", ""),
+    LoaderRules(since=(5, 4), order=_ORDER_5, detailed_elf_errors=False, inherit_names_symbol=False,
+                gpl_flag_table=False, license_taints_after_signature=False, this_module_size=False,
+                messages=_msgs(inherit_gpl="{mod}: module using GPL-only symbols uses symbols from proprietary module "
+                                           "{owner}.",
+                               inherit_taint="{mod}: module uses symbols from proprietary module {owner}, inheriting "
+                                             "taint."),
+                source="Debian 5.10.223 kernel/module.c (5.4 taken to match)", functions=_FUNCTIONS_510,
+                proven_on="Debian 5.10.0-32-amd64 (5.10.223)"),
+    LoaderRules(since=(5, 11), order=_ORDER_5, detailed_elf_errors=False, inherit_names_symbol=True,
+                gpl_flag_table=False, license_taints_after_signature=False, this_module_size=False, messages=MESSAGES,
+                source="taken to match 5.10 and 6.1 (not read)", functions=_FUNCTIONS_510, proven_on=""),
+    LoaderRules(since=(5, 17), order=_ORDER_5, detailed_elf_errors=True, inherit_names_symbol=True,
+                gpl_flag_table=False, license_taints_after_signature=False, this_module_size=False, messages=MESSAGES,
+                source="Debian 6.1.192 kernel/module/ (main.c, version.c)", functions=_FUNCTIONS_61,
+                proven_on="Debian 6.1.0-57-amd64"),
+    # early_mod_check(), module_augment_kernel_taints() and the this_module size check came together (6.4's
+    # module series; read in 6.6 and 6.12, 6.1 has none of them)
+    LoaderRules(since=(6, 4), order=_ORDER_64, detailed_elf_errors=True, inherit_names_symbol=True,
+                gpl_flag_table=False, license_taints_after_signature=True, this_module_size=True, messages=MESSAGES,
+                source="6.6 and Debian 6.12.117 kernel/module/main.c",
+                functions=_FUNCTIONS_612, proven_on="Debian 6.12.117+deb13-amd64"),
+    LoaderRules(since=(7, 0), order=_ORDER_64, detailed_elf_errors=True, inherit_names_symbol=True,
+                gpl_flag_table=True, license_taints_after_signature=True, this_module_size=True, messages=MESSAGES,
+                source="Debian 7.2.13 kernel/module/", functions=_FUNCTIONS_612, proven_on=""),
 )
 
 
