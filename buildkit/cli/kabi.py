@@ -98,7 +98,7 @@ def _print_run(target, results, *, details_only_refused: bool, every_symbol: boo
     fix are one line; ``every_symbol`` names each of their symbols there, not the first six."""
     from buildkit.kmod.loader_rules import rules_for
 
-    out = click.get_text_stream("stdout")
+    out = click.open_file("-", "w")  # click's text stdout (get_text_stream is deprecated from click 8.5)
 
     def add(line: str) -> None:
         out.write(line + "\n")

@@ -96,7 +96,7 @@ def print_verification(report: dict, portable: bool = False) -> None:
 
 def stdin_text(fix: str) -> str:
     """All of stdin (a piped log), decoded leniently; a terminal there is bad input: ``fix`` says what to do."""
-    stdin = click.get_binary_stream("stdin")
+    stdin = click.open_file("-", "rb")  # click's binary stdin (get_binary_stream is deprecated from click 8.5)
     if stdin.isatty():
         raise InputError("no log given and stdin is a terminal", fix=fix)
     return stdin.read().decode("utf-8", errors="replace")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import click
@@ -269,6 +270,7 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
         click.echo(f"{prefix}: already at {versions} and verified again; nothing to do")
         print_verification(result.record.get("verification") or {})
         return
+    assert result.plan is not None  # only a no-op update has no plan
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")
     print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
@@ -281,7 +283,7 @@ def _list_versions(series: str | None, as_json: bool) -> None:
     table = {}
     for package in catalog.PACKAGES if series is None else ("cpython",):
         versions = sorted({s.version for s in catalog.sources(package)},
-                          key=lambda v, p=package: catalog.parse_version(p, v))
+                          key=functools.partial(catalog.parse_version, package))
         if series is not None:
             versions = [v for v in versions if v == series or v.startswith(series + ".")]
             if not versions:

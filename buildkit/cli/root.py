@@ -68,6 +68,10 @@ def cli() -> None:
 
 # click 8.2+ raises it for a bare group; older clicks print the help and exit 0 themselves
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+# what click puts in place of stdout after a broken pipe: _PacifyFlushWrapper from click 8.5, where the
+# public PacifyFlushWrapper only warns that it is deprecated (gone in 9.0); PacifyFlushWrapper before 8.5
+_PACIFIED = (getattr(click.utils, "_PacifyFlushWrapper", None) or getattr(click.utils, "PacifyFlushWrapper", None)
+             or ())
 
 
 def run() -> None:
@@ -96,7 +100,7 @@ def run() -> None:
     except SystemExit:
         # click meets the same broken pipe first, swaps stdout for its PacifyFlushWrapper and exits 1, which
         # would read as "problems found": the same quiet exit 0 as above.
-        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+        if isinstance(sys.stdout, _PACIFIED):
             _quiet_stdout()
             sys.exit(0)
         raise

@@ -300,8 +300,9 @@ class Engine:
                     continue
                 with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
                     member = tar.next()
-                    if member is not None and member.isfile():
-                        text = tar.extractfile(member).read().decode("utf-8", "replace")
+                    data = tar.extractfile(member) if member is not None and member.isfile() else None
+                    if data is not None:
+                        text = data.read().decode("utf-8", "replace")
                         break  # a symbolic link (Debian's /etc/os-release) leads to the next path
         finally:
             self.api.remove_container(container["Id"], force=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,9 +174,9 @@ def load_matrix_file(path: str) -> MatrixSpec:
         if path.endswith(".json"):
             data = json.loads(raw)
         else:
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ImportError:  # Python < 3.11
+            else:  # pragma: no cover - exercised on 3.9/3.10 only
                 import tomli as tomllib
             data = tomllib.loads(raw.decode("utf-8"))
     except Exception as e:

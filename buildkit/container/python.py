@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -49,6 +49,8 @@ from buildkit.errors import BuildFailed, BuildkitError, CheckFailed, InputError
 __all__ = ["CellResult", "CiOptions", "Prepared", "prepare_image", "run_cells", "render_options"]
 
 if TYPE_CHECKING:
+    from buildkit.pybuild.build import FetchOptions
+    from buildkit.pybuild.plan import Plan
     from buildkit.pybuild.verify import VerifyReport
 
 Say = Callable[[str], None]
@@ -62,7 +64,7 @@ RELOCATE_MARK = "BUILDKIT-RELOCATE: "
 @dataclass(frozen=True)
 class CiOptions:
     out_dir: Path
-    fetch: object  # buildkit.pybuild.build.FetchOptions
+    fetch: FetchOptions
     jobs: int | None = None
     apt_mirror: str | None = None  # None: the host's Debian mirrors for Debian images
     yum_mirror: str = ""
@@ -139,7 +141,7 @@ def prepare_image(engine: Engine, image: ImageRef, options: RenderOptions, logs:
 class _CellPlan:
     cell: Cell
     prepared: Prepared
-    plan: object  # buildkit.pybuild.plan.Plan
+    plan: Plan
     files: dict[str, Path]
     name: str
 
@@ -461,11 +463,16 @@ def _with_floor(report: VerifyReport, archive: Path, dest: Path, private: bool,
             return {k: in_archive(v) for k, v in value.items()}
         return value
 
-    return dataclasses.replace(report, binaries=in_archive(report.binaries)) if report.binaries else report
+    if not report.binaries:
+        return report
+    binaries = in_archive(report.binaries)
+    assert isinstance(binaries, Mapping)  # a mapping stays one
+    return dataclasses.replace(report, binaries=binaries)
 
 
 def summary_rows(results: Sequence[CellResult]) -> list[tuple[str, ...]]:
-    rows = [("image", "python", "openssl", "sqlite", "engine", "result", "time", "artifact / logs")]
+    rows: list[tuple[str, ...]] = [("image", "python", "openssl", "sqlite", "engine", "result", "time",
+                                    "artifact / logs")]
     for r in results:
         minutes, secs = divmod(int(r.seconds), 60)
         took = f"{minutes}m{secs:02d}s" if r.seconds else "-"

@@ -101,7 +101,8 @@ def _check_dirs(m_dirs: Sequence[Path]) -> list[Path]:
 
 
 def _pick_kernel(found: str, wanted: str, image: str) -> tuple[str, str]:
-    trees = [tuple(line.split(" ", 1)) for line in found.splitlines() if " " in line]
+    trees = [(release, path) for release, space, path in (line.partition(" ") for line in found.splitlines())
+             if space]
     if not trees:
         raise InputError(f"{image}: the image has no kernel headers", fix="its kmod builder installs them; see "
                          f"'buildkit ci render {image} --purpose kmod'")
@@ -195,11 +196,11 @@ def run_symvers(job: SymversJob, engine: Engine, say: Say) -> SymversResult:
         if outside:
             c.copy_out(EXTRA, work)
         kernel_dir = work / "kernel" / release
-        for rel in KERNEL_FILES:
+        for kfile in KERNEL_FILES:
             try:
-                c.copy_out(f"{kdir}/{rel}", kernel_dir / os.path.dirname(rel))
+                c.copy_out(f"{kdir}/{kfile}", kernel_dir / os.path.dirname(kfile))
             except BuildFailed:
-                if rel == "Module.symvers":
+                if kfile == "Module.symvers":
                     raise InputError(f"{job.image.name}: {kdir}/Module.symvers is missing",
                                      fix="the headers package of that kernel should ship it") from None
 

@@ -25,6 +25,7 @@ from buildkit import __version__, catalog
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
 from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
 from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
+from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.runner import LocalRunner, tail
 
 __all__ = ["BuildResult", "FetchOptions", "build_python", "plan_for", "current_install"]
@@ -162,17 +163,23 @@ def _read_record(install_dir: str) -> dict | None:
         return None
 
 
+def _action_args(step: Step) -> tuple[str, ...]:
+    """The arguments of an action step: the runner hands an action's handler only that action's steps."""
+    assert isinstance(step.run, Action)
+    return step.run.args
+
+
 class _Actions:
     """The runner's implementation of the plan's non-command steps."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan | None) -> None:  # None: --update-deps (no action reads the plan)
         self.plan = plan
         self.summary: dict = {}
         self.optimization: dict | None = None  # --optimize: what the build log and the tree show
         self.relocated: dict | None = None  # --portable: what was made to follow the tree
 
     def link_ca_store(self, step: Step, comp: Component, runner: LocalRunner) -> None:
-        ssl_dir, ca_file, ca_dir = step.run.args
+        ssl_dir, ca_file, ca_dir = _action_args(step)
         if not ca_file and not ca_dir:
             raise BuildFailed("this host has no CA certificates for the private OpenSSL to use",
                               fix="install ca-certificates (Debian and RHEL)")
@@ -195,7 +202,7 @@ class _Actions:
             why = " ".join(line.strip() for line in lines[at : at + 2] if line.strip())
             log = next(runner.log_path(s) for s in comp.steps if s.phase == "build")
             raise BuildFailed(f"_ssl was not built: {why}", fix=f"full log kept: {log}")
-        for module in step.run.args:
+        for module in _action_args(step):
             for label, names in (("not found", summary.missing), ("failed to build", summary.failed),
                                  ("built but removed because it could not be imported", summary.removed)):
                 if module in names:
@@ -203,13 +210,13 @@ class _Actions:
                                       fix="run 'buildkit doctor' on the work tree kept under " + comp.srcdir)
 
     def check_test_suite(self, step: Step, comp: Component, runner: LocalRunner) -> None:
-        (srcdir,) = step.run.args
+        (srcdir,) = _action_args(step)
         if not os.path.isdir(os.path.join(srcdir, "Lib", "test", "libregrtest")):
             raise InputError(f"{comp.source.filename} has no Lib/test/libregrtest: --optimize profiles CPython "
                              "with its own test suite", fix="use upstream's full tarball, or drop --optimize")
 
     def check_optimized(self, step: Step, comp: Component, runner: LocalRunner) -> None:
-        (srcdir,) = step.run.args
+        (srcdir,) = _action_args(step)
         log = next(runner.log_path(s) for s in comp.steps if s.phase == "build")
         self.optimization = optimization_evidence(srcdir, log)
         ran, _, total = self.optimization["profile_tests"].partition("/")
@@ -227,7 +234,7 @@ class _Actions:
     def make_relocatable(self, step: Step, comp: Component, runner: LocalRunner) -> None:
         from buildkit.pybuild.relocate import relocate_in_place
 
-        prefix, *deps = step.run.args
+        prefix, *deps = _action_args(step)
         self.relocated = relocate_in_place(prefix, deps)
 
     def table(self) -> dict:
@@ -409,8 +416,8 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
     record = _read_record(current) if current else None
-    same = current is not None and plan.build_id in (current_id(current), _request_id(record or {}))
-    if not req.clean and record and record.get("verified") and same:
+    if (current is not None and not req.clean and record and record.get("verified")
+            and plan.build_id in (current_id(current), _request_id(record))):  # the same build: verified again
         return _unchanged(plan, req, current, record, started)
 
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):

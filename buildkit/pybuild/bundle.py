@@ -63,14 +63,14 @@ def _portable_record(tree: str) -> dict:
 
 def _requirements(python_version: str) -> list[str]:
     """buildkit's dependencies for that Python, each pinned to the version installed here."""
-    from packaging.markers import default_environment
     from packaging.requirements import Requirement
 
-    env = {**default_environment(), "python_version": python_version, "python_full_version": python_version + ".0"}
+    # evaluate() starts from this interpreter's default_environment(): only what differs for the bundle's Python
+    env = {"python_version": python_version, "python_full_version": python_version + ".0", "extra": ""}
     pinned = []
     for text in metadata.requires("buildkit") or []:
         req = Requirement(text)
-        if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+        if req.marker is not None and not req.marker.evaluate(env):
             continue
         try:
             pinned.append(f"{req.name}=={metadata.version(req.name)}")

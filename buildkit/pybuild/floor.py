@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
+from elftools.elf.dynamic import DynamicSection, DynamicTag
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
@@ -100,6 +100,13 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.split("."))
 
 
+def _tag_string(tag: DynamicTag) -> str:
+    """The string of a DT_NEEDED, DT_SONAME, DT_RPATH or DT_RUNPATH entry. pyelftools sets it as an attribute
+    named after the tag (``tag.needed``, ``tag.soname``...), which its type hints do not declare; this reads it
+    the way its own ``DynamicTag.__str__`` does."""
+    return getattr(tag, tag.entry.d_tag[3:].lower())
+
+
 def read_elf(path: str) -> ElfInfo | None:
     """The floor facts of one file; ``None`` for an ELF file that is not an executable or shared object
     (an ``ET_REL`` object such as ``config-3.11/python.o``). Raises :class:`FloorError` when unreadable."""
@@ -128,13 +135,13 @@ def read_elf(path: str) -> ElfInfo | None:
                     for tag in sec.iter_tags():
                         t = tag.entry.d_tag
                         if t == "DT_NEEDED":
-                            needed.append(tag.needed)
+                            needed.append(_tag_string(tag))
                         elif t == "DT_SONAME":
-                            soname = tag.soname
+                            soname = _tag_string(tag)
                         elif t == "DT_RPATH":
-                            rpath.extend(p for p in tag.rpath.split(":") if p)
+                            rpath.extend(p for p in _tag_string(tag).split(":") if p)
                         elif t == "DT_RUNPATH":
-                            runpath.extend(p for p in tag.runpath.split(":") if p)
+                            runpath.extend(p for p in _tag_string(tag).split(":") if p)
                         elif t == "DT_FLAGS":
                             flags = tag.entry.d_val
                         elif t == "DT_FLAGS_1":
@@ -292,6 +299,7 @@ def floor_checks(fl: Floor) -> list[tuple[str, bool, str, bool]]:
         over = [f for f in fl.files if f.glibc and _version_key(f.glibc) > _version_key(fl.glibc_max)]
         who = []
         for f in over[:3]:
+            assert f.glibc is not None  # over holds only files that need one
             newer = [v for v in f.glibc_versions if _version_key(v) > _version_key(fl.glibc_max)]
             symbols = [s for v in sorted(newer, key=_version_key, reverse=True) for s in glibc_symbols(f.path, v)]
             who.append(f"{_short(f.path, roots)} ({', '.join(symbols[:3]) or 'GLIBC_' + f.glibc})")

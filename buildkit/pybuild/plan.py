@@ -24,9 +24,13 @@ from buildkit import catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
-from buildkit.pybuild.recipe import Action, Command, Context
+from buildkit.pybuild.recipe import Action, Command, Context, Recipe
 from buildkit.pybuild.toolchain import Toolchain
-from buildkit.recipes import RECIPES
+
+# recipes/ (the repository's top) is buildkit.recipes through pyproject's package-dir, or in a checkout through
+# buildkit/__init__.py's __path__, neither of which mypy follows: RECIPES is Any here. tests/unit/test_types.py
+# checks recipes/ itself, where RECIPES is a dict[str, Recipe].
+from buildkit.recipes import RECIPES  # type: ignore[import-not-found]
 
 __all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS",
            "PORTABLE_LIBS", "check_portable"]
@@ -197,7 +201,7 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _component(recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps: dict[str, str],
+def _component(recipe: Recipe, source: Source, prefix: str, srcdir: str, jobs: int, deps: dict[str, str],
                host: HostInfo, index: int, optimize: bool = False,
                toolchain: Toolchain | None = None, profile_tests: tuple[str, ...] = ()) -> tuple[list[Step], int]:
     ctx = Context(source.version, source, srcdir, prefix, jobs, deps, host.ca_file, host.ca_dir, optimize, toolchain,
@@ -274,8 +278,8 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     shape, _ = _component(recipe, py, _PLACEHOLDER, _PLACEHOLDER, 0, deps, host, 0, req.optimize, tc,
                           req.profile_tests)
     salt = [req.salt] if req.salt else []
-    steps = [_step_json(s) for s in shape]
-    build_id = f"{py.version}-{_hash(py.sha256, steps, env_key, [c.hash for c in components], *salt)}"
+    shape_json = [_step_json(s) for s in shape]
+    build_id = f"{py.version}-{_hash(py.sha256, shape_json, env_key, [c.hash for c in components], *salt)}"
     work = os.path.join(state, "work", build_id)
     built: list[Component] = []
     for comp in components:

@@ -7,7 +7,7 @@ executes locally, renders as a POSIX sh script, or runs inside a container.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -74,24 +74,25 @@ class Context:
 
 
 class Recipe:
-    """Subclasses set ``package`` and override the phases they need."""
+    """Subclasses set ``package`` and override the phases they need. Any phase may hold actions as well as
+    commands (an override may narrow its return type to ``list[Command]``)."""
 
     package: ClassVar[str]
     depends: ClassVar[tuple[str, ...]] = ()
 
-    def configure(self, ctx: Context) -> list[Command]:
+    def configure(self, ctx: Context) -> Sequence[Action | Command]:
         return [Command.of("./configure", f"--prefix={ctx.prefix}")]
 
-    def build(self, ctx: Context) -> list[Command]:
+    def build(self, ctx: Context) -> Sequence[Action | Command]:
         return [Command.of("make", f"-j{ctx.jobs}")]
 
-    def install(self, ctx: Context) -> list[Command]:
+    def install(self, ctx: Context) -> Sequence[Action | Command]:
         return [Command.of("make", "install")]
 
-    def post(self, ctx: Context) -> list[Action | Command]:
+    def post(self, ctx: Context) -> Sequence[Action | Command]:
         return []
 
-    def smoke(self, ctx: Context) -> list[Command]:
+    def smoke(self, ctx: Context) -> Sequence[Action | Command]:
         return []
 
     def phases(self, ctx: Context) -> list[tuple[str, Command | Action]]:

@@ -211,15 +211,14 @@ def run_probe(python: str, args: Sequence[str] = (), say: Callable[[str], None] 
             proc.kill()
             proc.communicate()
             raise
-    proc = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    out = proc.stdout.decode("utf-8", errors="replace")
+    out = stdout.decode("utf-8", errors="replace")
     for line in reversed(out.splitlines()):
         if line.startswith(PROBE_MARK):
             try:
                 return json.loads(line[len(PROBE_MARK):])
             except ValueError:
                 break
-    err = [line for line in proc.stderr.decode("utf-8", errors="replace").strip().splitlines() if line.strip()]
+    err = [line for line in stderr.decode("utf-8", errors="replace").strip().splitlines() if line.strip()]
     if not err:
         why = f"exit status {proc.returncode}, no output"
     else:  # a traceback ends with the error; anything else (a usage message) starts with it

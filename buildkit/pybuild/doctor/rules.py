@@ -13,6 +13,7 @@ import glob
 import os
 import re
 from collections.abc import Sequence
+from typing import TypedDict
 
 from buildkit.pybuild.doctor.findings import Finding, _Collector, _Context, _dev_packages
 from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary
@@ -147,6 +148,16 @@ def _seed_findings(c: _Collector, ctx: _Context, lines: Sequence[str], source: s
                   _configure_error_fix(m["msg"], ctx))
 
 
+class _TextHits(TypedDict):
+    """What configure's output says, line by line: the linker's "cannot find" lines, and the matches of the
+    version complaints."""
+
+    ld: list[str]
+    openssl_old: list[re.Match[str]]
+    sqlite_old: list[re.Match[str]]
+    pkg_sqlite: list[re.Match[str]]
+
+
 def _configure_error_fix(msg: str, ctx: _Context) -> str:
     if "--with-openssl-rpath" in msg:
         return "pass --with-openssl-rpath=auto, or an existing directory that holds libssl (lib or lib64)"
@@ -160,7 +171,7 @@ def _configure_findings(c: _Collector, ctx: _Context, cfg: ConfigureFacts, lines
     from buildkit.catalog import django_sqlite_min
     from buildkit.pybuild.verify import version_tuple
 
-    text_hits = {"ld": [], "openssl_old": [], "sqlite_old": [], "pkg_sqlite": []}
+    text_hits: _TextHits = {"ld": [], "openssl_old": [], "sqlite_old": [], "pkg_sqlite": []}
     for line in lines:
         if _LD_CANNOT_FIND.search(line):
             text_hits["ld"].append(line.strip())
