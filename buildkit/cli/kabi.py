@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from buildkit.cli.output import CONTEXT, print_json, problems_found, warn
@@ -98,7 +100,7 @@ def _print_run(target, results, *, details_only_refused: bool, every_symbol: boo
     fix are one line; ``every_symbol`` names each of their symbols there, not the first six."""
     from buildkit.kmod.loader_rules import rules_for
 
-    out = click.open_file("-", "w")  # click's text stdout (get_text_stream is deprecated from click 8.5)
+    out = sys.stdout  # main() made it write a non-UTF-8 file name as its bytes (click's own stream would raise)
 
     def add(line: str) -> None:
         out.write(line + "\n")

@@ -154,3 +154,19 @@ def test_every_problem_goes_on_past_the_refusing_gate(kernel, tmp_path):
     assert [p.kind for p in plain.problems] == ["module_layout"]
     assert [(p.kind, p.symbol) for p in every.problems if p.kind != "taint"] == [
         ("module_layout", "module_layout"), ("crc", "printk"), ("undefined", "missing_fn")]
+
+
+def test_a_module_named_in_non_utf8_bytes_is_reported_by_its_bytes(tmp_path):
+    """symvers load's text report: a file name that is not UTF-8 comes out as its bytes, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    modules = make_kernel(tmp_path / "root", "6.1.0-99-amd64")
+    path = module(tmp_path, "named", uses=("printk",), release="6.1.0-99-amd64")
+    odd = os.fsencode(str(tmp_path)) + b"/caf\xe9-\xff.ko"
+    os.rename(path, odd)
+    run = subprocess.run([sys.executable, "-m", "buildkit", "symvers", "load", odd, "--kernel", str(modules)],
+                         capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert b"Traceback" not in run.stderr and run.returncode == 0, run.stderr.decode("utf-8", "replace")[-2000:]
+    assert b"named: loads  (" + odd + b"; depends: -)" in run.stdout
