@@ -60,12 +60,12 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
       buildkit symvers load drv.ko --kernel /lib/modules/6.1.0-57-amd64 --sig-enforce \\
           --trusted-key /var/lib/dkms/mok.pub
     """
-    from buildkit.kmod.lazymod import find_modules, read_modules
+    from buildkit.kmod.lazymod import module_arguments, read_modules
     from buildkit.kmod.load import predict
     from buildkit.kmod.loader_rules import rules_for
     from buildkit.kmod.target import read_target
 
-    found = find_modules(modules)
+    found = module_arguments(modules)
     targets = [read_target(k) for k in kernels]
     paths = read_modules(found, targets[0] if len(targets) == 1 else None, every_symbol=every_problem)
     runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys,

@@ -27,7 +27,7 @@ from buildkit.kmod.modfile import (
 from buildkit.kmod.signature import SIG_MARKER, module_signature
 from buildkit.kmod.target import KernelTarget
 
-__all__ = ["LazyModule", "SIG_MARKER", "expand_modules", "find_modules", "read_for_load", "read_export_table",
+__all__ = ["LazyModule", "SIG_MARKER", "expand_modules", "module_arguments", "read_for_load", "read_export_table",
            "read_modules"]
 
 
@@ -184,7 +184,7 @@ def read_for_load(path: str, layout_crc: int | None = None, symbols: bool = Fals
         return LazyModule(path, data, layout_crc, symbols)
 
 
-def find_modules(args: Sequence[str]) -> list[str | list[str]]:
+def module_arguments(args: Sequence[str]) -> list[str | list[str]]:
     """MODULE arguments checked and listed, nothing read yet: a file as it is, a folder as the sorted list
     of the module files under it."""
     found: list[str | list[str]] = []
@@ -204,13 +204,13 @@ def find_modules(args: Sequence[str]) -> list[str | list[str]]:
 
 
 def expand_modules(args: Sequence[str], target: KernelTarget | None = None) -> list[str | LazyModule]:
-    """MODULE arguments as modules to load, in order: :func:`read_modules` of :func:`find_modules`."""
-    return read_modules(find_modules(args), target)
+    """MODULE arguments as modules to load, in order: :func:`read_modules` of :func:`module_arguments`."""
+    return read_modules(module_arguments(args), target)
 
 
 def read_modules(found: Sequence[str | list[str]], target: KernelTarget | None = None, *,
                  every_symbol: bool = False) -> list[str | LazyModule]:
-    """What :func:`find_modules` listed, as modules to load: a file stays where it is; a folder gives its
+    """What :func:`module_arguments` listed, as modules to load: a file stays where it is; a folder gives its
     modules in dependency order (providers first, as modprobe would load them; otherwise in the order of
     their paths), read for loading into ``target`` when given. ``every_symbol``: each module's symbol table
     is read with the rest (every symbol will be looked at, whatever the first gates say)."""

@@ -26,7 +26,7 @@ from buildkit.kmod.lazymod import (
     SIG_MARKER,
     LazyModule,
     expand_modules,
-    find_modules,
+    module_arguments,
     read_export_table,
     read_for_load,
 )
@@ -51,7 +51,7 @@ from buildkit.kmod.signature import Keyring, certificate_needles
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "Loader", "predict", "SIG_MARKER", "LazyModule",
-           "expand_modules", "find_modules", "read_for_load"]
+           "expand_modules", "module_arguments", "read_for_load"]
 
 _RECORDS = re.compile(rb"(?s).{64}")  # struct modversion_info: 64 bytes each
 _ET_REL = 1

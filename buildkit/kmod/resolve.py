@@ -35,7 +35,7 @@ __all__ = [
     "Problem",
     "check",
     "default_kerneldir",
-    "find_modules",
+    "built_modules",
 ]
 
 # Undefined in every module object until modpost's generated <mod>.mod.c is linked in.
@@ -129,7 +129,7 @@ def default_kerneldir() -> str:
     return f"/lib/modules/{os.uname().release}/build"
 
 
-def find_modules(m_dir: str) -> list[str]:
+def built_modules(m_dir: str) -> list[str]:
     """The module files of a build directory, in ``modules.order`` order.
 
     A ``.ko`` where one was linked; where modpost failed there is none, and the ``<mod>.o`` that
@@ -199,7 +199,7 @@ def _license_ok(info: ModuleInfo) -> bool:
 
 def check(opts: CheckOptions) -> list[ModuleReport]:
     """Resolve every module of ``opts.m_dir``; one report per module, problems with their fixes."""
-    module_paths = find_modules(opts.m_dir)
+    module_paths = built_modules(opts.m_dir)
     kernel = _load_kernel_symvers(opts.kerneldir)
     release = kernel_version_from_tree(opts.kerneldir)
     exports = _ExportTable([kernel] + [read_symvers(p) for p in opts.extra_symbols])
