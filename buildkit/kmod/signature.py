@@ -191,11 +191,17 @@ def _inflated(decompressor: lzma.LZMADecompressor | _ZlibStream, data: bytes, ch
               ) -> Iterator[bytes]:
     """The stream that starts ``data``, decompressed ``chunk`` bytes at a time (an lzma or a zlib
     decompressor); what follows its end (the image's trailer) is left alone."""
+    import lzma
+
     pending = data
     while not decompressor.eof:
         out = decompressor.decompress(pending, chunk)
-        pending = getattr(decompressor, "unconsumed_tail", b"")  # zlib keeps the rest of the input there
-        if not out and (pending == b"" if hasattr(decompressor, "unconsumed_tail") else decompressor.needs_input):
+        if isinstance(decompressor, lzma.LZMADecompressor):  # keeps the input it has not used inside
+            pending, spent = b"", decompressor.needs_input
+        else:  # zlib hands it back
+            pending = decompressor.unconsumed_tail
+            spent = not pending
+        if not out and spent:
             return  # cut short: what was there has been read
         yield out
 

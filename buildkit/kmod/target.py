@@ -99,13 +99,15 @@ class KernelTarget:
     @property
     def struct_module_size(self) -> int | None:
         """sizeof(struct module) of this kernel, as its in-tree modules have it (the size of their
-        ``.gnu.linkonce.this_module``); None without in-tree modules."""
+        ``.gnu.linkonce.this_module``), read from the one its vermagic came from; None without in-tree
+        modules (the vermagic then came from the configuration)."""
         if self._struct_module is None:
             size = None
-            for path in sorted(self.module_files().values())[:1]:
+            if os.path.isfile(self.vermagic_from):
                 from buildkit.kmod.elf import ElfFile
                 from buildkit.kmod.modfile import read_module_bytes
 
+                path = self.vermagic_from
                 section = ElfFile(read_module_bytes(path), path).find(".gnu.linkonce.this_module")
                 size = section.size if section is not None else None
             self._struct_module = (size,)
