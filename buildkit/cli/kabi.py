@@ -61,15 +61,18 @@ def symvers_load(modules: tuple[str, ...], kernels: tuple[str, ...], loaded: tup
           --trusted-key /var/lib/dkms/mok.pub
     """
     from buildkit.kmod.lazymod import module_arguments, read_modules
-    from buildkit.kmod.load import predict
+    from buildkit.kmod.load import Loader
     from buildkit.kmod.loader_rules import rules_for
     from buildkit.kmod.target import read_target
 
     found = module_arguments(modules)
     targets = [read_target(k) for k in kernels]
+    loaders = [Loader(t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys, every_problem=every_problem)
+               for t in targets]
+    for loader in loaders:  # the first module of each argument tells whether the image's keys will be needed
+        loader.expect([item if isinstance(item, str) else item[0] for item in found])
     paths = read_modules(found, targets[0] if len(targets) == 1 else None, every_symbol=every_problem)
-    runs = [(t, predict(paths, t, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys,
-                        every_problem=every_problem)) for t in targets]
+    runs = [(loader.target, loader.load_all(paths)) for loader in loaders]
     if as_json:
         docs = [{"kernel": t.release, "target": t.spec, "loader": rules_for(t.version).to_json(t.version),
                  "modules": [r.to_json() for r in results]} for t, results in runs]

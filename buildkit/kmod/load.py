@@ -47,7 +47,7 @@ from buildkit.kmod.loader_rules import (
     rules_for,
 )
 from buildkit.kmod.modfile import GPL_ONLY_TYPES, ModuleInfo, module_name, read_module
-from buildkit.kmod.signature import Keyring, certificate_needles
+from buildkit.kmod.signature import Keyring, certificate_needles, file_signature
 from buildkit.kmod.target import KernelTarget
 
 __all__ = ["LoadProblem", "LoadResult", "Loaded", "KernelState", "Loader", "predict", "SIG_MARKER", "LazyModule",
@@ -660,6 +660,23 @@ class Loader:
             self._keyring = Keyring.of(self.target.modules_dir, self.certificates, self.target.vmlinuz)
         return self._keyring
 
+    def expect(self, paths: Sequence[str]) -> None:
+        """``paths``, a few of the module files about to be read: when one is signed by a key that neither
+        the in-tree modules nor the named certificates show, the image's certificates will be needed, and
+        their reading starts now, in a thread beside the reading of the modules (an upgrade's old modules
+        are signed by the old build key)."""
+        for path in paths:
+            message = file_signature(path)
+            if message and not self.keyring().names(message):
+                self.keyring().prefetch()
+                return
+
+    def load_all(self, modules: Sequence[str | LazyModule]) -> list[LoadResult]:
+        """Load ``modules`` in order, each able to provide what a later one misses: one result each."""
+        self._given = [m if isinstance(m, LazyModule) else read_for_load(m) for m in modules]
+        self._exporters = None
+        return [self.load(m) for m in self._given]
+
     def _provider(self, current: LazyModule) -> Callable[[str], str | None]:
         def provider(sym: str) -> str | None:
             if self._exporters is None:  # made once some symbol is missing
@@ -702,10 +719,9 @@ def predict(paths: Sequence[str | LazyModule], target: KernelTarget, *, loaded: 
             sig_enforce: bool = False, trusted_keys: Sequence[str] = (), every_problem: bool = False
             ) -> list[LoadResult]:
     """Load ``paths`` in order into ``target`` (with ``loaded`` already in it): one result per module."""
-    modules = [p if isinstance(p, LazyModule) else read_for_load(p) for p in paths]
-    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, modules=modules, trusted_keys=trusted_keys,
+    loader = Loader(target, loaded=loaded, sig_enforce=sig_enforce, trusted_keys=trusted_keys,
                     every_problem=every_problem)
-    return [loader.load(m) for m in modules]
+    return loader.load_all(paths)
 
 
 def _as_modprobe(target: KernelTarget, before: KernelState, info: LazyModule, sig_enforce: bool,

@@ -23,6 +23,7 @@ import itertools
 import os
 import re
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -239,6 +240,29 @@ class Keyring:
 
     vmlinuz: str | None = None  # the kernel image, whose certificates are read when first needed
     signers: list[Signer] = field(default_factory=list)  # those met so far, matched before a message is parsed
+    _reading: tuple[threading.Thread, list[dict[bytes, str] | None]] | None = field(default=None, repr=False)
+
+    def prefetch(self) -> None:
+        """Start reading the image's certificates in a thread: lzma and zlib let go of the interpreter while
+        they decompress, so the ~0.6 s overlap the reading of the modules; :meth:`holds` waits for them."""
+        if self.vmlinuz and self._reading is None:
+            box: list[dict[bytes, str] | None] = []
+            thread = threading.Thread(target=lambda path=self.vmlinuz: box.append(builtin_certificates(path)),
+                                      name="vmlinuz certificates", daemon=True)
+            thread.start()
+            self._reading = (thread, box)
+
+    def _builtin(self) -> dict[bytes, str] | None:
+        """The image's certificates, once (those :meth:`prefetch` read, when it was started)."""
+        if self._reading is None:
+            builtin = builtin_certificates(self.vmlinuz) if self.vmlinuz else None
+        else:
+            thread, box = self._reading
+            thread.join()
+            builtin = box[0] if box else None
+            self._reading = None
+        self.vmlinuz = None
+        return builtin
 
     def signer(self, message: bytes) -> Signer | None:
         """:func:`signer_of`, remembered: a tree's modules share a few signers, and a message that carries a
@@ -251,13 +275,17 @@ class Keyring:
             self.signers.append(found)
         return found
 
+    def names(self, message: bytes) -> bool:
+        """Whether ``message`` was signed by a key already known to be held (nothing is read)."""
+        return any(needle in message for needle in self.needles)
+
     def holds(self, message: bytes) -> bool | None:
         """Whether the kernel holds the key that signed ``message`` (None: cannot be told). The image is
         decompressed (~0.6 s) only for a signer that the in-tree modules and the named certificates lack."""
-        if any(needle in message for needle in self.needles):
+        if self.names(message):
             return True
         if self.vmlinuz:
-            builtin, self.vmlinuz = builtin_certificates(self.vmlinuz), None
+            builtin = self._builtin()
             if builtin:
                 for needle, name in builtin.items():
                     self.needles.setdefault(needle, name)
@@ -278,6 +306,12 @@ class Keyring:
                 ring.needles.setdefault(signer.needle, signer.name + " (signed its in-tree modules)")
                 ring.known = True
         return ring
+
+
+def file_signature(path: str) -> bytes:
+    """The PKCS#7 message appended to the module file ``path`` (b"": unsigned, or unreadable)."""
+    data = _tail(path) if path.endswith(".ko") else _whole(path)
+    return module_signature(data) if data.endswith(SIG_MARKER) else b""
 
 
 def _signed_in_tree(modules_dir: str | None) -> list[bytes]:

@@ -120,10 +120,18 @@ def test_keys_built_into_the_kernel_image_are_held(tmp_path):
         assert ring.holds(module_signature(signed_module(tmp_path, key, cert))) is True
         assert ring.known  # the image was read for the first signer the ring lacked
         assert ring.holds(module_signature(signed_module(tmp_path, other_key, other))) is False
+        # read in a thread started ahead (while modules are read), the answers are the same
+        ahead = Keyring.of(None, None, str(kernel_image(tmp_path, payload, compress)))
+        ahead.prefetch()
+        assert ahead.holds(module_signature(signed_module(tmp_path, key, cert))) is True
+        assert ahead.needles == ring.needles and ahead.vmlinuz is None
     # what the standard library cannot decompress (6.12's zstd), or no image: not told, never guessed
     assert builtin_certificates(str(kernel_image(tmp_path, payload, lambda d: b"\x28\xb5\x2f\xfd" + d))) is None
     assert builtin_certificates(str(tmp_path / "missing")) is None
     assert Keyring.of(None, None, str(tmp_path / "missing")).holds(b"anything") is None
+    ahead = Keyring.of(None, None, str(tmp_path / "missing"))
+    ahead.prefetch()
+    assert ahead.holds(b"anything") is None
 
 
 def test_keyring_remembers_signers_and_tells_two_apart(tmp_path, monkeypatch):
@@ -140,3 +148,32 @@ def test_keyring_remembers_signers_and_tells_two_apart(tmp_path, monkeypatch):
     assert ring.signer(first) is ring.signer(again) and ring.signer(first).name.startswith("CN=one,")
     assert ring.signer(other).name.startswith("CN=two,") and len(parsed) == 2
     assert ring.signer(b"\x30\x03\x02\x01\x01") is None
+
+
+def test_a_loader_reads_the_image_ahead_only_for_a_key_it_does_not_know(tmp_path):
+    """Loader.expect: a module signed by a key the in-tree modules do not show starts the image's reading
+    (in a thread, beside the reading of the modules); one signed by the in-tree key, or unsigned, does not."""
+    import lzma
+
+    from buildkit.kmod.load import Loader
+    from buildkit.kmod.symvers import Symvers
+    from buildkit.kmod.target import KernelTarget
+
+    build_key, build_cert = make_key(tmp_path, "build key")
+    old_key, old_cert = make_key(tmp_path, "old build key")
+    modules = tmp_path / "lib" / "modules" / "6.1.0-99-amd64"
+    (modules / "kernel").mkdir(parents=True)
+    (modules / "kernel" / "intree.ko").write_bytes(signed_module(tmp_path, build_key, build_cert))
+    (modules / "vmlinuz").write_bytes(kernel_image(tmp_path, b"\0" * 64 + old_cert.read_bytes(), lambda d: lzma.compress(
+        d, format=lzma.FORMAT_XZ)).read_bytes())
+    target = KernelTarget("t", "6.1.0-99-amd64", (6, 1), "6.1.0-99-amd64 SMP mod_unload ", "t", {}, Symvers("t", "5.6", ()), "t",
+                          None, str(modules), "debian", 62)
+    ours, old, unsigned = tmp_path / "ours.ko", tmp_path / "old.ko", tmp_path / "unsigned.ko"
+    ours.write_bytes(signed_module(tmp_path, build_key, build_cert))
+    old.write_bytes(signed_module(tmp_path, old_key, old_cert))
+    unsigned.write_bytes(b"\x7fELF" + bytes(60))
+    for given, ahead in (([ours, unsigned], False), ([unsigned, old], True)):
+        loader = Loader(target)
+        loader.expect([str(p) for p in given])
+        assert (loader.keyring()._reading is not None) is ahead
+    assert loader.keyring().holds(module_signature(old.read_bytes())) is True  # the old key is in the image
