@@ -291,6 +291,7 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
       buildkit symvers who-exports kmalloc_caches KERNELDIR=/lib/modules/$(uname -r)/build --json
     """
     from buildkit.kmod.deps import collect, stderr_progress, who_exports
+    from buildkit.kmod.kernel import at_modules_dir
     from buildkit.kmod.symvers import read_symvers
 
     names = [a for a in args if "=" not in a]
@@ -315,7 +316,7 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
         graph = collect(tree, kernel_release=kernel_release, progress=stderr_progress())
         for warning in graph.warnings:
             warn(warning)
-        kernel = _kernel_symvers_of(graph.dirname) if not files else None
+        kernel = at_modules_dir(graph.dirname).symvers_path if not files else None
         if kernel is not None:  # vmlinux's own exports: no .ko in the tree has them
             tables.append(_vmlinux_only(read_symvers(kernel)))
     found = who_exports(names, graph, tables)
@@ -338,18 +339,6 @@ def symvers_who_exports(args: tuple[str, ...], tree: str | None, symvers_files: 
             say(f"buildkit: {name}: not exported by {searched}")
         problems_found()
 
-
-
-def _kernel_symvers_of(modules_dir: str) -> str | None:
-    """The kernel's Module.symvers for a modules folder /lib/modules/VER: its build link's (Debian, and any
-    kernel with its headers installed), /boot/symvers-VER.gz (RHEL, Alibaba Cloud Linux), VER/symvers.gz."""
-    release = os.path.basename(os.path.normpath(modules_dir))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.normpath(modules_dir)))) or "/"
-    for path in (os.path.join(modules_dir, "build", "Module.symvers"),
-                 os.path.join(root, "boot", f"symvers-{release}.gz"), os.path.join(modules_dir, "symvers.gz")):
-        if os.path.isfile(path):
-            return path
-    return None
 
 
 def _vmlinux_only(table):

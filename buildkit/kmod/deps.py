@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, TypedDict
 
 from buildkit.errors import CheckFailed, InputError
+from buildkit.kmod.kernel import releases_under
 from buildkit.kmod.modfile import quick_symbol_names
 
 if TYPE_CHECKING:
@@ -898,25 +899,19 @@ def locate_tree(tree: str, kernel_release: str | None = None) -> Tree:
     if not os.path.isdir(tree):
         raise InputError(f"{tree}: not a directory", fix="pass the directory that holds the modules, not a file")
     dirname = os.path.abspath(tree)
-    base = os.path.join(dirname, "lib", "modules")
-    if not os.path.isdir(base):
-        base = os.path.join(dirname, "usr", "lib", "modules")  # a merged-/usr root
-    if os.path.isdir(base) and not os.path.exists(os.path.join(dirname, "modules.order")):
-        releases = sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n)))
+    trees = releases_under(dirname) if not os.path.exists(os.path.join(dirname, "modules.order")) else []
+    if trees:
+        releases = [os.path.basename(t) for t in trees]
+        base = os.path.dirname(trees[0])
         if kernel_release:
             if kernel_release not in releases:
-                raise InputError(
-                    f"{base}: no kernel release {kernel_release}",
-                    fix=f"pick one of: {', '.join(releases) or '(none)'}",
-                )
-            return Tree(os.path.join(base, kernel_release), kernel_release)
-        if len(releases) == 1:
-            return Tree(os.path.join(base, releases[0]), releases[0])
-        if releases:
-            raise InputError(
-                f"{base}: holds {len(releases)} kernel releases ({', '.join(releases)})",
-                fix="pick one with --kernel-release VER",
-            )
+                raise InputError(f"{base}: no kernel release {kernel_release}",
+                                 fix=f"pick one of: {', '.join(releases)}")
+            return Tree(trees[releases.index(kernel_release)], kernel_release)
+        if len(trees) == 1:
+            return Tree(trees[0], releases[0])
+        raise InputError(f"{base}: holds {len(releases)} kernel releases ({', '.join(releases)})",
+                         fix="pick one with --kernel-release VER")
     return Tree(dirname, kernel_release or os.path.basename(dirname))
 
 

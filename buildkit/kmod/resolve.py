@@ -19,6 +19,7 @@ from typing import NamedTuple
 from buildkit.errors import InputError
 from buildkit.kmod.kernel import (
     GPL_COMPATIBLE,
+    at_headers,
     import_ns_line,
     kernel_release_string,
     kernel_version_from_tree,
@@ -442,16 +443,10 @@ class FixFinder:
         if self.opts.system_map:
             return [self.opts.system_map]
         kdir = self.opts.kerneldir.rstrip("/")
-        found = [os.path.join(kdir, "System.map")]
-        tree = module_tree(kdir)
-        if tree:  # <root>/lib/modules/<release> -> <root>/boot/System.map-<release>, the -dbg package's
-            release = os.path.basename(tree)
-            root = os.path.dirname(os.path.dirname(os.path.dirname(tree)))
-            found += [os.path.join(root, "boot", f"System.map-{release}"),
-                      os.path.join(root, "usr", "lib", "debug", "boot", f"System.map-{release}")]
-            if os.path.realpath(root) == "/" and release == os.uname().release:
-                found.append("/proc/kallsyms")  # the running kernel's own symbols
-        return [p for p in found if os.path.isfile(p)]
+        place = at_headers(kdir)
+        if place is None or place.modules_dir is None:  # headers of no installed kernel: their own map only
+            return [p for p in [os.path.join(kdir, "System.map")] if os.path.isfile(p)]
+        return place.system_map_candidates()
 
     def undefined_fix(self, symbol: str) -> str:
         kdir = self.opts.kerneldir

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from buildkit.errors import InputError
-from buildkit.kmod.kernel import kernel_release_string
+from buildkit.kmod.kernel import KernelPlace, at_headers, at_modules_dir, at_symvers_file, releases_under
 from buildkit.kmod.modfile import MODULE_SUFFIXES, module_name
 from buildkit.kmod.symvers import Symvers, SymversEntry, gunzip, parse_symvers
 
@@ -50,6 +50,7 @@ class KernelTarget:
     modules_dir: str | None  # /lib/modules/VER with the in-tree modules
     vendor: str  # "debian", "rhel" or "upstream"
     machine: int  # ELF e_machine of the kernel's architecture
+    root: str = "/"  # the filesystem it is installed in ("/" or a dpkg -x folder)
     _module_files: dict[str, str] | None = field(default=None, repr=False)
     _by_owner: dict[str, list[SymversEntry]] | None = field(default=None, repr=False)
     _records: dict[tuple[bool, str], dict[bytes, bytes]] = field(default_factory=dict, repr=False)
@@ -85,16 +86,13 @@ class KernelTarget:
         return self._module_files
 
     @property
+    def place(self) -> KernelPlace:
+        return KernelPlace(self.release, self.root, self.modules_dir, self.build_dir)
+
+    @property
     def vmlinuz(self) -> str | None:
-        """The kernel image beside the modules: ``/lib/modules/VER/vmlinuz`` (RHEL, Fedora) or the root's
-        ``/boot/vmlinuz-VER`` (Debian); None when neither is there."""
-        if not self.modules_dir:
-            return None
-        for path in (os.path.join(self.modules_dir, "vmlinuz"),
-                     os.path.join(_root_of(self.modules_dir), "boot", f"vmlinuz-{self.release}")):
-            if os.path.isfile(path):
-                return path
-        return None
+        """The kernel image beside the modules (None when it is not there): see KernelPlace.vmlinuz."""
+        return self.place.vmlinuz
 
     @property
     def struct_module_size(self) -> int | None:
@@ -227,16 +225,6 @@ def _symvers_file(path: str) -> Symvers:
     return parse_symvers(text, path)
 
 
-def _root_of(modules_dir: str) -> str:
-    real = os.path.abspath(modules_dir)
-    parts = real.rstrip("/").split("/")
-    if len(parts) >= 3 and parts[-3:-1] == ["lib", "modules"]:
-        root = "/".join(parts[:-3]) or "/"
-        # /usr/lib/modules (merged /usr) has the same root one level up
-        return root[:-4] or "/" if root.endswith("/usr") else root
-    return "/"
-
-
 def read_target(spec: str, *, release: str | None = None) -> KernelTarget:
     """Read TARGET ``spec`` (see the module's docstring); ``release`` picks one when a root holds several."""
     path = spec.rstrip("/") or "/"
@@ -249,12 +237,8 @@ def read_target(spec: str, *, release: str | None = None) -> KernelTarget:
         return _from_headers(spec, path)
     if os.path.isdir(os.path.join(path, "kernel")) or os.path.isfile(os.path.join(path, "modules.order")):
         return _from_modules_dir(spec, path)
-    trees = sorted(glob.glob(os.path.join(path, "lib", "modules", "*", ""))
-                   + glob.glob(os.path.join(path, "usr", "lib", "modules", "*", "")))
-    trees = [t.rstrip("/") for t in trees if os.path.isdir(os.path.join(t, "kernel")) or
+    trees = [t for t in releases_under(path) if os.path.isdir(os.path.join(t, "kernel")) or
              os.path.isfile(os.path.join(t, "build", "Module.symvers"))]
-    # a merged-/usr root (trixie: /lib -> usr/lib) shows each kernel twice: one tree per real folder
-    trees = list({os.path.realpath(t): t for t in reversed(trees)}.values())[::-1]
     if release:
         trees = [t for t in trees if os.path.basename(t) == release]
     if len(trees) == 1:
@@ -281,12 +265,14 @@ def _arch_machine(config: dict[str, str], build_dir: str | None) -> int:
     return 62
 
 
-def _finish(spec: str, release: str, config: dict[str, str], symvers: Symvers, symvers_path: str,
-            build_dir: str | None, modules_dir: str | None, root: str) -> KernelTarget:
+def _finish(spec: str, place: KernelPlace, config: dict[str, str], symvers: Symvers, symvers_path: str
+            ) -> KernelTarget:
+    release, build_dir = place.release, place.build_dir
     version = _version(release)
-    magic, magic_from = _vermagic(modules_dir, release, config, version)
+    magic, magic_from = _vermagic(place.modules_dir, release, config, version)
     return KernelTarget(spec, release, version, magic, magic_from, config, symvers, symvers_path, build_dir,
-                        modules_dir, _vendor(root, release, build_dir), _arch_machine(config, build_dir))
+                        place.modules_dir, _vendor(place.root, release, build_dir), _arch_machine(config, build_dir),
+                        place.root)
 
 
 #: RHEL-family releases: 3.10.0-1160.el7.x86_64, 5.10.134-16.al8.x86_64 (Alibaba Cloud Linux), ...
@@ -310,34 +296,25 @@ def _headers_config(build_dir: str) -> dict[str, str]:
 
 
 def _from_headers(spec: str, build_dir: str) -> KernelTarget:
-    release = kernel_release_string(build_dir)
-    if release is None:
+    place = at_headers(build_dir)
+    if place is None:
         raise TargetError(f"{build_dir}: headers without include/config/kernel.release or utsrelease.h",
                           fix="run 'make modules_prepare' in it, or name /lib/modules/VER")
-    real = os.path.realpath(build_dir)
-    root = real[: real.find("/usr/src/")] or "/" if "/usr/src/" in real else "/"
-    tree = os.path.join(root, "lib", "modules", release)
-    modules_dir = tree if os.path.isdir(os.path.join(tree, "kernel")) else None
     path = os.path.join(build_dir, "Module.symvers")
-    return _finish(spec, release, _headers_config(build_dir), _symvers_file(path), path, build_dir, modules_dir, root)
+    return _finish(spec, place, _headers_config(build_dir), _symvers_file(path), path)
 
 
 def _from_modules_dir(spec: str, modules_dir: str) -> KernelTarget:
-    release = os.path.basename(modules_dir.rstrip("/"))
-    root = _root_of(modules_dir)
-    build = os.path.join(modules_dir, "build")
-    build_dir = build if os.path.isfile(os.path.join(build, "Module.symvers")) else None
-    candidates = ([os.path.join(build, "Module.symvers")] if build_dir else []) + [
-        os.path.join(root, "boot", f"symvers-{release}.gz"), os.path.join(modules_dir, "symvers.gz")]
-    symvers_path = next((c for c in candidates if os.path.isfile(c)), None)
+    place = at_modules_dir(modules_dir)
+    symvers_path = place.symvers_path
     if symvers_path is None:
-        raise TargetError(f"{modules_dir}: no Module.symvers of kernel {release} (looked for {', '.join(candidates)})",
-                          fix=f"install its headers (e.g. apt-get install linux-headers-{release}) or name them")
-    config = _headers_config(build_dir) if build_dir else {}
+        raise TargetError(f"{modules_dir}: no Module.symvers of kernel {place.release} (looked for "
+                          f"{', '.join(place.symvers_candidates())})",
+                          fix=f"install its headers (e.g. apt-get install linux-headers-{place.release}) or name them")
+    config = _headers_config(place.build_dir) if place.build_dir else {}
     if not config:
-        config = _parse_config(_read(os.path.join(root, "boot", f"config-{release}"))
-                               or _read(os.path.join(modules_dir, "config")))
-    return _finish(spec, release, config, _symvers_file(symvers_path), symvers_path, build_dir, modules_dir, root)
+        config = _parse_config(_read(place.boot("config")) or _read(os.path.join(modules_dir, "config")))
+    return _finish(spec, place, config, _symvers_file(symvers_path), symvers_path)
 
 
 def _from_symvers_gz(spec: str, path: str) -> KernelTarget:
@@ -349,11 +326,6 @@ def _from_symvers_gz(spec: str, path: str) -> KernelTarget:
             return _from_headers(spec, boot)
         raise TargetError(f"{path}: not a symvers-VER.gz, Module.symvers or directory",
                           fix="name /boot/symvers-VER.gz, /lib/modules/VER or a headers directory")
-    release = m[1]
-    root = os.path.dirname(boot) or "/"
-    tree = os.path.join(root, "lib", "modules", release)
-    modules_dir = tree if os.path.isdir(tree) else None
-    config = _parse_config(_read(os.path.join(boot, f"config-{release}")))
-    build = os.path.join(modules_dir, "build") if modules_dir else None
-    build_dir = build if build and os.path.isdir(build) else None
-    return _finish(spec, release, config, _symvers_file(path), path, build_dir, modules_dir, root)
+    place = at_symvers_file(path, m[1])
+    config = _parse_config(_read(os.path.join(boot, f"config-{place.release}")))
+    return _finish(spec, place, config, _symvers_file(path), path)
