@@ -21,12 +21,13 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from buildkit.errors import BuildFailed, BuildkitError, InputError
+from buildkit.sources.extract import UnsafeMember, safe_extract_tarfile
 
 __all__ = ["CallResult", "Container", "ContainerGone", "Engine", "EngineError", "connect", "engine_address",
            "parse_os_release"]
@@ -557,9 +558,11 @@ class Container:
             if not ok:
                 raise EngineError(f"{self.what}: the engine refused the files for {dest}")
 
-    def copy_out(self, src: str, dest: Path) -> Path:
+    def copy_out(self, src: str, dest: Path, *, expected_links: Mapping[str, str] | None = None) -> Path:
         """Copy ``src`` (a file or a folder in the container) into the host folder ``dest``; returns the
-        path it now has there (``dest/basename(src)``)."""
+        path it now has there (``dest/basename(src)``), which must not exist yet. The copy is unpacked under
+        :func:`safe_extract_tar`'s policy: a link pointing out of it is refused unless ``expected_links``
+        declares it (``{"basename(src)/member": "/absolute/target"}``)."""
         dest.mkdir(parents=True, exist_ok=True)
         try:
             stream, _stat = self.engine.api.get_archive(self.id, src)
@@ -579,7 +582,7 @@ class Container:
                 raise self._lost(f"copying {src} out", e) from None
             tmp.seek(0)
             with tarfile.open(fileobj=tmp, mode="r") as tar:
-                safe_extract_tar(tar, dest)
+                safe_extract_tar(tar, dest, what=f"{self.what}: {src}", expected_links=expected_links)
         return dest / os.path.basename(src.rstrip("/"))
 
     def read_text(self, path: str) -> str:
@@ -588,30 +591,20 @@ class Container:
             return got.read_text(encoding="utf-8", errors="replace")
 
 
-def safe_extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
-    """Extract with no absolute or ``..`` members, no links out, no devices, owned by whoever runs us."""
-    root = os.path.realpath(dest)
-    members = []
-    for m in tar.getmembers():
-        target = os.path.realpath(os.path.join(root, m.name))
-        if m.name.startswith("/") or not (target == root or target.startswith(root + os.sep)):
-            raise EngineError(f"refusing archive member {m.name!r}: outside the destination")
-        if m.isdev():
-            continue
-        if m.issym() or m.islnk():
-            base = os.path.dirname(target) if m.issym() else root
-            link = os.path.realpath(os.path.join(base, m.linkname))
-            if m.linkname.startswith("/") or not (link == root or link.startswith(root + os.sep)):
-                if m.islnk():
-                    raise EngineError(f"refusing hard link {m.name!r} -> {m.linkname!r}")
-                continue  # a symlink out of the destination: later members could be written through it
-        m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
-        m.mode &= 0o7777 & ~0o6000
-        members.append(m)
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(root, members=members, filter="tar")
-    else:
-        tar.extractall(root, members=members)
+def safe_extract_tar(tar: tarfile.TarFile, dest: Path, *, what: str | None = None,
+                     expected_links: Mapping[str, str] | None = None) -> list[Path]:
+    """Unpack ``tar`` (what a container gave back) into ``dest`` under buildkit's one extraction policy
+    (:func:`buildkit.sources.extract.safe_extract_tarfile`, the one source archives go through): no absolute or
+    ``..`` members, no devices or pipes, no link pointing out of ``dest`` unless ``expected_links`` declares it
+    (``{member path: absolute target}``), setuid/setgid bits dropped, owned by whoever runs us. Returns the top
+    entries. A refused member is :class:`BuildFailed` naming ``what`` (default: the archive's name) and the
+    member; nothing of the archive is left in ``dest`` then."""
+    name = what or (str(tar.name) if tar.name else "the archive from the container")
+    try:
+        return safe_extract_tarfile(tar, dest, archive=name, expected_links=expected_links)
+    except UnsafeMember as e:
+        raise BuildFailed(e.message, fix="nothing of it was unpacked; a link out of the tree is refused unless the "
+                          "copy declares it expected") from None
 
 
 def copy_file_noclobber(src: Path, final: Path) -> None:

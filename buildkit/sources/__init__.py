@@ -5,7 +5,8 @@
 * :mod:`~buildkit.sources.debian`: Debian's archive through ``apt-get source`` with a private apt state;
 * :mod:`~buildkit.sources.transfer`: the one verified write (sha256 and size, ``.part-<pid>``, rename), the
   URL opener, :class:`Fetched` and the errors;
-* :mod:`~buildkit.sources.extract`: :func:`safe_extract`.
+* :mod:`~buildkit.sources.extract`: :func:`safe_extract`, and :func:`safe_extract_tarfile` for what a build container
+  gives back: one policy (no member outside, no link pointing out unless its caller declares it).
 """
 
 from buildkit.sources.debian import DebianArchive, read_debian_sources

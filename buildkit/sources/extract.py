@@ -1,9 +1,18 @@
-"""Unpack a source tarball (or zip, or a Debian binary package's files) safely: nothing may land outside the
-destination.
+"""buildkit's one policy for unpacking archives: nothing may land outside the destination, and no link may point
+out of it.
 
-:func:`safe_extract` refuses absolute paths, ``..``, links that leave the archive's top directory, devices,
-pipes and setuid/setgid bits before anything is written, checks again where each member really lands as the
-tree is written, and renames the tree into place only when it is whole.
+:func:`safe_extract` unpacks a source tarball (or zip, or a Debian binary package's files); it refuses absolute
+paths, ``..``, links that leave the archive's top directory, devices, pipes and setuid/setgid bits before
+anything is written, checks again where each member really lands as the tree is written, and renames the tree
+into place only when it is whole.
+
+:func:`safe_extract_tarfile` applies the same checks to an open tar archive with any number of top entries (what
+:mod:`buildkit.container.engine` copies out of a build container). Its one allowance is explicit: a symlink the
+caller names in ``expected_links`` (member path -> absolute target, e.g. a private OpenSSL's ``ssl/cert.pem``
+pointing at the system's CA bundle) may point out; nothing may be written through it, and no other link may
+lead to it. setuid/setgid bits are dropped there rather than refused (a build tree inherits setgid folders).
+
+Every refusal is an :class:`UnsafeMember`: one line, ``ARCHIVE: refusing member 'NAME': WHY``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, TypedDict
 
@@ -41,27 +51,50 @@ class _NoFilter(TypedDict, total=False):
 _NO_FILTER: _NoFilter = {"filter": "fully_trusted"} if _HAS_DATA_FILTER else {}  # without tarfile's 3.12+ warning
 
 
-def _refuse(archive: Path, name: str, why: str) -> InputError:
-    return InputError(f"{archive}: refusing member {name!r}: {why}",
-                      fix="this is not a plain source archive; check where it came from")
+class UnsafeMember(InputError):
+    """A member the policy refuses; the message names the archive, the member and the reason."""
 
 
-def _member_path(archive: Path, name: str) -> str:
+def _refuse(archive: Path | str, name: str, why: str) -> UnsafeMember:
+    return UnsafeMember(f"{archive}: refusing member {name!r}: {why}",
+                        fix="this is not a plain source archive; check where it came from")
+
+
+def _relative(name: str) -> str:
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
+def _member_path(archive: Path | str, name: str) -> str:
     """A member's path relative to the destination ('' for the root itself); absolute or '..' refused."""
     if name.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", name):
         raise _refuse(archive, name, "absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
+    path = _relative(name)
+    if ".." in path.split("/"):
         raise _refuse(archive, name, "'..' in its path")
-    return "/".join(parts)
+    return path
+
+
+def _declared(links: Mapping[str, str] | None) -> dict[str, str]:
+    """``expected_links`` as {relative member path: absolute target}; a relative target is the caller's mistake."""
+    declared: dict[str, str] = {}
+    for name, target in (links or {}).items():
+        if not target.startswith("/"):
+            raise ValueError(f"expected link {name!r} -> {target!r}: only an absolute target can be declared")
+        declared[_relative(name)] = target
+    return declared
+
+
+def _is_declared(member: tarfile.TarInfo, path: str, declared: Mapping[str, str]) -> bool:
+    return member.issym() and declared.get(path) == member.linkname
 
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
-def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> str:
-    """Static checks of one member (what it is, where it points); returns its relative path."""
+def _check_tar_member(archive: Path | str, member: tarfile.TarInfo, declared: Mapping[str, str]) -> str:
+    """Static checks of one member (what it is, where it points); returns its relative path. A symlink named in
+    ``declared`` with exactly that target may point out."""
     path = _member_path(archive, member.name)
     if member.ischr() or member.isblk():
         raise _refuse(archive, member.name, "device file")
@@ -69,11 +102,12 @@ def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> str:
         raise _refuse(archive, member.name, "named pipe")
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         raise _refuse(archive, member.name, f"unsupported member type {member.type!r}")
-    if member.mode & (stat.S_ISUID | stat.S_ISGID):
-        raise _refuse(archive, member.name, "setuid or setgid bit")
+    if _is_declared(member, path, declared):
+        return path
     if member.issym():
         if member.linkname.startswith("/"):
-            raise _refuse(archive, member.name, f"symlink to an absolute path {member.linkname!r}")
+            meant = f" (the link expected there points to {declared[path]!r})" if path in declared else ""
+            raise _refuse(archive, member.name, f"symlink to an absolute path {member.linkname!r}{meant}")
         target = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
         if target == ".." or target.startswith("../"):
             raise _refuse(archive, member.name, f"symlink pointing outside the destination ({member.linkname!r})")
@@ -83,7 +117,7 @@ def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> str:
     return path
 
 
-def _check_on_disk(archive: Path, name: str, path: str, root: str, top_root: str, link: str | None,
+def _check_on_disk(archive: Path | str, name: str, path: str, root: str, top_root: str, link: str | None,
                    hard: bool) -> None:
     """Where the member really lands, given the symlinks written so far (this catches chains of links):
     its folder must stay under ``root``, the file and any link target under the top directory ``top_root``."""
@@ -100,7 +134,7 @@ def _check_on_disk(archive: Path, name: str, path: str, root: str, top_root: str
         raise _refuse(archive, name, f"link to {link!r} resolves outside the destination")
 
 
-def _check_link_stays_in_top(archive: Path, name: str, path: str, link: str, top: str) -> None:
+def _check_link_stays_in_top(archive: Path | str, name: str, path: str, link: str, top: str) -> None:
     """A symlink must point into the archive's own top directory, not at ``dest`` or a sibling tree."""
     target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
     if target != top and not target.startswith(top + "/"):
@@ -134,7 +168,7 @@ def _sanitized(member: tarfile.TarInfo) -> tarfile.TarInfo:
     return m
 
 
-def _extract_error(archive: Path, e: BaseException, where: Path) -> InputError:
+def _extract_error(archive: Path | str, e: BaseException, where: Path) -> InputError:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return InputError(f"disk full while extracting {archive} into {where}",
                           fix="free some space there; the partial tree was removed")
@@ -147,46 +181,62 @@ def _extract_error(archive: Path, e: BaseException, where: Path) -> InputError:
 _ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
 
 
+def _write_tar(archive: Path | str, tar: tarfile.TarFile, plan: list[tuple[tarfile.TarInfo, str]], tmp: Path,
+               top: str, declared: Mapping[str, str]) -> None:
+    """Write the statically checked members ``plan`` (member, relative path) into the fresh folder ``tmp``, each
+    checked again where it really lands; links must stay in ``tmp/top`` (all of ``tmp`` when ``top`` is '')."""
+    earlier: set[str] = set()
+    for member, path in plan:
+        if member.issym() and top and not _is_declared(member, path, declared):
+            _check_link_stays_in_top(archive, member.name, path, member.linkname, top)
+        if member.islnk() and _member_path(archive, member.linkname) not in earlier:
+            # tar makes a hard link to a file it has already written; tarfile raised a bare KeyError
+            raise _refuse(archive, member.name, f"hard link to {member.linkname!r}, which is not an earlier "
+                          "file of the archive")
+        if member.isreg() or member.islnk():
+            earlier.add(path)
+    root = os.path.realpath(tmp)
+    top_root = os.path.join(root, top) if top else root
+    for member, path in plan:
+        declared_link = _is_declared(member, path, declared)
+        link = member.linkname if (member.issym() or member.islnk()) and not declared_link else None
+        _check_on_disk(archive, member.name, path, root, top_root, link, member.islnk())
+        if _HAS_DATA_FILTER and not declared_link:
+            try:
+                tar.extract(member, root, filter="data")
+            except tarfile.FilterError as e:
+                raise _refuse(archive, member.name, str(e)) from None
+        else:  # no data filter (or a test pretends so), or a declared link out, which it refuses: our checks only
+            tar.extract(_sanitized(member), root, **_NO_FILTER)
+    # A link checked while its target was missing may point elsewhere once later links exist. Judged by the
+    # archive's own link text: tarfile's data filter (3.13.4+) writes some links normalised ('b/..' as '.'),
+    # which would hide from the tree on disk what the archive meant. A declared link points out on purpose:
+    # only its folder is judged.
+    for member, path in plan:
+        if not member.issym():
+            continue
+        where = os.path.join(root, path)
+        if _is_declared(member, path, declared):
+            if not _inside(os.path.realpath(os.path.dirname(where)), top_root):
+                raise _refuse(archive, member.name, "its folder leads outside the destination through a symlink")
+            continue
+        meant = os.path.realpath(os.path.join(os.path.dirname(where), member.linkname))
+        if not _inside(os.path.realpath(where), top_root) or not _inside(meant, top_root):
+            raise _refuse(archive, member.name, f"link to {member.linkname!r} resolves outside the destination "
+                          "once the whole archive is written")
+
+
 def _extract_tar(archive: Path, tmp: Path, dest: Path) -> str:
     with tarfile.open(archive, "r:*") as tar:
-        plan = [(m, _check_tar_member(archive, m)) for m in tar.getmembers()]
+        plan = [(m, _check_tar_member(archive, m, {})) for m in tar.getmembers()]
         plan = [(m, p) for m, p in plan if p]  # "." itself is not extracted
+        setid = next((m for m, _ in plan if m.mode & (stat.S_ISUID | stat.S_ISGID)), None)
+        if setid is not None:  # a source archive has no use for them
+            raise _refuse(archive, setid.name, "setuid or setgid bit")
         top = _single_top(archive, [(p, m.isdir()) for m, p in plan])
         if os.path.lexists(dest / top):
             raise InputError(f"{dest / top} already exists", fix="remove it, or extract into another folder")
-        earlier: set[str] = set()
-        for member, path in plan:
-            if member.issym():
-                _check_link_stays_in_top(archive, member.name, path, member.linkname, top)
-            if member.islnk() and _member_path(archive, member.linkname) not in earlier:
-                # tar makes a hard link to a file it has already written; tarfile raised a bare KeyError
-                raise _refuse(archive, member.name, f"hard link to {member.linkname!r}, which is not an earlier "
-                              "file of the archive")
-            if member.isreg() or member.islnk():
-                earlier.add(path)
-        root = os.path.realpath(tmp)
-        top_root = os.path.join(root, top)
-        for member, path in plan:
-            link = member.linkname if member.issym() or member.islnk() else None
-            _check_on_disk(archive, member.name, path, root, top_root, link, member.islnk())
-            if _HAS_DATA_FILTER:
-                try:
-                    tar.extract(member, root, filter="data")
-                except tarfile.FilterError as e:
-                    raise _refuse(archive, member.name, str(e)) from None
-            else:  # this Python has no data filter (or a test pretends so): our checks and sanitizing only
-                tar.extract(_sanitized(member), root, **_NO_FILTER)
-        # A link checked while its target was missing may point elsewhere once later links exist. Judged by the
-        # archive's own link text: tarfile's data filter (3.13.4+) writes some links normalised ('b/..' as '.'),
-        # which would hide from the tree on disk what the archive meant.
-        for member, path in plan:
-            if not member.issym():
-                continue
-            where = os.path.join(root, path)
-            meant = os.path.realpath(os.path.join(os.path.dirname(where), member.linkname))
-            if not _inside(os.path.realpath(where), top_root) or not _inside(meant, top_root):
-                raise _refuse(archive, member.name, f"link to {member.linkname!r} resolves outside the destination "
-                              "once the whole archive is written")
+        _write_tar(archive, tar, plan, tmp, top, {})
     return top
 
 
@@ -241,6 +291,45 @@ def _extract_deb(archive: Path, tmp: Path, dest: Path) -> str:
         return _extract_tar(inner, tmp, dest)
     finally:
         inner.unlink()
+
+
+def safe_extract_tarfile(tar: tarfile.TarFile, dest: Path, *, archive: str,
+                         expected_links: Mapping[str, str] | None = None) -> list[Path]:
+    """Unpack the open archive ``tar`` into ``dest`` (made if missing) under :func:`safe_extract`'s checks and
+    return its top entries there, ``dest/<top>`` each (any number of them; none may exist yet). ``archive``
+    names it in messages.
+
+    A symlink pointing outside ``dest`` is refused (:class:`UnsafeMember`, one line naming the member) unless
+    ``expected_links`` declares it: ``{member path: absolute target}``, that member, that target exactly. No
+    member may be written through a declared link and no other link may lead to it. setuid/setgid bits are
+    dropped, owners are whoever runs this. The tree is written into a temporary folder inside ``dest`` and
+    renamed into place, so a refused archive leaves nothing behind.
+    """
+    declared = _declared(expected_links)
+    dest = _ensure_dir(Path(dest), "destination")
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    try:
+        try:
+            plan = [(m, _check_tar_member(archive, m, declared)) for m in tar.getmembers()]
+            plan = [(m, p) for m, p in plan if p]
+            tops = sorted({p.split("/", 1)[0] for _, p in plan})
+            for top in tops:
+                if os.path.lexists(dest / top):
+                    raise InputError(f"{dest / top} already exists", fix="remove it, or unpack into another folder")
+            _write_tar(archive, tar, plan, tmp, "", declared)
+        except InputError:
+            raise
+        except _ARCHIVE_ERRORS as e:
+            raise _extract_error(archive, e, dest) from None
+        for top in tops:
+            try:
+                os.rename(tmp / top, dest / top)
+            except OSError as e:
+                raise InputError(f"cannot move the extracted {top} to {dest}: {e.strerror}",
+                                 fix="remove it, or unpack into another folder") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [dest / top for top in tops]
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:

@@ -29,14 +29,14 @@ DEBIAN_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @pytest.fixture(scope="module")
-def verified(good) -> dict:  # noqa: F811
+def verified(good) -> dict:
     run = buildkit("verify", good["python"], "--expect-openssl", good["openssl"]["version"],
                    "--private-prefix", good["openssl"]["prefix"], "--private-prefix", good["sqlite"]["prefix"], "--json")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return json.loads(run.stdout)
 
 
-def test_floor_is_what_readelf_says_of_every_file(good, verified) -> None:  # noqa: F811
+def test_floor_is_what_readelf_says_of_every_file(good, verified) -> None:
     binaries = verified["binaries"]
     install = str(Path(good["python"]).resolve().parents[1])
     assert binaries["roots"] == [install, good["openssl"]["prefix"], good["sqlite"]["prefix"]]
@@ -97,7 +97,7 @@ exec chroot {root} env -i PATH=/usr/bin:/bin LANG=C.UTF-8 {python} -I - --json \
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
-def test_ca_store_where_only_rhel_cert_pem_exists(good, tmp_path) -> None:  # noqa: F811
+def test_ca_store_where_only_rhel_cert_pem_exists(good, tmp_path) -> None:
     root = tmp_path / "rhel"
     for folder in ("usr", "dev", "proc", "tmp", "etc/pki/tls", str(BUILDS)[1:]):
         (root / folder).mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,19 @@ def test_interrupt_removes_the_container():
 
 # --- archives, artifacts ----------------------------------------------------------------------------
 
-def _tar(members: list[tuple[str, bytes | None, str | None]]) -> tarfile.TarFile:
+class Archiving(FakeAPI):
+    """An engine whose get_archive hands back ``data`` (a tar archive) in two chunks, as a stream does."""
+
+    def __init__(self, data: bytes):
+        super().__init__([], 0, True)
+        self.data = data
+
+    def get_archive(self, cid, path):
+        return iter([self.data[:700], self.data[700:]]), {"name": os.path.basename(path)}
+
+
+def _tar_of(*members: tuple[str, bytes | None, str | None]) -> bytes:
+    """(name, data, symlink target): a file when data is given, else a symlink; files are setuid and owned by 1000."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data, link in members:
@@ -212,22 +224,29 @@ def _tar(members: list[tuple[str, bytes | None, str | None]]) -> tarfile.TarFile
                 info.type, info.linkname = tarfile.SYMTYPE, link
                 tar.addfile(info)
             else:
-                info.size = len(data or b"")
-                info.uid = info.gid = 1000
-                info.mode = 0o4755
+                info.size, info.uid, info.gid, info.mode = len(data or b""), 1000, 1000, 0o4755
                 tar.addfile(info, io.BytesIO(data or b""))
-    buf.seek(0)
-    return tarfile.open(fileobj=buf, mode="r")
+    return buf.getvalue()
 
 
-def test_safe_extract(tmp_path):
-    eng.safe_extract_tar(_tar([("d/f", b"x", None), ("d/l", None, "f"), ("d/out", None, "/etc/passwd")]), tmp_path)
-    assert (tmp_path / "d" / "f").read_bytes() == b"x" and os.readlink(tmp_path / "d" / "l") == "f"
-    assert not os.path.lexists(tmp_path / "d" / "out")  # a link out of the folder is dropped
-    st = (tmp_path / "d" / "f").stat()
-    assert st.st_uid == os.getuid() and not st.st_mode & 0o4000
-    with pytest.raises(EngineError, match="outside the destination"):
-        eng.safe_extract_tar(_tar([("../evil", b"x", None)]), tmp_path / "x")
+def test_copy_out_unpacks_under_the_one_policy(tmp_path):
+    """buildkit's one extraction policy (test_extract_policy proves it on crafted archives) on Container.copy_out:
+    a link out of the copy is refused in one line naming the container and the member, unless declared."""
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    data = _tar_of(("py/bin/python3", b"ELF", None), ("py/bin/python", None, "python3"), ("py/ssl/cert.pem", None, ca))
+    with FakeEngine(Archiving(data)).container("img", what="cell") as c:
+        with pytest.raises(BuildFailed) as err:
+            c.copy_out("/opt/buildkit/py", tmp_path / "refused")
+        got = c.copy_out("/opt/buildkit/py", tmp_path / "out", expected_links={"py/ssl/cert.pem": ca})
+    assert err.value.message == f"cell: /opt/buildkit/py: refusing member 'py/ssl/cert.pem': symlink to an absolute path {ca!r}"
+    assert err.value.exit_code == 1 and list((tmp_path / "refused").iterdir()) == []
+    assert got == tmp_path / "out" / "py" and os.readlink(got / "ssl" / "cert.pem") == ca
+    assert os.readlink(got / "bin" / "python") == "python3"
+    st = (got / "bin" / "python3").stat()
+    assert st.st_uid == os.geteuid() and not st.st_mode & 0o4000
+    with tarfile.open(fileobj=io.BytesIO(_tar_of(("../evil", b"x", None)))) as tar:
+        with pytest.raises(BuildFailed, match="refusing member '../evil': '..' in its path"):
+            eng.safe_extract_tar(tar, tmp_path / "x")
 
 
 def test_copy_file_noclobber(tmp_path):

@@ -1,11 +1,16 @@
 """buildkit.pybuild.verify and `buildkit verify`, run against the real interpreters of this host: Debian's
-/usr/bin/python3 (system OpenSSL 3.0.x and SQLite 3.40) and the interpreter running the tests."""
+/usr/bin/python3 (system OpenSSL 3.0.x and SQLite 3.40), the interpreter running the tests, a virtual
+environment of it whose _hashlib cannot be imported, and the oldest Pythons the probe meets (3.6, and 2.7 it
+refuses) where the machine has them: $BUILDKIT_TEST_PYTHON36 / $BUILDKIT_TEST_PYTHON27, or python3.6 / python2.7
+on PATH; elsewhere those two tests skip saying so."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +35,6 @@ from buildkit.pybuild.verify import (
 from tests.unit.facts import base_facts
 
 DEBIAN_PYTHON = "/usr/bin/python3"
-PY36 = "/root/.pyenv/versions/3.6.15/bin/python"
-PY27 = "/root/.pyenv/versions/2.7.18/bin/python"
 
 needs_debian_python = pytest.mark.skipif(not os.path.exists(DEBIAN_PYTHON), reason="no /usr/bin/python3")
 
@@ -182,16 +185,95 @@ def test_probe_runs_with_only_path_and_lang() -> None:
     assert payload["report"]["optional"][0]["debian"] == "zlib1g-dev"
 
 
-@pytest.mark.skipif(not os.path.exists(PY36), reason="no Python 3.6 here")
-def test_python36_without_hashlib() -> None:
-    """pyenv's 3.6.15 here was built against OpenSSL 3, which its _hashopenssl.c predates."""
-    report = verify(PY36)
-    assert report.python_version == "3.6.15"
+def old_python(version: str) -> str:
+    """A Python ``version`` ("3.6", "2.7") of this machine: $BUILDKIT_TEST_PYTHON36 (27, ...) names it, else
+    python3.6 on PATH. Without one the test skips, naming what to install; a named one that does not run as that
+    version fails it."""
+    var = "BUILDKIT_TEST_PYTHON" + version.replace(".", "")
+    named = os.environ.get(var)
+    path = named or shutil.which(f"python{version}")
+    how = (f"install one (pyenv install {version}, or your distribution's package) and set "
+           f"{var}=/path/to/python{version}, or put python{version} on PATH")
+    if not path:
+        pytest.skip(f"no Python {version} here: {how}")
+    try:
+        run = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60)
+        said = run.stdout.strip() if run.returncode == 0 else (run.stderr.strip().splitlines() or ["no output"])[0]
+    except OSError as e:
+        said = e.strerror or str(e)
+    if said != version:
+        if named:
+            pytest.fail(f"{var}={named}: not a working Python {version} ({said})")
+        pytest.skip(f"{path} does not run as Python {version} ({said}): {how}")
+    return path
+
+
+def test_the_probe_runs_on_python36() -> None:
+    """The probe's oldest Python: it runs to the end, judges deterministic functions as not there before 3.8, and
+    reports _hashlib as the interpreter itself finds it (pyenv's 3.6.15 built against OpenSSL 3 has none: its
+    _hashopenssl.c predates it)."""
+    python = old_python("3.6")
+    report = verify(python)
+    assert report.python_version.startswith("3.6.")
+    det = report.check("create_function(deterministic=True)")
+    assert det.ok and det.detail.startswith("not available before Python 3.8")
+    own = subprocess.run([python, "-I", "-c", "import _hashlib"], capture_output=True, text=True, env=dict(CLEAN_ENV))
+    assert report.check("import _hashlib").ok is (own.returncode == 0)
+    if own.returncode:
+        assert report.check("import _hashlib").detail == own.stderr.strip().splitlines()[-1]
+        assert {c.name for c in report.failed} >= {"import _hashlib", "_hashlib libraries"}
+    assert report.check("import _ssl").ok and report.check("import sqlite3").ok
+
+
+NO_HASHLIB = """import sys
+
+
+class NoHashlib:
+    \"\"\"_hashlib cannot be imported, as in a Python built against an OpenSSL its _hashopenssl.c predates.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "_hashlib":
+            raise ModuleNotFoundError("No module named '_hashlib'", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoHashlib())
+"""
+
+
+def test_python_without_hashlib(tmp_path: Path) -> None:
+    """What a Python without _hashlib (pyenv's 3.6.15 against OpenSSL 3) is judged, on every machine: a virtual
+    environment of the interpreter running the tests whose sitecustomize makes _hashlib unimportable, for the
+    probe (run with -I, which keeps the environment's site-packages) and the child it starts alike."""
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = str(env / "bin" / "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    Path(purelib, "sitecustomize.py").write_text(NO_HASHLIB)
+    control = subprocess.run([python, "-I", "-c", "import _hashlib"], capture_output=True, text=True)
+    assert control.returncode == 1 and control.stderr.strip().endswith("No module named '_hashlib'")
+    report = verify(python, floor=False)
     assert not report.ok
     assert {c.name for c in report.failed} == {"import _hashlib", "_hashlib libraries"}
     assert report.check("import _hashlib").detail == "ModuleNotFoundError: No module named '_hashlib'"
-    det = report.check("create_function(deterministic=True)")
-    assert det.ok and det.detail.startswith("not available before Python 3.8")
+    assert report.check("_hashlib libraries").detail == "not loaded: ModuleNotFoundError: No module named '_hashlib'"
+    assert report.check("import _ssl").ok and report.check("import ssl").ok
+
+
+@pytest.mark.parametrize("source", [pytest.param(PROBE_SOURCE, id="probe_script"),
+                                    pytest.param(Path(probe_script.__file__).with_name("relocate.py").read_text(),
+                                                 id="relocate")])
+def test_the_standalone_scripts_are_python36_grammar(source: str) -> None:
+    """The scripts that run on the interpreter being judged say they need only Python 3.6: its grammar (no :=,
+    no positional-only parameters, no f-string '=', ...) and no 'from __future__ import annotations' (3.7)."""
+    tree = ast.parse(source, feature_version=(3, 6))
+    future = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "__future__"
+              for a in n.names}
+    assert "annotations" not in future
+    with pytest.raises(SyntaxError, match="only supported in Python 3.8"):  # the check can fail
+        ast.parse(source + "\nif (n := 1):\n    pass\n", feature_version=(3, 6))
 
 
 # --- bad input ------------------------------------------------------------------------------------------
@@ -214,10 +296,20 @@ def test_not_a_python() -> None:
         verify("/bin/true")
 
 
-@pytest.mark.skipif(not os.path.exists(PY27), reason="no Python 2.7 here")
 def test_python2_is_bad_input() -> None:
     with pytest.raises(InputError, match=r"Unknown option: -I"):
-        verify(PY27)
+        verify(old_python("2.7"))
+
+
+def test_an_interpreter_that_rejects_the_options_is_named_by_its_own_message() -> None:
+    """As Python 2 does (``Unknown option: -I``), on every machine: coreutils' env rejects -I the same way, and
+    its usage message's first line is the reason given."""
+    env = shutil.which("env")
+    assert env, "coreutils' env is not on PATH"
+    with pytest.raises(InputError) as err:
+        verify(env)
+    assert re.search(r"cannot run it as a Python 3\.6\+ interpreter \(.*invalid option -- 'I'\)", str(err.value))
+    assert "\n" not in str(err.value)
 
 
 # --- the judgement, on synthetic facts ------------------------------------------------------------------
@@ -304,6 +396,17 @@ def test_judge_mixed_headers_and_old_sqlite() -> None:
     assert "deterministic=True requires SQLite 3.8.3" in report.check("create_function(deterministic=True)").detail
 
 
+def test_judge_deterministic_functions_before_python38() -> None:
+    """Before 3.8 create_function has no deterministic= keyword (the probe's TypeError): said so, not failed."""
+    error = "TypeError: 'deterministic' is an invalid keyword argument for this function"
+    facts = base_facts(version=[3, 6, 15])
+    facts["sqlite"] = dict(facts["sqlite"], deterministic=None, deterministic_error=error)
+    report = judged(facts)
+    det = report.check("create_function(deterministic=True)")
+    assert det.ok and det.detail == f"not available before Python 3.8 ({error})"
+    assert report.ok, report.failed
+
+
 def test_judge_missing_ssl_and_static_libraries() -> None:
     facts = base_facts()
     missing = {"ok": False, "error": "ModuleNotFoundError: No module named '_ssl'", "file": None}
@@ -371,7 +474,7 @@ def test_cli_verify_bad_input() -> None:
 # --- PGO + LTO ------------------------------------------------------------------------------------------
 
 def test_plain_interpreter_is_reported_plain_and_fails_when_optimized_is_expected() -> None:
-    """This interpreter's own sysconfig decides (pyenv's 3.11 here: configured without
+    """This interpreter's own sysconfig decides (pyenv's builds, for one, are configured without
     --enable-optimizations); the check is informational unless asked for."""
     import sysconfig
 
