@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from buildkit.cli.plain import error, parse_kbuild_args, print_json, print_module_reports
 from buildkit.errors import BuildkitError, CheckFailed, InputError
+
+if TYPE_CHECKING:
+    from buildkit.pybuild.record import Verification
 
 __all__ = ["CONTEXT", "say", "warn", "error", "fail", "fail_all", "problems_found", "print_json",
            "print_module_reports", "print_checks", "print_verification", "parse_kbuild_args", "stdin_text"]
@@ -70,25 +73,24 @@ PORTABLE_LEFT_OUT = {"_dbm": "no ndbm library is built", "_gdbm": "GNU gdbm (GPL
                      "_tkinter": "Tcl/Tk and X11 are not built"}
 
 
-def print_verification(report: dict, portable: bool = False) -> None:
+def print_verification(report: Verification | None, portable: bool = False) -> None:
     """The verification of a build record (``BUILDKIT.json``): its checks, then the optional modules missing
     (for a portable build: those it leaves out, and why)."""
-    checks = report.get("checks") or []
-    if not checks:
+    if report is None or not report.checks:
         return
     click.echo("")
-    print_checks([(c["name"], c["ok"], c.get("required", True), c.get("detail", "")) for c in checks])
-    missing = [m for m in report.get("optional") or [] if not m.get("present")]
-    left_out = [m for m in missing if portable and m["name"] in PORTABLE_LEFT_OUT]
+    print_checks([(c.name, c.ok, c.required, c.detail) for c in report.checks])
+    missing = [m for m in report.optional if not m.present]
+    left_out = [m for m in missing if portable and m.name in PORTABLE_LEFT_OUT]
     if left_out:
         click.echo("\n  left out of portable builds:")
         for m in left_out:
-            click.echo(f"    {m['name']:<10} {PORTABLE_LEFT_OUT[m['name']]}")
+            click.echo(f"    {m.name:<10} {PORTABLE_LEFT_OUT[m.name]}")
     missing = [m for m in missing if m not in left_out]
     if missing:
         click.echo("\n  optional modules missing (install, then rebuild with --clean):")
         for m in missing:
-            click.echo(f"    {m['name']:<10} Debian: {m.get('debian', '?'):<18} RHEL: {m.get('rhel', '?')}")
+            click.echo(f"    {m.name:<10} Debian: {m.debian:<18} RHEL: {m.rhel}")
 
 
 # --- input ----------------------------------------------------------------------------------------------------

@@ -183,13 +183,13 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     signal.signal(signal.SIGTERM, terminate)
     result = build_python(req, fetch, keep=keep, say=say)
     if as_json:
-        print_json(result.record)
+        print_json(result.record.to_json())
         return
     if result.noop:
         click.echo(f"{prefix}: already built and verified ({result.plan.build_id}); nothing to do")
     else:
         click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s)")
-    print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
+    print_verification(result.record.verification, result.record.portable is not None)
 
 
 def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean, keep, dry_run, as_json, fetch,
@@ -211,11 +211,13 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
         from buildkit.pybuild.update import rollback as do_rollback
 
         was, now, record = do_rollback(prefix)
+        libs = {k: record.library(k) for k in ("openssl", "sqlite")}
         if as_json:
-            print_json({"prefix": prefix, "from": was, "to": now, "openssl": record.get("openssl"),
-                        "sqlite": record.get("sqlite"), "build_id": record.get("build_id")})
+            print_json({"prefix": prefix, "from": was, "to": now,
+                        **{k: lib.to_json() if lib else None for k, lib in libs.items()},
+                        "build_id": record.build_id or None})
         else:
-            versions = ", ".join(f"{k} {(record.get(k) or {}).get('version') or '?'}" for k in ("openssl", "sqlite"))
+            versions = ", ".join(f"{k} {(lib.version if lib else '') or '?'}" for k, lib in libs.items())
             click.echo(f"{prefix} -> {now}  (rolled back from {os.path.basename(was)}; {versions})")
         return
     wanted = {}
@@ -263,17 +265,18 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
     signal.signal(signal.SIGTERM, terminate)
     result = do_update(prefix, wanted, fetch, jobs=jobs, keep=keep, say=say)
     if as_json:
-        print_json(result.record)
+        print_json(result.record.to_json())
         return
-    versions = ", ".join(f"{k} {(result.record.get(k) or {}).get('version')}" for k in ("openssl", "sqlite"))
+    libs = {k: result.record.library(k) for k in ("openssl", "sqlite")}
+    versions = ", ".join(f"{k} {lib.version if lib else None}" for k, lib in libs.items())
     if result.noop:
         click.echo(f"{prefix}: already at {versions} and verified again; nothing to do")
-        print_verification(result.record.get("verification") or {})
+        print_verification(result.record.verification)
         return
     assert result.plan is not None  # only a no-op update has no plan
     click.echo(f"{prefix} -> {result.plan.install_dir}  ({result.seconds:.0f} s; {versions}; "
                f"CPython not recompiled; previous build kept: {result.plan.current})")
-    print_verification(result.record.get("verification") or {}, bool(result.record.get("portable")))
+    print_verification(result.record.verification, result.record.portable is not None)
 
 
 def _list_versions(series: str | None, as_json: bool) -> None:

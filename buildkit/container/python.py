@@ -320,6 +320,7 @@ def _write_noclobber(text: str, final: Path, tmpdir: Path) -> None:
 def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, run_started: float,
                 opts: CiOptions) -> CellResult:
     from buildkit.catalog import django_sqlite_min
+    from buildkit.pybuild.record import BuildRecord
     from buildkit.pybuild.script import render_script
     from buildkit.pybuild.verify import PROBE_MARK, PROBE_SOURCE, report_from_probe
 
@@ -358,7 +359,8 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                 code = 2 if run.exit_code == 2 else 1
                 return CellResult(cell, cp.name, False, code, f"{cp.name}: {why}", time.monotonic() - started,
                                   logs=logs, build_started=build_started, tail=run.tail)
-            record = json.loads(c.read_text(f"{plan.install_dir}/BUILDKIT.json"))
+            record = BuildRecord.parse(c.read_text(f"{plan.install_dir}/BUILDKIT.json"),
+                                       f"{cp.name}: {plan.install_dir}/BUILDKIT.json")
 
             say("    relocatable archive")
             private = [ch for ch in (plan.openssl, plan.sqlite) if ch.how == "private"]
@@ -424,7 +426,7 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
             "container": prep.host.to_json(),
             "seconds": round(seconds, 1),
             "plan": plan.to_json(),
-            "build": record,
+            "build": record.to_json(),
             "relocated": {k: v for k, v in relocated.items() if k not in ("archive",)},
             "verification": verification,
             "verified": True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -24,8 +23,22 @@ from typing import Callable
 from buildkit import __version__, catalog
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
 from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
-from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
+from buildkit.pybuild.plan import Choice, Component, Plan, Request, Step, make_plan
 from buildkit.pybuild.recipe import Action
+from buildkit.pybuild.record import (
+    BuildRecord,
+    ComponentRecord,
+    Host,
+    Library,
+    Modules,
+    Optimization,
+    Portable,
+    RecordError,
+    Relocatable,
+    SourceRecord,
+    StepRecord,
+    Verification,
+)
 from buildkit.pybuild.runner import LocalRunner, tail
 
 __all__ = ["BuildResult", "FetchOptions", "build_python", "plan_for", "current_install"]
@@ -46,9 +59,9 @@ class BuildResult:
     plan: Plan
     noop: bool
     verification: object | None  # buildkit.pybuild.verify.VerifyReport
-    record: dict
+    record: BuildRecord
     seconds: float
-    summary: dict
+    summary: Modules
 
 
 def current_install(prefix: str) -> str | None:
@@ -126,40 +139,55 @@ def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | N
     return plan, files
 
 
-def _record(plan: Plan, verification, summary: dict, seconds: float, optimization: dict | None = None) -> dict:
-    return {
-        "buildkit": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "build_id": plan.build_id,
-        "prefix": plan.request.prefix,
-        "python": plan.python,
-        "host": {"os": plan.host.os, "compiler": plan.host.compiler, "glibc": plan.host.glibc,
-                 "ca_file": plan.host.ca_file, "ca_dir": plan.host.ca_dir},
-        "openssl": {"how": plan.openssl.how, "version": plan.openssl.version, "prefix": plan.openssl.prefix,
-                    "reason": plan.openssl.reason},
-        "sqlite": {"how": plan.sqlite.how, "version": plan.sqlite.version, "prefix": plan.sqlite.prefix,
-                   "reason": plan.sqlite.reason},
-        "sources": [
-            {"package": c.package, "version": c.version, "file": c.source.filename, "url": c.source.url,
-             "sha256": c.source.sha256, "license": c.source.license, "checksum_from": c.source.checksum_from}
-            for c in plan.components
-        ],
-        "steps": plan.to_json()["components"],
-        "optimize": plan.request.optimize,
-        "portable": plan.to_json()["portable"],  # None, or the glibc floor targeted and the toolchain
-        "optimization": optimization,
-        "modules": summary,
-        "verification": verification.to_json() if verification is not None else None,
-        "verified": bool(verification is not None and verification.ok),
-        "seconds": round(seconds, 1),
-    }
+def now() -> str:
+    """A record's ``created``: now, UTC, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_record(install_dir: str) -> dict | None:
+def library_record(choice: Choice) -> Library:
+    return Library(choice.how, choice.version, choice.prefix, choice.reason)
+
+
+def source_record(comp: Component) -> SourceRecord:
+    s = comp.source
+    return SourceRecord(comp.package, comp.version, s.filename, s.url, s.sha256, s.license, s.checksum_from)
+
+
+def _step_record(step: Step) -> StepRecord:
+    if isinstance(step.run, Action):
+        return StepRecord(step.phase, step.run.name, step.run.args)
+    return StepRecord(step.phase, argv=step.run.argv, env=dict(step.run.env), cwd=step.run.cwd)
+
+
+def _record(plan: Plan, verification, summary: Modules, seconds: float, optimization: dict | None = None, *,
+            request_id: str = "", component_seconds: dict[str, float] | None = None,
+            relocatable: dict | None = None, previous: str = "") -> BuildRecord:
+    """The record of a build of ``plan`` (``verification``: its VerifyReport)."""
+    tc = plan.request.toolchain
+    return BuildRecord(
+        buildkit=__version__, created=now(), build_id=plan.build_id, prefix=plan.request.prefix, python=plan.python,
+        host=Host(plan.host.os, plan.host.compiler, plan.host.glibc, plan.host.ca_file, plan.host.ca_dir),
+        openssl=library_record(plan.openssl), sqlite=library_record(plan.sqlite),
+        sources=tuple(source_record(c) for c in plan.components),
+        steps=tuple(ComponentRecord(c.package, c.version, c.source.sha256, c.source.filename, c.prefix,
+                                    tuple(_step_record(s) for s in c.steps)) for c in plan.components),
+        optimize=plan.request.optimize,
+        # None, or the glibc floor targeted and the toolchain
+        portable=Portable(tc.glibc, tc.spec.glibc, tc.spec.spec, tc.root) if tc is not None else None,
+        optimization=Optimization(**optimization) if optimization is not None else None,
+        modules=summary,
+        verification=Verification.from_json(verification.to_json()) if verification is not None else None,
+        verified=bool(verification is not None and verification.ok), seconds=round(seconds, 1),
+        request_id=request_id, component_seconds=dict(component_seconds or {}),
+        relocatable=Relocatable.from_json(relocatable) if relocatable is not None else None, previous=previous,
+    )
+
+
+def _read_record(install_dir: str) -> BuildRecord | None:
+    """The record of ``install_dir``; None when it has none or one buildkit cannot read (so not this build)."""
     try:
-        with open(os.path.join(install_dir, "BUILDKIT.json"), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return BuildRecord.load(install_dir)
+    except RecordError:
         return None
 
 
@@ -174,7 +202,7 @@ class _Actions:
 
     def __init__(self, plan: Plan | None) -> None:  # None: --update-deps (no action reads the plan)
         self.plan = plan
-        self.summary: dict = {}
+        self.summary = Modules()
         self.optimization: dict | None = None  # --optimize: what the build log and the tree show
         self.relocated: dict | None = None  # --portable: what was made to follow the tree
 
@@ -194,8 +222,7 @@ class _Actions:
 
         text = "".join(tail(runner.log_path(s), 400) for s in comp.steps if s.phase in ("build", "install"))
         summary = parse_make_summary(text)
-        self.summary = {"missing": list(summary.missing), "failed": list(summary.failed),
-                        "removed": list(summary.removed)}
+        self.summary = Modules(tuple(summary.missing), tuple(summary.failed), tuple(summary.removed))
         if summary.ssl_message:  # setup.py's two lines: "Could not build the ssl module!" and the reason
             lines = text.splitlines()
             at = next(i for i, line in enumerate(lines) if "Could not build the ssl module!" in line)
@@ -299,11 +326,12 @@ def _collect_garbage(state_dir: str, install_dir: str, previous: str | None) -> 
         if path not in keep:
             shutil.rmtree(path, ignore_errors=True)
             continue
-        record = _read_record(path) or {}
-        for dep in ("openssl", "sqlite"):
-            used.add((record.get(dep) or {}).get("prefix", ""))
+        record = _read_record(path)
+        if record is None:
+            continue
+        used.update(lib.prefix for lib in (record.openssl, record.sqlite) if lib is not None)
         # every library the build was made from (a portable build's zlib, libffi, ...): reused by the next one
-        used.update(c.get("prefix", "") for c in record.get("steps") or [] if c.get("package") != "cpython")
+        used.update(c.prefix for c in record.steps if c.package != "cpython")
     deps = os.path.join(state_dir, "deps")
     for name in os.listdir(deps) if os.path.isdir(deps) else ():
         path = os.path.join(deps, name)
@@ -368,37 +396,37 @@ def current_id(install_dir: str) -> str:
     return os.path.basename(install_dir)
 
 
-def _request_id(record: dict) -> str:
+def _request_id(record: BuildRecord) -> str:
     """The build id the same command without --clean plans: a --clean build (salted, in new directories)
     answers that command as well."""
-    return record.get("request_id") or record.get("build_id", "")
+    return record.request_id or record.build_id
 
 
-def verify_again(prefix: str, install_dir: str, record: dict, fix: str) -> dict:
+def verify_again(prefix: str, install_dir: str, record: BuildRecord, fix: str) -> BuildRecord:
     """The installed build ``install_dir`` verified again against what its record says it is (a second or so):
     the record only says what was true when it was built; a private library deleted since, or a file
     changed, fails here with one line naming the failed checks. Returns the record with the new report."""
     from buildkit.pybuild.verify import verify
 
-    deps = [record.get(package) or {} for package in ("openssl", "sqlite")]
-    report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=deps[0].get("version") or None,
-                    expect_sqlite=deps[1].get("version") or None,
-                    private_prefixes=tuple(d["prefix"] for d in deps if d.get("how") not in (None, "system")),
-                    expect_optimized=bool(record.get("optimize")),
-                    glibc_max=(record.get("portable") or {}).get("glibc"), self_contained=bool(record.get("portable")))
+    ssl, sql = record.openssl, record.sqlite
+    report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=(ssl.version or None) if ssl else None,
+                    expect_sqlite=(sql.version or None) if sql else None,
+                    private_prefixes=tuple(d.prefix for d in (ssl, sql) if d is not None and d.how != "system"),
+                    expect_optimized=record.optimize, glibc_max=record.portable.glibc if record.portable else None,
+                    self_contained=record.portable is not None)
     if not report.ok:
         failed = ", ".join(c.name for c in report.failed)
-        raise CheckFailed(f"{prefix} runs build {record.get('build_id')}, which no longer passes its verification "
+        raise CheckFailed(f"{prefix} runs build {record.build_id or None}, which no longer passes its verification "
                           f"({failed}); nothing was changed", fix=fix)
-    return {**record, "verification": report.to_json(), "verified": True}
+    return replace(record, verification=Verification.from_json(report.to_json()), verified=True)
 
 
-def _unchanged(plan: Plan, req: Request, current: str, record: dict, started: float) -> BuildResult:
+def _unchanged(plan: Plan, req: Request, current: str, record: BuildRecord, started: float) -> BuildResult:
     """The prefix already runs this build (made by this command, with or without --clean): verified again."""
     record = verify_again(req.prefix, current, record,
                           fix="rebuild it into a new folder: the same command with --clean")
     plan = replace(plan, build_id=current_id(current), install_dir=current)  # a --clean build's own folder
-    return BuildResult(plan, True, None, record, time.monotonic() - started, record.get("modules", {}))
+    return BuildResult(plan, True, None, record, time.monotonic() - started, record.modules)
 
 
 def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
@@ -416,7 +444,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
     record = _read_record(current) if current else None
-    if (current is not None and not req.clean and record and record.get("verified")
+    if (current is not None and not req.clean and record is not None and record.verified
             and plan.build_id in (current_id(current), _request_id(record))):  # the same build: verified again
         return _unchanged(plan, req, current, record, started)
 
@@ -435,18 +463,16 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
     report = _verify(plan, req)
     seconds = time.monotonic() - started
-    record = _record(plan, report, actions.summary, seconds, actions.optimization)
-    record["request_id"] = plan.build_id  # a --clean build: the id of the same command without --clean
+    request_id = plan.build_id  # a --clean build: the id of the same command without --clean
     if req.salt:
         unsalted = replace(req, clean=False, salt="")
-        record["request_id"] = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
-    record["component_seconds"] = component_seconds  # built here, not reused: e.g. {"cpython": 1490.2}
-    if actions.relocated is not None:  # --portable: the scripts and configuration made to follow the tree
-        record["relocatable"] = actions.relocated
-    # what --rollback goes back to: not this folder when it was rebuilt in place (its record kept no other)
-    record["previous"] = current if current and current != plan.install_dir else ""
-    with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
+        request_id = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
+    record = _record(plan, report, actions.summary, seconds, actions.optimization, request_id=request_id,
+                     component_seconds=component_seconds,  # built here, not reused: e.g. {"cpython": 1490.2}
+                     relocatable=actions.relocated,  # --portable: the scripts and configuration made to follow it
+                     # what --rollback goes back to: not this folder when it was rebuilt in place (it kept no other)
+                     previous=current if current and current != plan.install_dir else "")
+    record.save(plan.install_dir)
     if not report.ok:
         failed = ", ".join(c.name for c in report.failed)
         floor_failed = [c for c in report.failed if c.name == "glibc floor"]

@@ -26,10 +26,11 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from buildkit import __version__
 from buildkit.errors import BuildFailed, InputError
+from buildkit.pybuild.record import BuildRecord, MissingRecord, Portable
 
 __all__ = ["bundle", "bundle_name"]
 
@@ -46,19 +47,19 @@ def bundle_name() -> str:
     return f"buildkit-{__version__}-x86_64-linux-gnu"
 
 
-def _portable_record(tree: str) -> dict:
+def _portable_record(tree: str) -> tuple[BuildRecord, Portable]:
+    """The record of the portable build ``tree``, and its ``portable``; InputError when it is not a verified one."""
     try:
-        with open(os.path.join(tree, "BUILDKIT.json"), encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
+        record = BuildRecord.load(tree)
+    except MissingRecord:
         raise InputError(f"--python {tree}: no BUILDKIT.json there (not a build of buildkit python)",
                          fix="build one: buildkit python --portable --prefix DIR, then --python DIR") from None
-    if not record.get("portable"):
+    if record.portable is None:
         raise InputError(f"--python {tree}: a plain build, which runs only on hosts like the one it was built on",
                          fix="build one with buildkit python --portable --prefix DIR")
-    if not record.get("verified"):
+    if not record.verified:
         raise InputError(f"--python {tree}: its build did not pass verification", fix="rebuild it (--clean)")
-    return record
+    return record, record.portable
 
 
 def _requirements(python_version: str) -> list[str]:
@@ -96,7 +97,7 @@ def bundle(python: str, out: str, say: Callable[[str], None] = lambda line: None
     from buildkit.pybuild.relocate import archive_tree, relocate_tree
 
     tree = os.path.realpath(python)
-    record = _portable_record(tree)
+    record, portable = _portable_record(tree)
     out_dir = Path(out)
     if not out_dir.is_dir():
         raise InputError(f"--out {out}: no such directory", fix=f"mkdir -p {out}")
@@ -132,13 +133,14 @@ def bundle(python: str, out: str, say: Callable[[str], None] = lambda line: None
             os.replace(tool, top / "python" / "bin" / tool.name)
         if scripts.is_dir():
             scripts.rmdir()
-        floor = record["portable"]["glibc"]
+        floor = portable.glibc
         launcher = top / "bin" / "buildkit"
         launcher.write_text(LAUNCHER.format(floor=floor, short=version))
         launcher.chmod(0o755)
-        contents = {"buildkit": __version__, "python": version, "glibc_floor": floor,
-                    "python_build": record.get("build_id"), "requirements": requirements,
-                    "wheel_platform": WHEEL_PLATFORM, "relocated": {k: relocated[k] for k in ("scripts", "excluded")}}
+        contents: dict[str, Any] = {"buildkit": __version__, "python": version, "glibc_floor": floor,
+                                    "python_build": record.build_id or None, "requirements": requirements,
+                                    "wheel_platform": WHEEL_PLATFORM,
+                                    "relocated": {k: relocated[k] for k in ("scripts", "excluded")}}
         (top / "BUNDLE.json").write_text(json.dumps(contents, indent=2) + "\n")
         say(f"==> {final}")
         contents.update(archive_tree(str(top), str(staging), name))

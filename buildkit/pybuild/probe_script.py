@@ -28,6 +28,7 @@ import subprocess
 import sys
 
 MARK = "BUILDKIT-PROBE-JSON:"
+RECORD_SCHEMA = 2  # buildkit.pybuild.record.SCHEMA, of the BUILDKIT.json --record makes (this file imports no buildkit)
 DJANGO_SQLITE_MIN = "3.8.3"
 
 # Optional stdlib extension modules and the development packages whose headers CPython's configure (or
@@ -815,7 +816,8 @@ def parse_args(argv):
 
 
 def _write_record(path, report):
-    record = {}
+    """``verified`` and ``verification`` into the build record (buildkit.pybuild.record), made when there is none."""
+    record = {"schema": RECORD_SCHEMA}
     try:
         with open(path) as f:
             loaded = json.load(f)

@@ -40,6 +40,7 @@ import sys
 import tarfile
 
 MARK = "BUILDKIT-RELOCATE: "
+RECORD_SCHEMA = 2  # buildkit.pybuild.record.SCHEMA, of a BUILDKIT.json made here (this file imports no buildkit)
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 5, 10, 15, 29
@@ -493,13 +494,14 @@ def _copy_tree(install, out, name):
 
 
 def _record(dest, relocated):
-    """``relocated`` under the key ``relocated`` of the copy's BUILDKIT.json (made when it has none)."""
+    """``relocated`` under the key ``relocated`` of the copy's BUILDKIT.json (buildkit.pybuild.record), made when
+    it has none."""
     path = os.path.join(dest, "BUILDKIT.json")
     try:
         with open(path) as f:
             record = json.load(f)
     except (OSError, ValueError):
-        record = {}
+        record = {"schema": RECORD_SCHEMA}
     record["relocated"] = relocated
     with open(path, "w") as f:
         json.dump(record, f, indent=2)

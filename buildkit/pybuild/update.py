@@ -18,22 +18,23 @@ is refused with the command that does it, before anything is built.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from buildkit import __version__, catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import BuildFailed, CheckFailed, InputError
-from buildkit.pybuild.build import prefix_left_as_it_was
+from buildkit.pybuild.build import library_record, now, prefix_left_as_it_was, source_record
 from buildkit.pybuild.host import HostInfo, find_tool, probe_host, require_tools
-from buildkit.pybuild.plan import Choice, Component, _hash, private_component, with_steps
+from buildkit.pybuild.plan import Choice, Component, Step, _hash, private_component, with_steps
+from buildkit.pybuild.recipe import Action
+from buildkit.pybuild.record import BuildRecord, BuiltLibrary, Library, MissingRecord, Repointed, Update, Verification
 
 __all__ = ["UpdatePlan", "make_update_plan", "update_deps", "rollback", "predicted_sonames", "rebuild_command"]
 
@@ -47,17 +48,17 @@ class UpdatePlan:
     prefix: str
     state_dir: str
     current: str  # the install dir the prefix links to now
-    record: dict  # its BUILDKIT.json
+    record: BuildRecord  # its BUILDKIT.json
     cpython: str
     build_id: str
     install_dir: str
     work_dir: str
     log_dir: str
-    choices: dict  # package -> Choice, after the update (the untouched one as it was)
+    choices: Mapping[str, Choice]  # package -> its Choice after the update (the untouched one as it was)
     components: tuple[Component, ...]  # the private libraries to build (or reuse)
     mapping: tuple[tuple[str, str], ...]  # old path -> new path, longest first
-    compiled_against: dict  # package -> the version CPython's modules were compiled against
-    needed: dict  # package -> the sonames the installed modules link (DT_NEEDED)
+    compiled_against: Mapping[str, str]  # package -> the version CPython's modules were compiled against
+    needed: Mapping[str, tuple[str, ...]]  # package -> the sonames the installed modules link (DT_NEEDED)
 
     @property
     def python(self) -> str:
@@ -71,15 +72,12 @@ class UpdatePlan:
         return {
             "prefix": self.prefix, "from": self.current, "build_id": self.build_id, "install_dir": self.install_dir,
             "cpython": self.cpython, "compiled_against": dict(self.compiled_against),
-            "openssl": _choice_json(self.choices["openssl"]), "sqlite": _choice_json(self.choices["sqlite"]),
+            "openssl": library_record(self.choices["openssl"]).to_json(),
+            "sqlite": library_record(self.choices["sqlite"]).to_json(),
             "build": [{"package": c.package, "version": c.version, "file": c.source.filename,
                        "sha256": c.source.sha256, "prefix": c.prefix} for c in self.components],
             "repoint": [{"from": a, "to": b} for a, b in self.mapping],
         }
-
-
-def _choice_json(c: Choice) -> dict:
-    return {"how": c.how, "version": c.version, "prefix": c.prefix, "reason": c.reason}
 
 
 # --- planning (pure: a record, a host and the sources in, a plan out) -------------------------------------
@@ -95,7 +93,7 @@ def predicted_sonames(package: str, version: str) -> tuple[str, ...]:
     return tuple(f"{lib}.so.{suffix}" for lib in LIBS["openssl"])
 
 
-def rebuild_command(prefix: str, cpython: str, choices: dict) -> str:
+def rebuild_command(prefix: str, cpython: str, choices: Mapping[str, Choice]) -> str:
     """The full ``buildkit python`` command that builds CPython against ``choices``."""
     args = []
     for package in ("openssl", "sqlite"):
@@ -105,14 +103,16 @@ def rebuild_command(prefix: str, cpython: str, choices: dict) -> str:
     return f"buildkit python {cpython} --prefix {prefix} {' '.join(args)}"
 
 
-def _choice_from_record(package: str, record: dict) -> Choice:
-    got = record.get(package) or {}
-    return Choice(package, got.get("how", "system"), got.get("version", ""), got.get("prefix", ""),
-                  got.get("reason", ""))
+def _choice_from_record(package: str, record: BuildRecord) -> Choice:
+    got = record.library(package)
+    if got is None:
+        return Choice(package, "system", "", "", "")
+    return Choice(package, got.how, got.version, got.prefix, got.reason)
 
 
-def make_update_plan(prefix: str, current: str, record: dict, wanted: dict, needed: dict, host: HostInfo,
-                     sources: dict | None = None, jobs: int = 2) -> UpdatePlan:
+def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Mapping[str, str],
+                     needed: Mapping[str, tuple[str, ...]], host: HostInfo, sources: Mapping[str, Source] | None = None,
+                     jobs: int = 2) -> UpdatePlan:
     """The update of the build ``current`` (its ``record``) to ``wanted`` ({package: version}).
 
     ``needed`` is what the installed modules link ({package: (sonames...)}, read from their DT_NEEDED).
@@ -122,10 +122,10 @@ def make_update_plan(prefix: str, current: str, record: dict, wanted: dict, need
     prefix = os.path.abspath(prefix)
     state = prefix + ".buildkit"
     sources = dict(sources or {})
-    cpython = next((s["version"] for s in record.get("sources", []) if s.get("package") == "cpython"),
+    cpython = next((s.version for s in record.sources if s.package == "cpython"),
                    os.path.basename(current).split("-")[0])
     old = {p: _choice_from_record(p, record) for p in ("openssl", "sqlite")}
-    compiled = dict((record.get("update") or {}).get("compiled_against") or
+    compiled = dict((record.update.compiled_against if record.update else None) or
                     {p: old[p].version for p in old if old[p].how == "private"})
     compat = catalog.compat_for(cpython)
     minimum = {"openssl": compat.openssl_min,
@@ -170,7 +170,7 @@ def make_update_plan(prefix: str, current: str, record: dict, wanted: dict, need
         mapping.append((old[package].prefix, comp.prefix))
     if not components:
         raise _NothingToDo(current)
-    base = record["build_id"]
+    base = record.build_id
     build_id = f"{cpython}-{_hash('update', base, [c.hash for c in components])}"
     install = os.path.join(state, "builds", build_id)
     mapping.insert(0, (current, install))
@@ -185,8 +185,8 @@ def make_update_plan(prefix: str, current: str, record: dict, wanted: dict, need
                       dict(compiled), dict(needed))
 
 
-def _source_sha(record: dict, package: str) -> str:
-    return next((s.get("sha256", "") for s in record.get("sources", []) if s.get("package") == package), "")
+def _source_sha(record: BuildRecord, package: str) -> str:
+    return next((s.sha256 for s in record.sources if s.package == package), "")
 
 
 class _NothingToDo(Exception):
@@ -335,7 +335,7 @@ def _elf(path: str):
 class UpdateResult:
     plan: UpdatePlan | None
     noop: bool
-    record: dict
+    record: BuildRecord
     seconds: float
 
 
@@ -347,21 +347,25 @@ def _sys_version(python: str) -> str:
     return done.stdout.strip()
 
 
-def _current(prefix: str) -> tuple[str, dict]:
-    from buildkit.pybuild.build import _read_record, current_install
+def _current(prefix: str) -> tuple[str, BuildRecord]:
+    from buildkit.pybuild.build import current_install
 
     current = current_install(prefix)
     if current is None:
         raise InputError(f"--prefix {prefix}: no build made by buildkit is installed there",
                          fix=f"build one first: buildkit python --prefix {prefix} --with-openssl --with-sqlite")
-    record = _read_record(current)
-    if not record or not record.get("verified"):
+    try:
+        record: BuildRecord | None = BuildRecord.load(current)
+    except MissingRecord:
+        record = None
+    if record is None or not record.verified:
         raise InputError(f"--prefix {prefix}: the installed build {current} has no verified BUILDKIT.json",
                          fix=f"rebuild it: buildkit python --prefix {prefix} ...")
     return current, record
 
 
-def plan_update(prefix: str, wanted: dict, fetch=None, jobs: int = 2, say: Callable[[str], None] = lambda s: None,
+def plan_update(prefix: str, wanted: Mapping[str, str], fetch=None, jobs: int = 2,
+                say: Callable[[str], None] = lambda s: None,
                 host: HostInfo | None = None) -> tuple[UpdatePlan, dict[str, Path]]:
     """The plan for this prefix, and (when ``fetch`` is given) the checked tarball of each library to build."""
     current, record = _current(prefix)
@@ -395,7 +399,7 @@ def plan_update(prefix: str, wanted: dict, fetch=None, jobs: int = 2, say: Calla
     return plan, {p: g.path for p, g in chosen.items()}
 
 
-def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool = False,
+def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2, keep: bool = False,
                 say: Callable[[str], None] | None = None) -> UpdateResult:
     """Build the new private libraries, a repointed copy of the installed build, verify it, switch."""
     from buildkit.pybuild.build import MARKER, _Actions, _collect_garbage, _extract, _switch, lock_state
@@ -457,8 +461,7 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
         after = _sys_version(plan.python)
         seconds = time.monotonic() - started
         record = _update_record(plan, report, changed, before, after, seconds)
-        with open(os.path.join(plan.install_dir, "BUILDKIT.json"), "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
+        record.save(plan.install_dir)
         if after != before:
             raise CheckFailed(f"sys.version changed ({before!r} -> {after!r}); {prefix} was left as it was",
                               fix=f"the copy is kept for inspection in {plan.install_dir}")
@@ -475,63 +478,62 @@ def update_deps(prefix: str, wanted: dict, fetch, *, jobs: int = 2, keep: bool =
         lock.close()
 
 
-def _update_record(plan: UpdatePlan, report, changed: dict, before: str, after: str, seconds: float) -> dict:
-    record = json.loads(json.dumps(plan.record))
-    updated = {c.package: c for c in plan.components}
-    record.update({
-        "buildkit": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "build_id": plan.build_id,
-        "python": plan.python,
-        "previous": plan.current,
-        "verification": report.to_json(),
-        "verified": bool(report.ok and before == after),
-        "seconds": round(seconds, 1),
-    })
-    for package, choice in plan.choices.items():
-        record[package] = _choice_json(choice) if package in updated else record.get(package)
-    record["sources"] = [s for s in record.get("sources", []) if s.get("package") not in updated] + [
-        {"package": c.package, "version": c.version, "file": c.source.filename, "url": c.source.url,
-         "sha256": c.source.sha256, "license": c.source.license, "checksum_from": c.source.checksum_from}
-        for c in plan.components]
-    record["update"] = {
-        "from": plan.current,
-        "base_build": (plan.record.get("update") or {}).get("base_build") or plan.record.get("build_id"),
-        "compiled_against": dict(plan.compiled_against),
-        "sys_version": after,
-        "sys_version_unchanged": before == after,
-        "repointed": {"rpath": [os.path.relpath(p, plan.install_dir) for p in changed["rpath"]],
-                      "text": len(changed["text"]), "symlink": len(changed["symlink"])},
-        "built": [{"package": c.package, "version": c.version, "prefix": c.prefix,
-                   "steps": [s.phase + ": " + (" ".join(s.run.argv) if hasattr(s.run, "argv") else s.run.name)
-                             for s in c.steps]} for c in plan.components],
-    }
-    return record
+def _update_record(plan: UpdatePlan, report, changed: Mapping[str, list[str]], before: str, after: str,
+                   seconds: float) -> BuildRecord:
+    """The record of the updated copy: the installed build's, with the new libraries, verification and ids."""
+    base = plan.record
+    updated = {c.package for c in plan.components}
+
+    def lib(package: str) -> Library | None:
+        return library_record(plan.choices[package]) if package in updated else base.library(package)
+
+    return replace(
+        base, buildkit=__version__, created=now(), build_id=plan.build_id, python=plan.python, previous=plan.current,
+        verification=Verification.from_json(report.to_json()), verified=bool(report.ok and before == after),
+        seconds=round(seconds, 1), openssl=lib("openssl"), sqlite=lib("sqlite"),
+        sources=tuple(s for s in base.sources if s.package not in updated) + tuple(
+            source_record(c) for c in plan.components),
+        update=Update(
+            from_dir=plan.current, base_build=(base.update.base_build if base.update else "") or base.build_id,
+            compiled_against=dict(plan.compiled_against), sys_version=after, sys_version_unchanged=before == after,
+            repointed=Repointed(tuple(os.path.relpath(p, plan.install_dir) for p in changed["rpath"]),
+                                len(changed["text"]), len(changed["symlink"])),
+            built=tuple(BuiltLibrary(c.package, c.version, c.prefix, tuple(_step_line(s) for s in c.steps))
+                        for c in plan.components)),
+    )
 
 
-def rollback(prefix: str) -> tuple[str, str, dict]:
+def _step_line(step: Step) -> str:
+    """``phase: command`` (or the action's name)."""
+    return step.phase + ": " + (step.run.name if isinstance(step.run, Action) else " ".join(step.run.argv))
+
+
+def rollback(prefix: str) -> tuple[str, str, BuildRecord]:
     """Switch ``prefix`` back to the build the current one replaced; returns (from, to, its record)."""
-    from buildkit.pybuild.build import _read_record, _switch, lock_state
+    from buildkit.pybuild.build import _switch, lock_state
 
     current, record = _current(prefix)
-    previous = record.get("previous") or ""
+    previous = record.previous
     if not previous:
         raise InputError(f"--rollback: {prefix} -> {current} records no previous build",
                          fix="nothing to go back to (a first build, or one made before buildkit kept the previous)")
     if os.path.realpath(previous) == os.path.realpath(current):
         raise InputError(f"--rollback: {prefix} -> {current} records itself as the previous build",
                          fix="nothing to go back to (it was rebuilt in place)")
-    old = _read_record(previous) if os.path.isdir(previous) else None
+    try:
+        old = BuildRecord.load(previous) if os.path.isdir(previous) else None
+    except MissingRecord:
+        old = None
     if old is None:
         raise InputError(f"--rollback: the previous build {previous} is gone",
                          fix=f"rebuild what you need: buildkit python --prefix {prefix} ...")
-    if not old.get("verified"):
+    if not old.verified:
         raise InputError(f"--rollback: the previous build {previous} was not verified",
                          fix=f"check it: buildkit verify {previous}/bin/python3")
     for package in ("openssl", "sqlite"):
-        dep = (old.get(package) or {})
-        if dep.get("how") == "private" and not os.path.isdir(dep.get("prefix", "")):
-            raise InputError(f"--rollback: the {LABEL[package]} of {previous} ({dep.get('prefix')}) is gone",
+        dep = old.library(package)
+        if dep is not None and dep.how == "private" and not os.path.isdir(dep.prefix):
+            raise InputError(f"--rollback: the {LABEL[package]} of {previous} ({dep.prefix}) is gone",
                              fix=f"rebuild what you need: buildkit python --prefix {prefix} ...")
     lock = lock_state(os.path.abspath(prefix) + ".buildkit", prefix)
     try:

@@ -398,7 +398,7 @@ def test_doctor_interpreter_uses_buildkit_record(monkeypatch: pytest.MonkeyPatch
     deps.mkdir(parents=True)
     (install / "BUILDKIT.json").write_text(json.dumps({
         "prefix": str(tmp_path / "PREFIX"), "openssl": {"how": "private", "prefix": str(deps)},
-        "sqlite": {"how": "system", "prefix": None}}))
+        "sqlite": {"how": "system", "prefix": ""}}))
     python = install / "bin" / "python3"
     python.write_bytes(b"\x7fELF fake")
     python.chmod(0o755)

@@ -1,4 +1,5 @@
-"""mypy over buildkit (issue 19 item 8): --strict for kmod/, sources/ and catalog/, plain for the rest.
+"""mypy over buildkit (issue 19 item 8): --strict for kmod/, sources/, catalog/, and the build record
+(pybuild/record.py and its reader jsonread.py, issue 19 item 1); plain for the rest.
 
 Every option is on the command lines below. Third-party packages without type hints (asn1crypto) are
 handled where they are imported: a ``# type: ignore[import-untyped]`` with its reason. The docker SDK's
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STRICT = ("buildkit/kmod", "buildkit/sources", "buildkit/catalog")
+STRICT = ("buildkit/kmod", "buildkit/sources", "buildkit/catalog", "buildkit/jsonread.py",
+          "buildkit/pybuild/record.py")
 PLAIN = ("buildkit", "recipes", "containers")
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from buildkit.errors import InputError
+from buildkit.pybuild.build import library_record, source_record
 from buildkit.pybuild.host import HostInfo
 from buildkit.pybuild.plan import Request, make_plan
+from buildkit.pybuild.record import BuildRecord, Library
 from buildkit.pybuild.update import _NothingToDo, make_update_plan, predicted_sonames, rebuild_command
 
 HOST = HostInfo(None, None, "gcc 12.2.0", "2.36", "Debian 12", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs")
@@ -16,11 +20,8 @@ NEEDED = {"openssl": ("libcrypto.so.3", "libssl.so.3"), "sqlite": ("libsqlite3.s
 
 def installed(openssl="3.0.20", sqlite="3.40.1"):
     plan = make_plan(Request("3.11.2", PREFIX, openssl, sqlite), HOST)
-    record = {"build_id": plan.build_id,
-              "openssl": {"how": plan.openssl.how, "version": plan.openssl.version, "prefix": plan.openssl.prefix},
-              "sqlite": {"how": plan.sqlite.how, "version": plan.sqlite.version, "prefix": plan.sqlite.prefix},
-              "sources": [{"package": c.package, "version": c.version, "sha256": c.source.sha256}
-                          for c in plan.components]}
+    record = BuildRecord(build_id=plan.build_id, openssl=library_record(plan.openssl),
+                         sqlite=library_record(plan.sqlite), sources=tuple(source_record(c) for c in plan.components))
     return plan, record
 
 
@@ -59,7 +60,7 @@ def test_an_older_series_than_compiled_against_is_refused():
 
 def test_system_library_is_not_updated_in_place():
     plan, record = installed()
-    record["sqlite"] = {"how": "system", "version": "3.40.1", "prefix": ""}
+    record = replace(record, sqlite=Library("system", "3.40.1", "", ""))
     with pytest.raises(InputError, match="uses the system's SQLite, not a private one"):
         make_update_plan(PREFIX, plan.install_dir, record, {"sqlite": "3.46.1"}, NEEDED, HOST)
 

@@ -7,13 +7,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from buildkit.errors import InputError
 from buildkit.pybuild.doctor.findings import Finding, _Collector, _Context
 from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary, _lines, parse_configure, parse_make_summary
 from buildkit.pybuild.doctor.rules import _NOT_FOUND_LIB, _analyze, _import_failure, _lib_family
+from buildkit.pybuild.record import BuildRecord, RecordError
 
 
 def doctor_text(text: str | Iterable[str], *, source: str = "") -> list[Finding]:
@@ -110,29 +110,22 @@ def doctor_build_tree(tree: str) -> list[Finding]:
     return findings
 
 
-def _buildkit_record(executable: str) -> dict[str, Any]:
-    """The BUILDKIT.json that ``buildkit python`` writes next to bin/ of the install, if any."""
-    import json
-
+def _buildkit_record(executable: str) -> BuildRecord | None:
+    """The BUILDKIT.json that ``buildkit python`` writes next to bin/ of the install, if any (one it cannot read:
+    none, the doctor looks at the interpreter itself)."""
     install = os.path.dirname(os.path.dirname(os.path.realpath(executable)))
     try:
-        with open(os.path.join(install, "BUILDKIT.json"), encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+        return BuildRecord.load(install)
+    except RecordError:
+        return None
 
 
-def _interpreter_prefixes(executable: str, record: Mapping[str, Any]) -> list[str]:
+def _interpreter_prefixes(executable: str, record: BuildRecord | None) -> list[str]:
     """The private OpenSSL and SQLite of a buildkit install: from its BUILDKIT.json (``openssl.prefix``,
     ``sqlite.prefix`` unless ``how`` is ``system``), else ``openssl/`` and ``sqlite/`` beside ``bin/``."""
-    prefixes = []
-    for package in ("openssl", "sqlite"):
-        choice = record.get(package)
-        if isinstance(choice, dict) and choice.get("how") != "system" and choice.get("prefix"):
-            prefixes.append(str(choice["prefix"]))
-    if prefixes or record:
-        return [p for p in prefixes if os.path.isdir(p)]
+    if record is not None:
+        libs = (record.openssl, record.sqlite)
+        return [lib.prefix for lib in libs if lib is not None and lib.how != "system" and os.path.isdir(lib.prefix)]
     install = os.path.dirname(os.path.dirname(os.path.realpath(executable)))
     return [d for d in (os.path.join(install, "openssl"), os.path.join(install, "sqlite")) if os.path.isdir(d)]
 
@@ -146,7 +139,7 @@ def doctor_interpreter(python: str) -> list[Finding]:
     prefixes = _interpreter_prefixes(path, record)
     report = verify(path, private_prefixes=prefixes)
     facts = report.probe
-    prefix = record.get("prefix") or facts.get("prefix") or os.path.dirname(os.path.dirname(path))
+    prefix = (record.prefix if record else "") or facts.get("prefix") or os.path.dirname(os.path.dirname(path))
     ctx = _Context(cpython=report.python_version or None, prefix=prefix)
     c = _Collector()
     ssl_dirs = [d for d in prefixes if "openssl" in os.path.basename(d.rstrip("/"))]
