@@ -1,7 +1,8 @@
 """``buildkit symvers deps`` vs kmod's ``depmod -n`` on Debian's 4,022-module tree.
 
 Both run in this process tree on the same unpacked packages, taking turns so that a busy machine slows
-both alike; each time is the median wall of REPEAT runs, interpreter start included:
+both alike (A B A B ...), REPEAT runs each, interpreter start included; min/median/mean/max and spread of each
+leg, the ratio of the medians:
   depmod   depmod -n -b ROOT RELEASE   (prints modules.dep and its other files to stdout)
   deps     buildkit symvers deps ROOT/lib/modules/RELEASE   (prints modules.dep)
 First checks that our modules.dep is byte for byte depmod's. Then prints both times, the ratio, and the
@@ -14,9 +15,8 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import time
 
-from common import buildkit_cmd, kernel, need, peak_rss_mb
+from common import buildkit_cmd, interleaved, kernel, need, peak_rss_mb, spread
 
 REPEAT = 9
 MAX_RATIO = 2.0
@@ -42,12 +42,7 @@ def main() -> int:
     if not same:
         print(f"modules.dep differs from depmod's (exit {got.returncode}): {got.stderr.decode()[-500:]}")
 
-    walls: dict[str, list[float]] = {"depmod": [], "deps": []}
-    for _ in range(REPEAT):
-        for name, cmd in (("depmod", depmod), ("deps", deps)):
-            start = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            walls[name].append(time.perf_counter() - start)
+    walls = interleaved({"depmod": depmod, "deps": deps}, REPEAT, check=True)
     t_depmod = statistics.median(walls["depmod"])
     t_deps = statistics.median(walls["deps"])
     ratio = t_deps / t_depmod
@@ -55,10 +50,11 @@ def main() -> int:
     rss_depmod = peak_rss_mb(depmod)
 
     modules = expected.count(b"\n")
-    print(f"tree: {tree} ({modules} modules); median of {REPEAT} runs each, interleaved")
-    print(f"{'depmod -n (kmod)':<26} {t_depmod * 1000:8.1f} ms   peak RSS {rss_depmod:6.1f} MB")
-    print(f"{'buildkit symvers deps':<26} {t_deps * 1000:8.1f} ms   peak RSS {rss:6.1f} MB")
-    print(f"ratio {ratio:.2f}x (limit {MAX_RATIO:.1f}x)   modules.dep identical: {'yes' if same else 'NO'}   "
+    print(f"tree: {tree} ({modules} modules); {REPEAT} runs each, interleaved; both legs: modules.dep of the tree")
+    print(f"{'depmod -n (kmod)':<26} {spread(walls['depmod'])}   peak RSS {rss_depmod:6.1f} MB")
+    print(f"{'buildkit symvers deps':<26} {spread(walls['deps'])}   peak RSS {rss:6.1f} MB")
+    print(f"ratio of medians {ratio:.2f}x (limit {MAX_RATIO:.1f}x)   "
+          f"modules.dep identical: {'yes' if same else 'NO'}   "
           f"RSS limit {MAX_RSS_MB:.0f} MB: {'ok' if rss <= MAX_RSS_MB else 'MISSED'}")
     ok = same and ratio <= MAX_RATIO and rss <= MAX_RSS_MB
     print("result:", "ok" if ok else "FAILED")

@@ -21,9 +21,8 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 
-from common import FIXTURES, ROOT, buildkit_cmd, kernel, need, peak_rss_mb, spread
+from common import FIXTURES, ROOT, buildkit_cmd, interleaved, kernel, need, peak_rss_mb, spread
 
 REPEAT = 7
 TARGET = 1.0
@@ -65,12 +64,7 @@ def main() -> int:
         load = buildkit_cmd() + ["symvers", "load", str(tree), "--kernel", str(new_root), "--every-problem"]
         theirs = depmod_problems(subprocess.run(depmod, capture_output=True, text=True).stderr)
         mine = buildkit_problems(subprocess.run(load + ["--json"], capture_output=True, text=True).stdout)
-        walls: dict[str, list[float]] = {"depmod": [], "load": []}
-        for _ in range(REPEAT):
-            for name, cmd in (("depmod", depmod), ("load", load)):
-                start = time.perf_counter()
-                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                walls[name].append(time.perf_counter() - start)
+        walls = interleaved({"depmod": depmod, "load": load}, REPEAT)
         ratio = statistics.median(walls["load"]) / statistics.median(walls["depmod"])
         rss_depmod, rss_load = peak_rss_mb(depmod), peak_rss_mb(load)
         agree = mine == theirs

@@ -29,14 +29,16 @@ def buildkit_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "buildkit"]
 
 
-def timed(cmd: list[str], repeat: int, **kw) -> float:
-    """Median wall seconds of ``repeat`` runs of ``cmd`` (output discarded)."""
-    walls = []
+def interleaved(legs: dict[str, list[str]], repeat: int, **kw) -> dict[str, list[float]]:
+    """Wall seconds of each leg's command, run in turns (A B A B ...) ``repeat`` times, output discarded: a
+    machine that gets busier slows every leg alike."""
+    walls: dict[str, list[float]] = {name: [] for name in legs}
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        walls.append(time.perf_counter() - start)
-    return statistics.median(walls)
+        for name, cmd in legs.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+            walls[name].append(time.perf_counter() - start)
+    return walls
 
 
 def spread(walls: list[float], unit: float = 1000.0, label: str = "ms") -> str:
@@ -66,4 +68,5 @@ def need(tool: str) -> str:
     return path
 
 
-__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "timed", "spread", "peak_rss_mb", "need", "resource"]
+__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "interleaved", "spread", "peak_rss_mb", "need",
+           "resource"]
