@@ -231,13 +231,13 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
         wanted[package] = value
     if not wanted:
         raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
-    from buildkit.pybuild.build import current_install
-    from buildkit.pybuild.build import with_jobs as _jobs
+    from buildkit.pybuild.build import with_jobs
+    from buildkit.pybuild.install import current_install
     from buildkit.pybuild.plan import Request
     from buildkit.pybuild.update import plan_update
     from buildkit.pybuild.update import update_deps as do_update
 
-    jobs = _jobs(Request("", prefix), jobs).jobs
+    jobs = with_jobs(Request("", prefix), jobs).jobs
     if version:
         installed = os.path.basename(current_install(prefix) or "").split("-")[0]
         if installed and version != installed:

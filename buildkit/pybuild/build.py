@@ -3,47 +3,46 @@
 The prefix is a symlink to ``PREFIX.buildkit/builds/<id>``; a build happens beside the current one and
 the link moves only after verification passed, so a failed, interrupted or full-disk run leaves the
 previous install exactly as it was. Private OpenSSL and SQLite builds are kept under ``deps/`` and reused
-while their sources, arguments and compiler are the same.
+while their sources, arguments and compiler are the same. The install itself (its folders, the lock, the
+switch, garbage, the record, verifying it again) is :mod:`buildkit.pybuild.install`'s.
 """
 
 from __future__ import annotations
 
-import datetime
-import fcntl
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, TypeVar
 
-from buildkit import __version__, catalog
-from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
+from buildkit import catalog
+from buildkit.catalog import Source
+from buildkit.errors import BuildFailed, CheckFailed, InputError
 from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
-from buildkit.pybuild.plan import Choice, Component, Plan, Request, Step, make_plan
-from buildkit.pybuild.recipe import Action
-from buildkit.pybuild.record import (
-    BuildRecord,
-    ComponentRecord,
-    Host,
-    Library,
-    Modules,
-    Optimization,
-    Portable,
-    RecordError,
-    Relocatable,
-    SourceRecord,
-    StepRecord,
-    Verification,
+from buildkit.pybuild.install import (
+    build_record,
+    check_prefix,
+    collect_garbage,
+    current_id,
+    current_install,
+    library_complete,
+    lock_state,
+    mark_complete,
+    prefix_left_as_it_was,
+    read_record,
+    switch,
+    verify_again,
 )
+from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
+from buildkit.pybuild.recipe import Action
+from buildkit.pybuild.record import BuildRecord, Modules
 from buildkit.pybuild.runner import LocalRunner, tail
 
-__all__ = ["BuildResult", "FetchOptions", "build_python", "plan_for", "current_install"]
-
-MARKER = ".buildkit-complete"
+__all__ = ["Actions", "BuildResult", "FetchOptions", "build_component", "build_python", "dry_run",
+           "optimization_evidence", "plan_and_fetch", "plan_for", "with_jobs"]
 
 
 @dataclass(frozen=True)
@@ -64,49 +63,6 @@ class BuildResult:
     summary: Modules
 
 
-def current_install(prefix: str) -> str | None:
-    """The build directory the prefix links to, if buildkit made it."""
-    prefix = os.path.abspath(prefix)
-    if os.path.islink(prefix):
-        target = os.path.realpath(prefix)
-        if target.startswith(os.path.realpath(prefix + ".buildkit") + os.sep):
-            return target
-    return None
-
-
-def _check_prefix(prefix: str) -> None:
-    prefix = os.path.abspath(prefix)
-    if os.path.islink(prefix):
-        if current_install(prefix) is None:
-            raise InputError(f"--prefix {prefix} is a symlink buildkit did not make", fix="choose another --prefix")
-    elif os.path.isdir(prefix):
-        if os.listdir(prefix):
-            raise InputError(
-                f"--prefix {prefix} exists and was not made by buildkit",
-                fix="choose a new --prefix (buildkit makes it a symlink to a verified build) or remove it",
-            )
-    elif os.path.exists(prefix):
-        raise InputError(f"--prefix {prefix} exists and is not a directory", fix="choose another --prefix")
-    parent = os.path.dirname(prefix)
-    if not os.path.isdir(parent):
-        # the first part of the path that exists: a file there cannot hold the prefix, whatever mkdir -p does
-        blocker = next((a for a in _ancestors(parent) if os.path.exists(a) and not os.path.isdir(a)), None)
-        if blocker is not None:
-            raise InputError(f"--prefix {prefix}: {blocker} is a file, not a directory",
-                             fix="choose a --prefix under a directory")
-        raise InputError(f"--prefix {prefix}: {parent} does not exist", fix=f"mkdir -p {parent}")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"--prefix {prefix}: {parent} is not writable", fix="choose a prefix you can write to")
-
-
-def _ancestors(path: str) -> list[str]:
-    """``/a/b/c`` -> ``["/a", "/a/b", "/a/b/c"]``."""
-    parts, out = path.rstrip("/").split("/"), []
-    for i in range(2, len(parts) + 1):
-        out.append("/".join(parts[:i]))
-    return out
-
-
 def _resolve_prefix_choice(value: str | None, package: str) -> str | None:
     if value and "/" in value:
         marker = "include/openssl/opensslv.h" if package == "openssl" else "include/sqlite3.h"
@@ -116,79 +72,48 @@ def _resolve_prefix_choice(value: str | None, package: str) -> str | None:
     return value
 
 
-def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | None = None,
-             say: Callable[[str], None] = lambda s: None) -> tuple[Plan, dict[str, Path]]:
-    """The plan, and (when ``fetch`` is given) the verified tarball of every component it builds."""
-    host = host or probe_host()
-    _resolve_prefix_choice(req.with_openssl, "openssl")
-    _resolve_prefix_choice(req.with_sqlite, "sqlite")
-    plan = make_plan(req, host)
+class _Planned(Protocol):
+    @property
+    def components(self) -> tuple[Component, ...]: ...
+
+
+P = TypeVar("P", bound=_Planned)
+
+
+def plan_and_fetch(make: Callable[[dict[str, Source]], P], fetch: FetchOptions | None,
+                   say: Callable[[str], None] = lambda s: None,
+                   built: Mapping[str, Source] | None = None) -> tuple[P, dict[str, Path]]:
+    """Plan (``make``, given the tarball to use per package), fetch the tarball of every component the plan
+    builds, checked by sha256, and plan again when a fetch took another tarball than the planned one (e.g.
+    SQLite's full tree from a --source-dir). ``built``: libraries built already, neither fetched nor
+    returned. Returns the plan and {package: tarball} (empty without ``fetch``)."""
+    known = dict(built or {})
+    plan = make(known)
     if fetch is None:
         return plan, {}
     from buildkit.sources import fetch_first
 
     files: dict[str, Path] = {}
-    chosen = {}
+    chosen = dict(known)
     for comp in plan.components:
+        if comp.package in known:
+            continue
         got = fetch_first(catalog.candidates(comp.package, comp.version), cache_dir=fetch.cache_dir,
                           mirrors=fetch.mirrors, source_dirs=fetch.source_dirs, debian=fetch.debian, warn=say)
         files[comp.package], chosen[comp.package] = got.path, got.source
         say(f"    source: {got.source.filename} ({got.source.sha256[:12]}..., {got.origin}) checked")
     if any(chosen[c.package] != c.source for c in plan.components):
-        plan = make_plan(req, host, chosen)
+        plan = make(chosen)
     return plan, files
 
 
-def now() -> str:
-    """A record's ``created``: now, UTC, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def library_record(choice: Choice) -> Library:
-    return Library(choice.how, choice.version, choice.prefix, choice.reason)
-
-
-def source_record(comp: Component) -> SourceRecord:
-    s = comp.source
-    return SourceRecord(comp.package, comp.version, s.filename, s.url, s.sha256, s.license, s.checksum_from)
-
-
-def _step_record(step: Step) -> StepRecord:
-    if isinstance(step.run, Action):
-        return StepRecord(step.phase, step.run.name, step.run.args)
-    return StepRecord(step.phase, argv=step.run.argv, env=dict(step.run.env), cwd=step.run.cwd)
-
-
-def _record(plan: Plan, verification, summary: Modules, seconds: float, optimization: dict | None = None, *,
-            request_id: str = "", component_seconds: dict[str, float] | None = None,
-            relocatable: dict | None = None, previous: str = "") -> BuildRecord:
-    """The record of a build of ``plan`` (``verification``: its VerifyReport)."""
-    tc = plan.request.toolchain
-    return BuildRecord(
-        buildkit=__version__, created=now(), build_id=plan.build_id, prefix=plan.request.prefix, python=plan.python,
-        host=Host(plan.host.os, plan.host.compiler, plan.host.glibc, plan.host.ca_file, plan.host.ca_dir),
-        openssl=library_record(plan.openssl), sqlite=library_record(plan.sqlite),
-        sources=tuple(source_record(c) for c in plan.components),
-        steps=tuple(ComponentRecord(c.package, c.version, c.source.sha256, c.source.filename, c.prefix,
-                                    tuple(_step_record(s) for s in c.steps)) for c in plan.components),
-        optimize=plan.request.optimize,
-        # None, or the glibc floor targeted and the toolchain
-        portable=Portable(tc.glibc, tc.spec.glibc, tc.spec.spec, tc.root) if tc is not None else None,
-        optimization=Optimization(**optimization) if optimization is not None else None,
-        modules=summary,
-        verification=Verification.from_json(verification.to_json()) if verification is not None else None,
-        verified=bool(verification is not None and verification.ok), seconds=round(seconds, 1),
-        request_id=request_id, component_seconds=dict(component_seconds or {}),
-        relocatable=Relocatable.from_json(relocatable) if relocatable is not None else None, previous=previous,
-    )
-
-
-def _read_record(install_dir: str) -> BuildRecord | None:
-    """The record of ``install_dir``; None when it has none or one buildkit cannot read (so not this build)."""
-    try:
-        return BuildRecord.load(install_dir)
-    except RecordError:
-        return None
+def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | None = None,
+             say: Callable[[str], None] = lambda s: None) -> tuple[Plan, dict[str, Path]]:
+    """The plan, and (when ``fetch`` is given) the verified tarball of every component it builds."""
+    facts = host or probe_host()
+    _resolve_prefix_choice(req.with_openssl, "openssl")
+    _resolve_prefix_choice(req.with_sqlite, "sqlite")
+    return plan_and_fetch(lambda sources: make_plan(req, facts, sources), fetch, say)
 
 
 def _action_args(step: Step) -> tuple[str, ...]:
@@ -197,7 +122,7 @@ def _action_args(step: Step) -> tuple[str, ...]:
     return step.run.args
 
 
-class _Actions:
+class Actions:
     """The runner's implementation of the plan's non-command steps."""
 
     def __init__(self, plan: Plan | None) -> None:  # None: --update-deps (no action reads the plan)
@@ -303,40 +228,15 @@ def _extract(archive: Path, dest: str) -> None:
     shutil.rmtree(Path(parent) / (os.path.basename(dest) + ".extract"), ignore_errors=True)
 
 
-def _switch(prefix: str, target: str) -> None:
-    """Point ``prefix`` at ``target`` in one rename."""
-    prefix = os.path.abspath(prefix)
-    tmp = f"{prefix}.tmp-{os.getpid()}"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(target, tmp)
-    if os.path.isdir(prefix) and not os.path.islink(prefix):
-        os.rmdir(prefix)  # empty, checked before the build
-    os.replace(tmp, prefix)
-
-
-def _collect_garbage(state_dir: str, install_dir: str, previous: str | None) -> None:
-    """Remove the builds other than the new one and the one it replaced (kept for --rollback), and the
-    private libraries neither uses."""
-    keep = {install_dir, previous}
-    builds = os.path.join(state_dir, "builds")
-    used: set[str] = set()
-    for name in os.listdir(builds):
-        path = os.path.join(builds, name)
-        if path not in keep:
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        record = _read_record(path)
-        if record is None:
-            continue
-        used.update(lib.prefix for lib in (record.openssl, record.sqlite) if lib is not None)
-        # every library the build was made from (a portable build's zlib, libffi, ...): reused by the next one
-        used.update(c.prefix for c in record.steps if c.package != "cpython")
-    deps = os.path.join(state_dir, "deps")
-    for name in os.listdir(deps) if os.path.isdir(deps) else ():
-        path = os.path.join(deps, name)
-        if path not in used:
-            shutil.rmtree(path, ignore_errors=True)
+def build_component(comp: Component, archive: Path, runner: LocalRunner, number: int, total: int) -> float:
+    """Unpack ``comp``'s tarball and run its steps into a fresh prefix; a private library is then marked
+    complete (later builds reuse it). Returns the seconds its steps took."""
+    shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
+    _extract(archive, comp.srcdir)
+    took = runner.run_component(comp, number, total)
+    if comp.package != "cpython":
+        mark_complete(comp.prefix, comp.source.sha256)
+    return took
 
 
 def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner) -> dict[str, float]:
@@ -344,41 +244,11 @@ def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: Lo
     took: dict[str, float] = {}
     total = len(plan.components)
     for number, comp in enumerate(plan.components, 1):
-        if comp.package != "cpython" and not req.clean and os.path.exists(os.path.join(comp.prefix, MARKER)):
+        if comp.package != "cpython" and not req.clean and library_complete(comp.prefix):
             runner.say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
             continue
-        shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
-        _extract(files[comp.package], comp.srcdir)
-        took[comp.package] = round(runner.run_component(comp, number, total), 1)
-        if comp.package != "cpython":
-            Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+        took[comp.package] = round(build_component(comp, files[comp.package], runner, number, total), 1)
     return took
-
-
-@contextmanager
-def prefix_left_as_it_was(prefix: str, log_dir: str, state_dir: str) -> Iterator[None]:
-    """Ctrl-C or a full disk while building beside ``prefix``: one line saying the install was not touched."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {prefix} was left as it was", fix=f"logs kept in {log_dir}") from None
-    except OSError as e:
-        if e.errno == 28:  # ENOSPC
-            raise BuildFailed(f"disk full ({e.filename or state_dir}); {prefix} was left as it was",
-                              fix="free some space and run the same command again") from None
-        raise
-
-
-def lock_state(state_dir: str, prefix: str):
-    """The prefix's lock (one buildkit at a time per prefix); released when the returned file is closed."""
-    os.makedirs(state_dir, exist_ok=True)
-    lock = open(os.path.join(state_dir, "lock"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise InputError(f"another buildkit is building {prefix}", fix="wait for it to finish") from None
-    return lock
 
 
 def _verify(plan: Plan, req: Request):
@@ -390,35 +260,10 @@ def _verify(plan: Plan, req: Request):
                   glibc_max=tc.glibc if tc else None, self_contained=tc is not None)
 
 
-def current_id(install_dir: str) -> str:
-    """The id of a build from its folder name (``builds/<id>``): the record of an emitted script's build holds
-    only its verification."""
-    return os.path.basename(install_dir)
-
-
 def _request_id(record: BuildRecord) -> str:
     """The build id the same command without --clean plans: a --clean build (salted, in new directories)
     answers that command as well."""
     return record.request_id or record.build_id
-
-
-def verify_again(prefix: str, install_dir: str, record: BuildRecord, fix: str) -> BuildRecord:
-    """The installed build ``install_dir`` verified again against what its record says it is (a second or so):
-    the record only says what was true when it was built; a private library deleted since, or a file
-    changed, fails here with one line naming the failed checks. Returns the record with the new report."""
-    from buildkit.pybuild.verify import verify
-
-    ssl, sql = record.openssl, record.sqlite
-    report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=(ssl.version or None) if ssl else None,
-                    expect_sqlite=(sql.version or None) if sql else None,
-                    private_prefixes=tuple(d.prefix for d in (ssl, sql) if d is not None and d.how != "system"),
-                    expect_optimized=record.optimize, glibc_max=record.portable.glibc if record.portable else None,
-                    self_contained=record.portable is not None)
-    if not report.ok:
-        failed = ", ".join(c.name for c in report.failed)
-        raise CheckFailed(f"{prefix} runs build {record.build_id or None}, which no longer passes its verification "
-                          f"({failed}); nothing was changed", fix=fix)
-    return replace(record, verification=Verification.from_json(report.to_json()), verified=True)
 
 
 def _unchanged(plan: Plan, req: Request, current: str, record: BuildRecord, started: float) -> BuildResult:
@@ -433,7 +278,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
                  say: Callable[[str], None] | None = None) -> BuildResult:
     started = time.monotonic()
     say = say or (lambda s: None)
-    _check_prefix(req.prefix)
+    check_prefix(req.prefix)
     host = probe_host()
     first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
     require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else [])
@@ -443,7 +288,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
         require_optimizer(host.compiler)
     plan, files = plan_for(req, host, fetch, say)
     current = current_install(req.prefix)
-    record = _read_record(current) if current else None
+    record = read_record(current) if current else None
     if (current is not None and not req.clean and record is not None and record.verified
             and plan.build_id in (current_id(current), _request_id(record))):  # the same build: verified again
         return _unchanged(plan, req, current, record, started)
@@ -455,7 +300,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     for path in (plan.work_dir, plan.log_dir):
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path)
-    actions = _Actions(plan)
+    actions = Actions(plan)
     runner = LocalRunner(plan.log_dir, say, actions.table())
     with prefix_left_as_it_was(req.prefix, plan.log_dir, plan.state_dir):
         component_seconds = _run_components(plan, req, files, runner)
@@ -467,11 +312,12 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     if req.salt:
         unsalted = replace(req, clean=False, salt="")
         request_id = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
-    record = _record(plan, report, actions.summary, seconds, actions.optimization, request_id=request_id,
-                     component_seconds=component_seconds,  # built here, not reused: e.g. {"cpython": 1490.2}
-                     relocatable=actions.relocated,  # --portable: the scripts and configuration made to follow it
-                     # what --rollback goes back to: not this folder when it was rebuilt in place (it kept no other)
-                     previous=current if current and current != plan.install_dir else "")
+    # component_seconds: built here, not reused (e.g. {"cpython": 1490.2}); relocated: --portable's scripts and
+    # configuration made to follow it; previous: what --rollback goes back to, not this folder when it was
+    # rebuilt in place (it kept no other)
+    record = build_record(plan, report, actions.summary, seconds, actions.optimization, request_id=request_id,
+                          component_seconds=component_seconds, relocatable=actions.relocated,
+                          previous=current if current and current != plan.install_dir else "")
     record.save(plan.install_dir)
     if not report.ok:
         failed = ", ".join(c.name for c in report.failed)
@@ -480,15 +326,15 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
             failed += f" ({floor_failed[0].detail})"
         raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
                           fix=f"the new build is kept for inspection in {plan.install_dir}")
-    _switch(req.prefix, plan.install_dir)
-    _collect_garbage(plan.state_dir, plan.install_dir, current)
+    switch(req.prefix, plan.install_dir)
+    collect_garbage(plan.state_dir, plan.install_dir, current)
     if not keep:
         shutil.rmtree(plan.work_dir, ignore_errors=True)
     return BuildResult(plan, False, report, record, seconds, actions.summary)
 
 
 def dry_run(req: Request, fetch: FetchOptions | None = None) -> Plan:
-    _check_prefix(req.prefix)
+    check_prefix(req.prefix)
     return plan_for(req, fetch=fetch)[0]
 
 

@@ -1,16 +1,8 @@
 """Pure planning: from a request and what the host has, decide what to build and list every step.
 
 Nothing here touches the disk or runs a program, so the plan can be printed (``--dry-run``), rendered
-as a sh script (``--emit-script``), run locally, or run in a container, and is unit-tested alone.
-
-Layout of an install (``PREFIX`` is what the user passed)::
-
-    PREFIX -> PREFIX.buildkit/builds/<id>        a symlink, swapped atomically once <id> is verified
-    PREFIX.buildkit/builds/<id>/                 CPython, BUILDKIT.json
-    PREFIX.buildkit/deps/openssl-3.0.20-<hash>/  private OpenSSL (reused by later builds), ssl/ -> host CAs
-    PREFIX.buildkit/deps/sqlite-3.40.1-<hash>/   private SQLite
-    PREFIX.buildkit/work/<id>/                   source trees (kept with --keep or on failure)
-    PREFIX.buildkit/logs/<id>/                   one log per step, kept
+as a sh script (``--emit-script``), run locally, or run in a container, and is unit-tested alone. The folders
+a plan names are those of :class:`buildkit.pybuild.install.Layout` (the layout of an install is described there).
 """
 
 from __future__ import annotations
@@ -24,6 +16,7 @@ from buildkit import catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.host import HostInfo, SystemLib
+from buildkit.pybuild.install import Layout
 from buildkit.pybuild.recipe import Action, Command, Context, Recipe
 from buildkit.pybuild.toolchain import Toolchain
 
@@ -197,7 +190,8 @@ def choose(package: str, wanted: str | None, system: SystemLib | None, minimum: 
     return Choice(package, "private", source.version, "", why)
 
 
-def _hash(*parts: object) -> str:
+def short_hash(*parts: object) -> str:
+    """Ten hex digits of the sha256 of ``parts`` (as JSON): the ids of builds and private libraries."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -220,8 +214,9 @@ def private_component(src: Source, state: str, host: HostInfo, salt: str = "", t
     recipe = RECIPES[src.package]
     # -j is not identity
     shape, _ = _component(recipe, src, _PLACEHOLDER, _PLACEHOLDER, 0, dict(deps or {}), host, 0, False, toolchain)
-    digest = _hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc), *([salt] if salt else []))
-    prefix = os.path.join(state, "deps", f"{src.package}-{src.version}-{digest}")
+    digest = short_hash(src.sha256, [_step_json(s) for s in shape], (host.compiler, host.glibc),
+                        *([salt] if salt else []))
+    prefix = Layout(state).dep_dir(f"{src.package}-{src.version}-{digest}")
     return Component(src.package, src.version, src, prefix, "", (), digest)
 
 
@@ -247,8 +242,8 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
                      py.version)
     sqlite_min = max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))
     sqlite = choose("sqlite", req.with_sqlite or ("private" if tc else None), host.sqlite, sqlite_min, py.version)
-    prefix = os.path.abspath(req.prefix)
-    state = prefix + ".buildkit"
+    layout = Layout.of(req.prefix)
+    state = layout.state_dir
     env_key = (host.compiler, host.glibc)
 
     components: list[Component] = []
@@ -279,17 +274,17 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
                           req.profile_tests)
     salt = [req.salt] if req.salt else []
     shape_json = [_step_json(s) for s in shape]
-    build_id = f"{py.version}-{_hash(py.sha256, shape_json, env_key, [c.hash for c in components], *salt)}"
-    work = os.path.join(state, "work", build_id)
+    build_id = f"{py.version}-{short_hash(py.sha256, shape_json, env_key, [c.hash for c in components], *salt)}"
+    work = layout.work_dir(build_id)
     built: list[Component] = []
     for comp in components:
         comp, index = with_steps(comp, work, req.jobs, host, index, tc, lib_deps.get(comp.package))
         built.append(comp)
-    install = os.path.join(state, "builds", build_id)
+    install = layout.build_dir(build_id)
     steps, index = _component(recipe, py, install, os.path.join(work, "cpython"), req.jobs, deps, host, index,
                               req.optimize, tc, req.profile_tests)
     built.append(Component("cpython", py.version, py, install, os.path.join(work, "cpython"), tuple(steps), build_id))
-    return Plan(req, build_id, state, install, work, os.path.join(state, "logs", build_id),
+    return Plan(req, build_id, state, install, work, layout.log_dir(build_id),
                 chosen["openssl"], chosen["sqlite"], tuple(built), host)
 
 

@@ -815,7 +815,7 @@ def parse_args(argv):
     return opts
 
 
-def _write_record(path, report):
+def write_record(path, report):
     """``verified`` and ``verification`` into the build record (buildkit.pybuild.record), made when there is none."""
     record = {"schema": RECORD_SCHEMA}
     try:
@@ -839,7 +839,7 @@ def main(argv):
     report = judge(facts, opts["expect_openssl"], opts["expect_sqlite"], opts["private_prefixes"], opts["django_min"],
                    opts["expect_optimized"])
     if opts["record"]:
-        _write_record(opts["record"], report)
+        write_record(opts["record"], report)
     if not opts["json"]:
         width = max(len(c["name"]) for c in report["checks"])
         for c in report["checks"]:

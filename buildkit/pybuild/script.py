@@ -15,12 +15,12 @@ from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.toolchain import PLACEHOLDER, SPECS
 from buildkit.templating import environment
 
-__all__ = ["render_script", "write_script"]
+__all__ = ["render_script", "sh_quote", "write_script"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def _q(value: str) -> str:
+def sh_quote(value: str) -> str:
     """``value`` quoted for sh, the toolchain's placeholder (a portable plan) becoming ``"$TOOLCHAIN"``."""
     if PLACEHOLDER not in value:
         return shlex.quote(value)
@@ -29,9 +29,9 @@ def _q(value: str) -> str:
 
 def _command_line(run) -> str:
     if isinstance(run, Action):
-        return " ".join(["action_" + run.name.replace("-", "_")] + [_q(a) for a in run.args])
-    env = [f"{k}={_q(v)}" for k, v in run.env]
-    return " ".join((["env"] + env if env else []) + [_q(a) for a in run.argv])
+        return " ".join(["action_" + run.name.replace("-", "_")] + [sh_quote(a) for a in run.args])
+    env = [f"{k}={sh_quote(v)}" for k, v in run.env]
+    return " ".join((["env"] + env if env else []) + [sh_quote(a) for a in run.argv])
 
 
 def render_script(plan: Plan) -> str:

@@ -25,18 +25,35 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from buildkit import __version__, catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import BuildFailed, CheckFailed, InputError
-from buildkit.pybuild.build import library_record, now, prefix_left_as_it_was, source_record
+from buildkit.pybuild.build import Actions, FetchOptions, build_component, plan_and_fetch
 from buildkit.pybuild.host import HostInfo, find_tool, probe_host, require_tools
-from buildkit.pybuild.plan import Choice, Component, Step, _hash, private_component, with_steps
+from buildkit.pybuild.install import (
+    Layout,
+    collect_garbage,
+    installed_build,
+    library_complete,
+    library_record,
+    lock_state,
+    now,
+    prefix_left_as_it_was,
+    source_record,
+    switch,
+    verify_again,
+)
+from buildkit.pybuild.plan import Choice, Component, Step, private_component, short_hash, with_steps
 from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.record import BuildRecord, BuiltLibrary, Library, MissingRecord, Repointed, Update, Verification
 
-__all__ = ["UpdatePlan", "make_update_plan", "update_deps", "rollback", "predicted_sonames", "rebuild_command"]
+if TYPE_CHECKING:
+    from buildkit.pybuild.verify import VerifyReport
+
+__all__ = ["NothingToDo", "UpdatePlan", "UpdateResult", "make_update_plan", "plan_update", "update_deps",
+           "update_record", "rollback", "predicted_sonames", "rebuild_command"]
 
 LABEL = {"openssl": "OpenSSL", "sqlite": "SQLite"}
 #: the libraries of each package that CPython's modules link
@@ -120,7 +137,8 @@ def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Map
     privately, a version older than the one CPython was compiled against, or another ABI.
     """
     prefix = os.path.abspath(prefix)
-    state = prefix + ".buildkit"
+    layout = Layout.of(prefix)
+    state = layout.state_dir
     sources = dict(sources or {})
     cpython = next((s.version for s in record.sources if s.package == "cpython"),
                    os.path.basename(current).split("-")[0])
@@ -169,19 +187,19 @@ def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Map
         components.append(comp)
         mapping.append((old[package].prefix, comp.prefix))
     if not components:
-        raise _NothingToDo(current)
+        raise NothingToDo(current)
     base = record.build_id
-    build_id = f"{cpython}-{_hash('update', base, [c.hash for c in components])}"
-    install = os.path.join(state, "builds", build_id)
+    build_id = f"{cpython}-{short_hash('update', base, [c.hash for c in components])}"
+    install = layout.build_dir(build_id)
     mapping.insert(0, (current, install))
-    work = os.path.join(state, "work", build_id)
+    work = layout.work_dir(build_id)
     built, index = [], 0
     for comp in components:
         comp, index = with_steps(comp, work, jobs, host, index)
         built.append(comp)
     mapping.sort(key=lambda pair: -len(pair[0]))
     return UpdatePlan(prefix, state, current, record, cpython, build_id, install, work,
-                      os.path.join(state, "logs", build_id), choices, tuple(built), tuple(mapping),
+                      layout.log_dir(build_id), choices, tuple(built), tuple(mapping),
                       dict(compiled), dict(needed))
 
 
@@ -189,7 +207,9 @@ def _source_sha(record: BuildRecord, package: str) -> str:
     return next((s.sha256 for s in record.sources if s.package == package), "")
 
 
-class _NothingToDo(Exception):
+class NothingToDo(Exception):
+    """The build already has the libraries asked for: nothing to build (the update verifies it again)."""
+
     def __init__(self, current: str) -> None:
         super().__init__(current)
         self.current = current
@@ -347,62 +367,31 @@ def _sys_version(python: str) -> str:
     return done.stdout.strip()
 
 
-def _current(prefix: str) -> tuple[str, BuildRecord]:
-    from buildkit.pybuild.build import current_install
-
-    current = current_install(prefix)
-    if current is None:
-        raise InputError(f"--prefix {prefix}: no build made by buildkit is installed there",
-                         fix=f"build one first: buildkit python --prefix {prefix} --with-openssl --with-sqlite")
-    try:
-        record: BuildRecord | None = BuildRecord.load(current)
-    except MissingRecord:
-        record = None
-    if record is None or not record.verified:
-        raise InputError(f"--prefix {prefix}: the installed build {current} has no verified BUILDKIT.json",
-                         fix=f"rebuild it: buildkit python --prefix {prefix} ...")
-    return current, record
-
-
-def plan_update(prefix: str, wanted: Mapping[str, str], fetch=None, jobs: int = 2,
+def plan_update(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions | None = None, jobs: int = 2,
                 say: Callable[[str], None] = lambda s: None,
                 host: HostInfo | None = None) -> tuple[UpdatePlan, dict[str, Path]]:
     """The plan for this prefix, and (when ``fetch`` is given) the checked tarball of each library to build."""
-    current, record = _current(prefix)
+    current, record = installed_build(prefix)
     require_tools(["patchelf"])
-    host = host or probe_host()
+    facts = host or probe_host()
     needed = needed_sonames(current)
-    from buildkit.pybuild.build import MARKER
-
     built: dict[str, Source] = {}  # a library this prefix already has (an earlier update): no fetch, no build
-    state = os.path.abspath(prefix) + ".buildkit"
+    state = Layout.of(prefix).state_dir
     for package, version in wanted.items():
         for src in catalog.candidates(package, version):
-            if os.path.exists(os.path.join(private_component(src, state, host).prefix, MARKER)):
+            if library_complete(private_component(src, state, facts).prefix):
                 built[package] = src
                 break
-    plan = make_update_plan(prefix, current, record, wanted, needed, host, built, jobs=jobs)
-    if fetch is None:
-        return plan, {}
-    from buildkit.sources import fetch_first
 
-    chosen = {}
-    for comp in plan.components:
-        if comp.package in built:
-            continue
-        got = fetch_first(catalog.candidates(comp.package, comp.version), cache_dir=fetch.cache_dir,
-                          mirrors=fetch.mirrors, source_dirs=fetch.source_dirs, debian=fetch.debian, warn=say)
-        chosen[comp.package] = got
-        say(f"    source: {got.source.filename} ({got.source.sha256[:12]}..., {got.origin}) checked")
-    plan = make_update_plan(prefix, current, record, wanted, needed, host,
-                            {**built, **{p: g.source for p, g in chosen.items()}}, jobs=jobs)
-    return plan, {p: g.path for p, g in chosen.items()}
+    def make(sources: dict[str, Source]) -> UpdatePlan:
+        return make_update_plan(prefix, current, record, wanted, needed, facts, sources, jobs=jobs)
+
+    return plan_and_fetch(make, fetch, say, built)
 
 
-def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2, keep: bool = False,
+def update_deps(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions, *, jobs: int = 2, keep: bool = False,
                 say: Callable[[str], None] | None = None) -> UpdateResult:
     """Build the new private libraries, a repointed copy of the installed build, verify it, switch."""
-    from buildkit.pybuild.build import MARKER, _Actions, _collect_garbage, _extract, _switch, lock_state
     from buildkit.pybuild.runner import LocalRunner
     from buildkit.pybuild.verify import verify
 
@@ -413,10 +402,8 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2,
     require_tools(["cc", "make", "patchelf"] + (["perl", "perl-ipc-cmd"] if "openssl" in wanted else []))
     try:
         plan, files = plan_update(prefix, wanted, fetch, jobs, say)
-    except _NothingToDo:
-        from buildkit.pybuild.build import verify_again
-
-        current, record = _current(prefix)
+    except NothingToDo:
+        current, record = installed_build(prefix)
         record = verify_again(prefix, current, record, fix=f"go back to the build before: buildkit python --prefix "
                               f"{prefix} --rollback, or rebuild: buildkit python VERSION --prefix {prefix} --clean ...")
         return UpdateResult(None, True, record, time.monotonic() - started)
@@ -428,18 +415,15 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2,
         for path in (plan.work_dir, plan.log_dir):
             shutil.rmtree(path, ignore_errors=True)
             os.makedirs(path)
-        actions = _Actions(None)
+        actions = Actions(None)
         runner = LocalRunner(plan.log_dir, say, actions.table())
         total = len(plan.components) + 1
         with prefix_left_as_it_was(prefix, plan.log_dir, plan.state_dir):
             for number, comp in enumerate(plan.components, 1):
-                if os.path.exists(os.path.join(comp.prefix, MARKER)):
+                if library_complete(comp.prefix):
                     say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
                 else:
-                    shutil.rmtree(comp.prefix, ignore_errors=True)
-                    _extract(files[comp.package], comp.srcdir)
-                    runner.run_component(comp, number, total)
-                    Path(comp.prefix, MARKER).write_text(comp.source.sha256 + "\n")
+                    build_component(comp, files[comp.package], runner, number, total)
                 have = _provided_sonames(comp)
                 need = plan.needed[comp.package]
                 if set(need) - set(have):
@@ -460,7 +444,7 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2,
                         expect_sqlite=plan.choices["sqlite"].version or None, private_prefixes=plan.private_prefixes)
         after = _sys_version(plan.python)
         seconds = time.monotonic() - started
-        record = _update_record(plan, report, changed, before, after, seconds)
+        record = update_record(plan, report, changed, before, after, seconds)
         record.save(plan.install_dir)
         if after != before:
             raise CheckFailed(f"sys.version changed ({before!r} -> {after!r}); {prefix} was left as it was",
@@ -469,8 +453,8 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2,
             failed = ", ".join(c.name for c in report.failed)
             raise CheckFailed(f"verification failed: {failed}; {prefix} was left as it was",
                               fix=f"the new build is kept for inspection in {plan.install_dir}")
-        _switch(prefix, plan.install_dir)
-        _collect_garbage(plan.state_dir, plan.install_dir, plan.current)
+        switch(prefix, plan.install_dir)
+        collect_garbage(plan.state_dir, plan.install_dir, plan.current)
         if not keep:
             shutil.rmtree(plan.work_dir, ignore_errors=True)
         return UpdateResult(plan, False, record, seconds)
@@ -478,8 +462,8 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch, *, jobs: int = 2,
         lock.close()
 
 
-def _update_record(plan: UpdatePlan, report, changed: Mapping[str, list[str]], before: str, after: str,
-                   seconds: float) -> BuildRecord:
+def update_record(plan: UpdatePlan, report: VerifyReport, changed: Mapping[str, list[str]], before: str, after: str,
+                  seconds: float) -> BuildRecord:
     """The record of the updated copy: the installed build's, with the new libraries, verification and ids."""
     base = plan.record
     updated = {c.package for c in plan.components}
@@ -510,9 +494,7 @@ def _step_line(step: Step) -> str:
 
 def rollback(prefix: str) -> tuple[str, str, BuildRecord]:
     """Switch ``prefix`` back to the build the current one replaced; returns (from, to, its record)."""
-    from buildkit.pybuild.build import _switch, lock_state
-
-    current, record = _current(prefix)
+    current, record = installed_build(prefix)
     previous = record.previous
     if not previous:
         raise InputError(f"--rollback: {prefix} -> {current} records no previous build",
@@ -535,9 +517,9 @@ def rollback(prefix: str) -> tuple[str, str, BuildRecord]:
         if dep is not None and dep.how == "private" and not os.path.isdir(dep.prefix):
             raise InputError(f"--rollback: the {LABEL[package]} of {previous} ({dep.prefix}) is gone",
                              fix=f"rebuild what you need: buildkit python --prefix {prefix} ...")
-    lock = lock_state(os.path.abspath(prefix) + ".buildkit", prefix)
+    lock = lock_state(Layout.of(prefix).state_dir, prefix)
     try:
-        _switch(prefix, previous)
+        switch(prefix, previous)
     finally:
         lock.close()
     return current, previous, old

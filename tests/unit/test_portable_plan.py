@@ -179,12 +179,12 @@ def test_bundle_refuses_what_is_not_a_verified_portable_tree(tmp_path: Path):
 
 
 def test_quoting_turns_the_placeholder_into_the_scripts_variable():
-    from buildkit.pybuild.script import _q
+    from buildkit.pybuild.script import sh_quote
     from buildkit.pybuild.toolchain import PLACEHOLDER
 
-    assert _q("plain word") == "'plain word'"
-    assert _q(f"gcc --sysroot={PLACEHOLDER}/s -B{PLACEHOLDER}/b") == "'gcc --sysroot='\"$TOOLCHAIN\"'/s -B'\"$TOOLCHAIN\"/b"
-    out = subprocess.run(["sh", "-c", f"TOOLCHAIN='/a b'; printf %s {_q(f'x {PLACEHOLDER}/y')}"], capture_output=True,
+    assert sh_quote("plain word") == "'plain word'"
+    assert sh_quote(f"gcc --sysroot={PLACEHOLDER}/s -B{PLACEHOLDER}/b") == "'gcc --sysroot='\"$TOOLCHAIN\"'/s -B'\"$TOOLCHAIN\"/b"
+    out = subprocess.run(["sh", "-c", f"TOOLCHAIN='/a b'; printf %s {sh_quote(f'x {PLACEHOLDER}/y')}"], capture_output=True,
                          text=True)
     assert out.stdout == "x /a b/y"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from buildkit.pybuild import probe_script, relocate
-from buildkit.pybuild.build import _record
+from buildkit.pybuild.install import build_record
 from buildkit.pybuild.plan import Request, make_plan
 from buildkit.pybuild.record import SCHEMA, BuildRecord, MissingRecord, Modules, RecordError
 from buildkit.pybuild.script import render_script
 from buildkit.pybuild.toolchain import Toolchain, spec_for
-from buildkit.pybuild.update import _update_record, make_update_plan
+from buildkit.pybuild.update import make_update_plan, update_record
 from buildkit.pybuild.verify import CLEAN_ENV, PROBE_MARK, PROBE_SOURCE, VerifyReport, report_from_probe
 from tests.unit.test_plan import CENTOS7, MODERN
 
@@ -69,9 +69,9 @@ def _built(report: VerifyReport, tmp_path: Path, portable: bool = False) -> Buil
         plan = make_plan(Request("3.13.5", PREFIX, optimize=True), CENTOS7)
         relocatable = None
         optimization = {"pgo": True, "lto": True, "profile_files": 412, "profile_tests": "44/44"}
-    return _record(plan, report, Modules(("_tkinter",), (), ("_curses",)), 1523.44, optimization,
-                   request_id=plan.build_id, component_seconds={"cpython": 1490.2}, relocatable=relocatable,
-                   previous=f"{PREFIX}.buildkit/builds/3.13.5-older")
+    return build_record(plan, report, Modules(("_tkinter",), (), ("_curses",)), 1523.44, optimization,
+                        request_id=plan.build_id, component_seconds={"cpython": 1490.2}, relocatable=relocatable,
+                        previous=f"{PREFIX}.buildkit/builds/3.13.5-older")
 
 
 def _read_back(path: str | Path) -> tuple[BuildRecord, dict]:
@@ -107,7 +107,7 @@ def test_update_deps_writes_the_installed_record_with_the_new_library(report, tm
     plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base, {"openssl": "3.5.7"}, NEEDED,
                             CENTOS7)
     changed = {"rpath": [f"{plan.install_dir}/lib/python3.13/lib-dynload/_ssl.so"], "text": ["x"], "symlink": []}
-    record = _update_record(plan, report, changed, "3.13.5 (main)", "3.13.5 (main)", 61.0)
+    record = update_record(plan, report, changed, "3.13.5 (main)", "3.13.5 (main)", 61.0)
     got, data = _read_back(record.save(str(tmp_path)))
     assert got == record and list(data) == BUILD_KEYS + ["update"]
     assert got.build_id == plan.build_id and got.previous == plan.current and got.request_id == base.request_id
@@ -118,7 +118,7 @@ def test_update_deps_writes_the_installed_record_with_the_new_library(report, tm
     # an update of that update: still the build CPython was compiled in
     again = make_update_plan(PREFIX, plan.install_dir, got, {"sqlite": "3.46.1"}, NEEDED, CENTOS7)
     assert again.compiled_against == {"openssl": "3.0.20", "sqlite": "3.40.1"}
-    second = _update_record(again, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
+    second = update_record(again, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
     assert second.update is not None and second.update.base_build == base.build_id
 
 
@@ -134,7 +134,7 @@ def test_probe_record_is_schema_2_and_read_back(probed):
 def test_probe_merges_into_a_record_of_buildkit(probed, report, tmp_path):
     built = _built(report, tmp_path)
     path = built.save(str(tmp_path))
-    probe_script._write_record(path, probed[0]["report"])  # what --record does after its checks
+    probe_script.write_record(path, probed[0]["report"])  # what --record does after its checks
     record, _ = _read_back(path)
     assert record.steps == built.steps and record.verification is not None and record.verification.executable is None
 
@@ -210,7 +210,7 @@ def test_old_update_and_relocated_records(report, tmp_path, probed):
     base = replace(_built(report, tmp_path), optimize=False, optimization=None)
     plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base, {"openssl": "3.5.7"}, NEEDED,
                             CENTOS7)
-    updated = _update_record(plan, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
+    updated = update_record(plan, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
     data = _old(updated, "portable", "request_id")  # an update (December) of a build made before --portable
     assert BuildRecord.from_json(data).update == updated.update
 

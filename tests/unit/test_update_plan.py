@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from buildkit.errors import InputError
-from buildkit.pybuild.build import library_record, source_record
 from buildkit.pybuild.host import HostInfo
+from buildkit.pybuild.install import library_record, source_record
 from buildkit.pybuild.plan import Request, make_plan
 from buildkit.pybuild.record import BuildRecord, Library
-from buildkit.pybuild.update import _NothingToDo, make_update_plan, predicted_sonames, rebuild_command
+from buildkit.pybuild.update import NothingToDo, make_update_plan, predicted_sonames, rebuild_command
 
 HOST = HostInfo(None, None, "gcc 12.2.0", "2.36", "Debian 12", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs")
 PREFIX = "/opt/py"
@@ -67,7 +67,7 @@ def test_system_library_is_not_updated_in_place():
 
 def test_same_versions_are_nothing_to_do():
     plan, record = installed()
-    with pytest.raises(_NothingToDo):
+    with pytest.raises(NothingToDo):
         make_update_plan(PREFIX, plan.install_dir, record, {"openssl": "3.0.20"}, NEEDED, HOST)
 
 

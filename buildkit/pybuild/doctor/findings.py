@@ -23,7 +23,7 @@ class Finding:
 # --- fixes --------------------------------------------------------------------------------------------
 
 # Development packages for modules whose headers configure looks for: module -> (Debian/Ubuntu, RHEL/Fedora).
-def _dev_packages() -> dict[str, tuple[str, str]]:
+def dev_packages() -> dict[str, tuple[str, str]]:
     from buildkit.pybuild.verify import OPTIONAL_MODULES
 
     table = {name: (deb, rpm) for name, (_, deb, rpm) in OPTIONAL_MODULES.items()}
@@ -39,7 +39,7 @@ def _dev_packages() -> dict[str, tuple[str, str]]:
 
 
 @dataclass
-class _Context:
+class Context:
     cpython: str | None = None  # "3.11.2" or "3.11"
     prefix: str | None = None
 
@@ -87,7 +87,7 @@ class _Context:
                 "and CPython 3.13, use a private SQLite)")
 
 
-class _Collector:
+class Collector:
     """Findings keyed by root cause: a second sign of the same cause adds evidence, not a finding."""
 
     def __init__(self) -> None:

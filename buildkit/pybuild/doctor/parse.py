@@ -78,7 +78,7 @@ _FILE_MISSING = re.compile(r"\[ERROR\] (?P<mod>[\w.]+) \((?P<path>[^)]*)\) is mi
 _BUILD_FAILED = re.compile(r'WARNING: building of extension "(?P<mod>[\w.]+)" failed: (?P<why>.*)$')
 
 
-def _lines(text: str | Iterable[str]) -> list[str]:
+def split_lines(text: str | Iterable[str]) -> list[str]:
     raw = text.splitlines() if isinstance(text, str) else [line.rstrip("\n") for line in text]
     return [_ANSI.sub("", line).rstrip("\r") for line in raw]
 
@@ -91,7 +91,7 @@ def parse_make_summary(text: str | Iterable[str]) -> MakeSummary:
     build_errors: dict[str, str] = {}
     ssl_message = rpath_hint = False
     style = ""
-    lines = _lines(text)
+    lines = split_lines(text)
     i = 0
     while i < len(lines):
         line = lines[i].strip()
@@ -214,7 +214,7 @@ def parse_configure(text: str | Iterable[str], makefile: str | Iterable[str] | N
     args: tuple[str, ...] = ()
     version = None
     pending: str | None = None
-    for line in _lines(text):
+    for line in split_lines(text):
         m = _CHECK_LOG.match(line)
         if m:
             pending = m["what"].strip()
@@ -244,7 +244,7 @@ def parse_configure(text: str | Iterable[str], makefile: str | Iterable[str] | N
         if m:
             version = m["version"]
     if makefile is not None:
-        for line in _lines(makefile):
+        for line in split_lines(makefile):
             m = _MAKE_VAR.match(line)
             if m and m["name"] not in variables:
                 variables[m["name"]] = m["value"]

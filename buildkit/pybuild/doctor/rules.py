@@ -15,12 +15,12 @@ import re
 from collections.abc import Sequence
 from typing import TypedDict
 
-from buildkit.pybuild.doctor.findings import Finding, _Collector, _Context, _dev_packages
+from buildkit.pybuild.doctor.findings import Collector, Context, Finding, dev_packages
 from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary
 
 # --- reasons an extension module fails to import -------------------------------------------------------
 
-_NOT_FOUND_LIB = re.compile(r"(?P<lib>lib[\w+.-]*?\.so[\w.]*): cannot open shared object file")
+NOT_FOUND_LIB = re.compile(r"(?P<lib>lib[\w+.-]*?\.so[\w.]*): cannot open shared object file")
 _UNDEFINED = re.compile(r"undefined symbol: (?P<sym>\w+)")
 _VERSION_NODE = re.compile(r"version `(?P<node>[^']+)' not found")
 # OpenSSL 3.0 renamed many getters (EVP_MD_type -> EVP_MD_get_type ...) and added OSSL_* APIs: a module
@@ -29,18 +29,18 @@ _OPENSSL3_SYMBOL = re.compile(r"^(?:EVP_\w+_get_\w+|EVP_\w+_get0_\w+|SSL_get1_pe
                               r"EVP_MD_fetch|EVP_CIPHER_fetch|\w+_ex)$")
 
 
-def _lib_family(text: str) -> str:
+def lib_family(text: str) -> str:
     return "SQLite" if "sqlite" in text.lower() else "OpenSSL"
 
 
-def _import_failure(c: _Collector, ctx: _Context, module: str, why: str, where: str, cfg: ConfigureFacts) -> None:
+def import_failure(c: Collector, ctx: Context, module: str, why: str, where: str, cfg: ConfigureFacts) -> None:
     """A module that was built but does not import: classify the loader's message."""
     family = "SQLite" if module in ("_sqlite3", "sqlite3") else "OpenSSL"
     evidence = f"{where}: {module}: {why}" if where else f"{module}: {why}"
-    m = _NOT_FOUND_LIB.search(why)
+    m = NOT_FOUND_LIB.search(why)
     if m:
         lib = m["lib"]
-        family = _lib_family(lib)
+        family = lib_family(lib)
         libdirs = _libdirs(cfg, family)
         hint = ""
         if libdirs:
@@ -107,7 +107,7 @@ _PKG_SQLITE = re.compile(r"Requested 'sqlite3 >= (?P<min>[\d.]+)' but version of
 _PYTHON_REQUIRES = re.compile(r"Python requires an? OpenSSL (?P<what>.*)$")
 
 
-def _seed_findings(c: _Collector, ctx: _Context, lines: Sequence[str], source: str, cfg: ConfigureFacts) -> None:
+def _seed_findings(c: Collector, ctx: Context, lines: Sequence[str], source: str, cfg: ConfigureFacts) -> None:
     from buildkit.catalog import django_sqlite_min
 
     for number, line in enumerate(lines, 1):
@@ -141,7 +141,7 @@ def _seed_findings(c: _Collector, ctx: _Context, lines: Sequence[str], source: s
         if m:
             why = m["why"]
             module = "_sqlite3" if "sqlite" in why else ("_hashlib" if "_hashlib" in why else "_ssl")
-            _import_failure(c, ctx, module, why, where, cfg)
+            import_failure(c, ctx, module, why, where, cfg)
         m = _CONFIGURE_ERROR.match(line.strip())
         if m:
             c.add(f"configure-error-{m['msg']}", f"configure failed: {m['msg']}", where,
@@ -158,7 +158,7 @@ class _TextHits(TypedDict):
     pkg_sqlite: list[re.Match[str]]
 
 
-def _configure_error_fix(msg: str, ctx: _Context) -> str:
+def _configure_error_fix(msg: str, ctx: Context) -> str:
     if "--with-openssl-rpath" in msg:
         return "pass --with-openssl-rpath=auto, or an existing directory that holds libssl (lib or lib64)"
     if "Invalid --with-openssl value" in msg:
@@ -166,7 +166,7 @@ def _configure_error_fix(msg: str, ctx: _Context) -> str:
     return f"fix what configure names, or let buildkit configure: {ctx.rebuild()}"
 
 
-def _configure_findings(c: _Collector, ctx: _Context, cfg: ConfigureFacts, lines: Sequence[str],
+def _configure_findings(c: Collector, ctx: Context, cfg: ConfigureFacts, lines: Sequence[str],
                         tree: str | None) -> None:
     from buildkit.catalog import django_sqlite_min
     from buildkit.pybuild.verify import version_tuple
@@ -341,15 +341,15 @@ def _sqlite_header_version(cflags: str) -> str | None:
     return None
 
 
-def _summary_findings(c: _Collector, ctx: _Context, summary: MakeSummary, cfg: ConfigureFacts, source: str) -> None:
-    packages = _dev_packages()
+def _summary_findings(c: Collector, ctx: Context, summary: MakeSummary, cfg: ConfigureFacts, source: str) -> None:
+    packages = dev_packages()
     where = source or "make"
     for module in summary.removed:
         why = summary.import_errors.get(module, "could not be imported")
-        _import_failure(c, ctx, module, why, f"{where} (built but removed)", cfg)
+        import_failure(c, ctx, module, why, f"{where} (built but removed)", cfg)
     for module, why in summary.import_errors.items():
         if module not in summary.removed:
-            _import_failure(c, ctx, module, why, where, cfg)
+            import_failure(c, ctx, module, why, where, cfg)
     missing = set(summary.missing)
     if missing & {"_ssl", "_hashlib"} and not any(c.has(k) for k in ("ssl-headers", "ssl-link", "ssl-old", "ssl-api")):
         c.add("ssl-missing", "OpenSSL not found: _ssl and _hashlib were not built",
@@ -391,9 +391,9 @@ def _summary_findings(c: _Collector, ctx: _Context, summary: MakeSummary, cfg: C
               f"{ctx.rebuild()}; {ctx.system_openssl()}")
 
 
-def _analyze(lines: Sequence[str], cfg: ConfigureFacts, summary: MakeSummary, ctx: _Context, source: str,
+def analyze(lines: Sequence[str], cfg: ConfigureFacts, summary: MakeSummary, ctx: Context, source: str,
              tree: str | None = None, summary_source: str | None = None) -> list[Finding]:
-    c = _Collector()
+    c = Collector()
     _configure_findings(c, ctx, cfg, lines, tree)
     _summary_findings(c, ctx, summary, cfg, summary_source or source)
     _seed_findings(c, ctx, lines, source, cfg)

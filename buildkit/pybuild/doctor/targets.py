@@ -10,15 +10,15 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from buildkit.errors import InputError
-from buildkit.pybuild.doctor.findings import Finding, _Collector, _Context
-from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary, _lines, parse_configure, parse_make_summary
-from buildkit.pybuild.doctor.rules import _NOT_FOUND_LIB, _analyze, _import_failure, _lib_family
+from buildkit.pybuild.doctor.findings import Collector, Context, Finding
+from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary, parse_configure, parse_make_summary, split_lines
+from buildkit.pybuild.doctor.rules import NOT_FOUND_LIB, analyze, import_failure, lib_family
 from buildkit.pybuild.record import BuildRecord, RecordError
 
 
 def doctor_text(text: str | Iterable[str], *, source: str = "") -> list[Finding]:
     """Findings for a build log (configure output, make output, a traceback...) given as text."""
-    lines = _lines(text)
+    lines = split_lines(text)
     cfg = parse_configure(lines)
     summary = parse_make_summary(lines)
     version = cfg.version
@@ -26,8 +26,8 @@ def doctor_text(text: str | Iterable[str], *, source: str = "") -> list[Finding]
         joined = "\n".join(lines)
         m = re.search(r"Python-(\d+\.\d+\.\d+)", joined) or re.search(r"lib\.linux-\w+-(\d+\.\d+)", joined)
         version = m.group(1) if m else None
-    ctx = _Context(cpython=version, prefix=cfg.arg("--prefix"))
-    return _analyze(lines, cfg, summary, ctx, source)
+    ctx = Context(cpython=version, prefix=cfg.arg("--prefix"))
+    return analyze(lines, cfg, summary, ctx, source)
 
 
 # --- targets ------------------------------------------------------------------------------------------
@@ -76,8 +76,8 @@ def doctor_build_tree(tree: str) -> list[Finding]:
     if patchlevel:
         m = re.search(r'#define\s+PY_VERSION\s+"([\d.]+)', patchlevel)
         version = m.group(1) if m else version
-    ctx = _Context(cpython=version, prefix=cfg.arg("--prefix") or cfg.variables.get("prefix"))
-    lines = _lines(config_log)
+    ctx = Context(cpython=version, prefix=cfg.arg("--prefix") or cfg.variables.get("prefix"))
+    lines = split_lines(config_log)
 
     # What make left behind: build/lib.*/_ssl_failed*.so is a module that was removed on import.
     libdirs = []
@@ -103,7 +103,7 @@ def doctor_build_tree(tree: str) -> list[Finding]:
                         why += f"; ldd: {'; '.join(libs)}"
                     import_errors[module] = why
     summary = MakeSummary(removed=tuple(removed), import_errors=import_errors) if removed else MakeSummary()
-    findings = _analyze(lines, cfg, summary, ctx, "config.log", tree=tree, summary_source="build tree")
+    findings = analyze(lines, cfg, summary, ctx, "config.log", tree=tree, summary_source="build tree")
     if not cfg.found:
         findings.append(Finding("nothing to read in the build tree", f"{tree} has no config.log and no Makefile "
                                 "variables", "run configure (or buildkit python ...) first", problem=False))
@@ -140,8 +140,8 @@ def doctor_interpreter(python: str) -> list[Finding]:
     report = verify(path, private_prefixes=prefixes)
     facts = report.probe
     prefix = (record.prefix if record else "") or facts.get("prefix") or os.path.dirname(os.path.dirname(path))
-    ctx = _Context(cpython=report.python_version or None, prefix=prefix)
-    c = _Collector()
+    ctx = Context(cpython=report.python_version or None, prefix=prefix)
+    c = Collector()
     ssl_dirs = [d for d in prefixes if "openssl" in os.path.basename(d.rstrip("/"))]
     cfg = ConfigureFacts(variables={"OPENSSL_LDFLAGS": " ".join(f"-L{d}/lib" for d in ssl_dirs)})
     name = f"{report.executable} ({report.python_version})"
@@ -166,7 +166,7 @@ def doctor_interpreter(python: str) -> list[Finding]:
                 c.add(key, f"this Python has no {module} (built without OpenSSL, or removed because it could not "
                       "be imported)", detail, f"rebuild: {ctx.rebuild()}; {ctx.system_openssl()}")
         else:
-            _import_failure(c, ctx, module, why.split(": ", 1)[-1], name, cfg)
+            import_failure(c, ctx, module, why.split(": ", 1)[-1], name, cfg)
             _lib64_runtime(c, ctx, why, prefixes)
 
     failed = {ch.name: ch for ch in report.failed}
@@ -242,14 +242,14 @@ _DISTRO_PACKAGES = {"_gdbm": ("python3-gdbm", "python3-libs"), "_dbm": ("python3
                     "_tkinter": ("python3-tk", "python3-tkinter")}
 
 
-def _lib64_runtime(c: _Collector, ctx: _Context, why: str, prefixes: Sequence[str]) -> None:
-    m = _NOT_FOUND_LIB.search(why)
+def _lib64_runtime(c: Collector, ctx: Context, why: str, prefixes: Sequence[str]) -> None:
+    m = NOT_FOUND_LIB.search(why)
     if not m:
         return
     for prefix in prefixes:
         hits = glob.glob(os.path.join(prefix, "lib64", m["lib"]))
         if hits and not glob.glob(os.path.join(prefix, "lib", m["lib"])):
-            c.add("rpath-" + _lib_family(m["lib"]), f"{m['lib']} is in {prefix}/lib64, which the rpath does not name",
+            c.add("rpath-" + lib_family(m["lib"]), f"{m['lib']} is in {prefix}/lib64, which the rpath does not name",
                   f"{hits[0]} exists; the module's rpath points elsewhere",
                   f"rebuild: {ctx.rebuild()}; or by hand LDFLAGS=\"-Wl,-rpath,{prefix}/lib64\"")
 
