@@ -1,14 +1,15 @@
 """The source catalog: which upstream tarballs buildkit knows, with checksums, and which versions fit.
 
 Data lives in ``sources.toml`` next to this file; this module loads it into frozen dataclasses and answers
-"which tarball is CPython 3.11.2", "what is the newest known 3.0 OpenSSL" and "what does CPython 3.13 need".
+"which tarball is CPython 3.11.2", "what is the newest known 3.0 OpenSSL", "what does CPython 3.13 need"
+(:func:`library_min`) and "what is built when no version is named" (:func:`default`).
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -22,8 +23,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "PACKAGES", "Compat", "CompilerNeed", "Source", "candidates", "compat_for", "compiler_needs", "django_sqlite_min",
-    "find", "sources", "parse_version", "suggest",
+    "PACKAGES", "Compat", "CompilerNeed", "Source", "candidates", "compat_for", "compat_table", "compiler_needs",
+    "default", "defaults", "django_sqlite_min", "find", "library_min", "sources", "parse_version", "suggest",
 ]
 
 # The first three make every build; the rest are the libraries of a portable build (--portable) only.
@@ -54,9 +55,25 @@ class Source:
 
 @dataclass(frozen=True)
 class Compat:
+    """One row of the compatibility table: the OpenSSL and SQLite a range of CPython releases needs."""
+
     cpython: SpecifierSet
     openssl_min: str
     sqlite_min: str
+
+    @property
+    def first(self) -> str:
+        """The oldest CPython series of the range (``>=3.10,<3.13``: ``3.10``); "" without a lower bound."""
+        return next((s.version for s in self.cpython if s.operator == ">="), "")
+
+    @property
+    def last(self) -> str:
+        """The newest CPython series of the range (``>=3.10,<3.13``: ``3.12``); "" when it is open-ended."""
+        below = next((Version(s.version) for s in self.cpython if s.operator == "<"), None)
+        if below is None:
+            return ""
+        major, minor = (below.release + (0,))[:2]
+        return f"{major}.{minor - 1}" if minor else f"{major - 1}"
 
 
 @dataclass(frozen=True)
@@ -85,14 +102,19 @@ def parse_version(package: str, version: str) -> Version:
         ) from None
 
 
+_Loaded = tuple[tuple[Source, ...], tuple[Compat, ...], str, tuple[CompilerNeed, ...], tuple[tuple[str, str], ...]]
+
+
 @cache
-def _load() -> tuple[tuple[Source, ...], tuple[Compat, ...], str, tuple[CompilerNeed, ...]]:
+def _load() -> _Loaded:
+    """sources.toml: (sources, compat, django_sqlite_min, compiler needs, defaults)."""
     with CATALOG.open("rb") as f:
         data = tomllib.load(f)
     items = tuple(sorted((Source(**entry) for entry in data["source"]), key=lambda s: (s.package, s.key)))
     compat = tuple(Compat(SpecifierSet(c["cpython"]), c["openssl_min"], c["sqlite_min"]) for c in data["compat"])
     needs = tuple(CompilerNeed(**{**c, "cpython": SpecifierSet(c["cpython"])}) for c in data.get("compiler", ()))
-    return items, compat, data["requirements"]["django_sqlite_min"], needs
+    defaults = tuple((str(k), str(v)) for k, v in data["defaults"].items())
+    return items, compat, data["requirements"]["django_sqlite_min"], needs, defaults
 
 
 def sources(package: str | None = None) -> list[Source]:
@@ -125,13 +147,15 @@ def candidates(package: str, version: str) -> list[Source]:
     raise InputError(f"{package} {version} is not in the catalog", fix=suggest(package, version))
 
 
-#: why the oldest versions the catalog holds are the oldest buildkit builds
-_TOO_OLD = {
-    "openssl": "CPython 3.10 and newer need OpenSSL 1.1.1 or newer (PEP 644), and 1.0.2 has had no public "
-               "fixes since 2019",
-    "sqlite": "the system's SQLite serves older needs; a private one is built to be new (deterministic functions "
-              "and Django need 3.8.3 or newer)",
-}
+def _too_old(package: str) -> str:
+    """Why the oldest versions the catalog holds are the oldest buildkit builds."""
+    if package == "openssl":
+        return ("CPython 3.10 and newer need OpenSSL 1.1.1 or newer (PEP 644), and 1.0.2 has had no public fixes "
+                "since 2019")
+    if package == "sqlite":
+        return ("the system's SQLite serves older needs; a private one is built to be new (deterministic functions "
+                f"and Django need {django_sqlite_min()} or newer)")
+    return ""
 
 
 def suggest(package: str, version: str) -> str:
@@ -146,7 +170,7 @@ def suggest(package: str, version: str) -> str:
     if series:
         return f"nearest known: {', '.join(reversed(series[-3:]))} {listing}"
     if wanted < keys[known[0]]:
-        why = f"; {_TOO_OLD[package]}" if package in _TOO_OLD else ""
+        why = f"; {_too_old(package)}" if _too_old(package) else ""
         return f"the oldest buildkit builds is {known[0]}{why} {listing}"
     if wanted > keys[known[-1]]:
         return (f"the newest in the catalog is {known[-1]}; a newer release needs a catalog entry with its sha256 "
@@ -172,6 +196,36 @@ def compiler_needs(cpython: str, gcc: str) -> list[CompilerNeed]:
     return sorted(unmet, key=lambda n: n.level != "stop")
 
 
+def compat_table() -> tuple[Compat, ...]:
+    """Every row of the compatibility table, oldest CPython range first."""
+    return _load()[1]
+
+
 def django_sqlite_min() -> str:
     """SQLite needed for ``create_function(..., deterministic=True)`` (and so for Django)."""
     return _load()[2]
+
+
+def library_min(package: str, cpython: str) -> str:
+    """The oldest ``package`` (openssl | sqlite) buildkit builds CPython ``cpython`` with: CPython's own minimum
+    (the compatibility table), and for SQLite at least :func:`django_sqlite_min` (``deterministic=True``)."""
+    compat = compat_for(cpython)
+    if package == "openssl":
+        return compat.openssl_min
+    if package == "sqlite":
+        return max(compat.sqlite_min, django_sqlite_min(), key=partial(parse_version, "sqlite"))
+    raise InputError(f"no minimum version of {package!r}", fix="ask for openssl or sqlite")
+
+
+def defaults() -> dict[str, str]:
+    """{package: version} built when no version is named (``sources.toml``'s [defaults])."""
+    return dict(_load()[4])
+
+
+def default(package: str) -> str:
+    """The version of ``package`` built when no version is named: ``buildkit python`` without VERSION, the bare
+    ``--with-openssl``/``--with-sqlite``, a matrix without that axis, a portable build's libraries."""
+    try:
+        return dict(_load()[4])[package]
+    except KeyError:
+        raise InputError(f"no default version of {package!r}", fix=f"use one of {', '.join(PACKAGES)}") from None

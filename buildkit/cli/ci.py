@@ -109,8 +109,10 @@ class _Engine:
 
 def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _Engine):
     from buildkit.container.matrix import MatrixSpec, expand, load_matrix_file
+    from buildkit.pybuild.choice import LibraryChoice
 
-    spec = MatrixSpec(tuple(images), tuple(versions), tuple(openssls), tuple(sqlites))
+    spec = MatrixSpec(tuple(images), tuple(versions), tuple(LibraryChoice.parse("openssl", v) for v in openssls),
+                      tuple(LibraryChoice.parse("sqlite", v) for v in sqlites))
     if matrix_file:
         spec = load_matrix_file(matrix_file).merged(spec)
     return expand(spec, engine.os_release)

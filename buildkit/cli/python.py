@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from buildkit.cli.output import (
     stdin_text,
 )
 from buildkit.errors import InputError
+
+if TYPE_CHECKING:
+    from buildkit.pybuild.choice import LibraryChoice
 
 
 @click.command("python", context_settings=CONTEXT)
@@ -111,7 +115,9 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
       buildkit python --prefix /opt/python-3.11 --update-deps --with-openssl=3.5.7 --with-sqlite=3.46.1
       buildkit python --prefix /opt/python-3.11 --rollback
     """
-    from buildkit.pybuild.plan import DEFAULTS, Request
+    from buildkit import catalog
+    from buildkit.pybuild.choice import LibraryChoice
+    from buildkit.pybuild.plan import Request
 
     if list_versions:
         _list_versions(version, as_json)
@@ -121,6 +127,8 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     if version in ("verify", "doctor", "fetch", "bundle"):
         raise InputError(f"'buildkit python {version}': {version} is a command of its own, not a Python version",
                          fix=f"buildkit {version} --help")
+    with_openssl = LibraryChoice.parse("openssl", with_openssl)
+    with_sqlite = LibraryChoice.parse("sqlite", with_sqlite)
     _check_eaten_version(version, with_openssl, with_sqlite)
     if not prefix:
         raise InputError("--prefix DIR is required", fix="e.g. --prefix /opt/python-3.11")
@@ -148,17 +156,17 @@ def python_cmd(version, prefix, with_openssl, with_sqlite, jobs, optimize, profi
     fetch = fetch_options(cache_dir, source_dirs, mirrors, no_debian)
     toolchain = None
     if portable:
-        from buildkit import catalog
         from buildkit.pybuild.plan import check_portable
         from buildkit.pybuild.toolchain import DEFAULT_GLIBC, ensure_toolchain, script_toolchain, spec_for
 
-        check_portable(catalog.find("cpython", version or DEFAULTS["cpython"]).version, with_openssl, with_sqlite)
+        check_portable(catalog.find("cpython", version or catalog.default("cpython")).version, with_openssl,
+                       with_sqlite)
         spec_for(glibc or DEFAULT_GLIBC)  # a --glibc no toolchain reaches: said before anything is fetched
         if emit_script:  # the script checks and unpacks the toolchain it is given where it runs
             toolchain = script_toolchain(glibc or DEFAULT_GLIBC)
         else:
             toolchain = ensure_toolchain(glibc or DEFAULT_GLIBC, fetch.cache_dir, toolchain_dir, say)
-    req = with_jobs(Request(version or DEFAULTS["cpython"], prefix, with_openssl, with_sqlite, clean=clean,
+    req = with_jobs(Request(version or catalog.default("cpython"), prefix, with_openssl, with_sqlite, clean=clean,
                             optimize=optimize, salt=salt, toolchain=toolchain, profile_tests=trained_on), jobs)
     if dry_run or emit_script:
         # With --source-dir, the tarballs that are really there decide (e.g. SQLite's full tree).
@@ -196,6 +204,8 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
                         emit_script, update_deps, rollback) -> None:
     import os
 
+    from buildkit.pybuild.choice import AUTO
+
     if update_deps and rollback:
         raise InputError("--update-deps and --rollback together", fix="run one, then the other")
     flag = "--update-deps" if update_deps else "--rollback"
@@ -205,7 +215,7 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
                              fix=f"drop {name}" + (" (the emitted script does full builds only)"
                                                    if name == "--emit-script" else ""))
     if rollback:
-        if with_openssl or with_sqlite or version or dry_run:
+        if with_openssl.kind != AUTO or with_sqlite.kind != AUTO or version or dry_run:
             raise InputError("--rollback takes only --prefix (and --json)",
                              fix=f"buildkit python --prefix {prefix} --rollback")
         from buildkit.pybuild.update import rollback as do_rollback
@@ -220,23 +230,14 @@ def _update_or_rollback(version, prefix, with_openssl, with_sqlite, jobs, clean,
             versions = ", ".join(f"{k} {(lib.version if lib else '') or '?'}" for k, lib in libs.items())
             click.echo(f"{prefix} -> {now}  (rolled back from {os.path.basename(was)}; {versions})")
         return
-    wanted = {}
-    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
-        if value is None:
-            continue
-        if value in ("private", "system") or "/" in value:
-            raise InputError(f"--update-deps --with-{package}={value}: name the version to update to",
-                             fix=f"e.g. --with-{package}={'3.5.7' if package == 'openssl' else '3.46.1'}"
-                                 " (buildkit python --list)")
-        wanted[package] = value
-    if not wanted:
-        raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
     from buildkit.pybuild.build import with_jobs
     from buildkit.pybuild.install import current_install
     from buildkit.pybuild.plan import Request
-    from buildkit.pybuild.update import plan_update
+    from buildkit.pybuild.update import plan_update, update_versions
     from buildkit.pybuild.update import update_deps as do_update
 
+    wanted = (with_openssl, with_sqlite)
+    update_versions(wanted)  # a version for each library named, and at least one: said before anything is read
     jobs = with_jobs(Request("", prefix), jobs).jobs
     if version:
         installed = os.path.basename(current_install(prefix) or "").split("-")[0]
@@ -300,17 +301,19 @@ def _list_versions(series: str | None, as_json: bool) -> None:
         click.echo(f"{package}: {' '.join(versions)}")
 
 
-def _check_eaten_version(version: str | None, with_openssl: str | None, with_sqlite: str | None) -> None:
+def _check_eaten_version(version: str | None, *wanted: LibraryChoice) -> None:
     """``--with-sqlite 3.11.2`` with no VERSION: the option took the word meant as CPython's version (its value
     is optional, so click gives it the next word). Said, with both readings' spelling, instead of failing on
     "sqlite 3.11.2 is not in the catalog"."""
     from buildkit import catalog
+    from buildkit.pybuild.choice import VERSION
 
     if version is not None:
         return
-    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
-        if not value or "/" in value or value in ("private", "system"):
+    for choice in wanted:
+        if choice.kind != VERSION:
             continue
+        package, value = choice.package, choice.value
         known = {s.version for s in catalog.sources(package)}
         pythons = {s.version for s in catalog.sources("cpython")}
         if value not in known and (value in pythons or any(p.startswith(value + ".") for p in pythons)):

@@ -1,9 +1,11 @@
 """Pure planning of ``buildkit ci``: the matrix of cells, artifact names, and CI workflows that fan it out.
 
-A cell is one image x one CPython x one OpenSSL x one SQLite. Versions are resolved against the catalog
-here (``3.12`` -> the newest 3.12 it knows), and a pair that cannot work (an OpenSSL too old for that
-CPython) is refused before anything runs. Nothing here touches Docker, the network or the disk, except
-:func:`load_matrix_file`, which reads the one file it is given.
+A cell is one image x one CPython x one OpenSSL x one SQLite. The OpenSSL and SQLite axes are
+:class:`~buildkit.pybuild.choice.LibraryChoice` values (the command line's ``--with-openssl``, a matrix file's
+``openssl``, both read by :meth:`LibraryChoice.parse`). Versions are resolved against the catalog here (``3.12``
+-> the newest 3.12 it knows), and a pair that cannot work (an OpenSSL too old for that CPython) is refused before
+anything runs. Nothing here touches Docker, the network or the disk, except :func:`load_matrix_file`, which
+reads the one file it is given.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from buildkit import __version__, catalog
 from buildkit.container.images import ImageRef, parse_image
 from buildkit.errors import InputError
+from buildkit.pybuild.choice import AUTO, PREFIX, PRIVATE, SYSTEM, VERSION, LibraryChoice
 
 __all__ = [
     "Cell",
@@ -31,14 +34,12 @@ __all__ = [
     "to_yaml",
 ]
 
-SYSTEM = "system"
-
 
 @dataclass(frozen=True)
 class Cell:
     image: ImageRef
     cpython: str  # an exact catalog version
-    openssl: str  # an exact catalog version, or "system"
+    openssl: str  # an exact catalog version, or "system" (SYSTEM)
     sqlite: str
 
     @property
@@ -48,6 +49,11 @@ class Cell:
 
     def to_json(self) -> dict[str, str]:
         return {"image": self.image.arg, "python": self.cpython, "openssl": self.openssl, "sqlite": self.sqlite}
+
+    def choice(self, package: str) -> LibraryChoice:
+        """The cell's OpenSSL or SQLite as a build asks for it: the image's own, or that exact version."""
+        value = self.openssl if package == "openssl" else self.sqlite
+        return LibraryChoice(package, SYSTEM) if value == SYSTEM else LibraryChoice(package, VERSION, value)
 
 
 def artifact_name(cpython: str, openssl: str, sqlite: str, distro: str, arch: str, optimized: bool = False) -> str:
@@ -61,38 +67,34 @@ def artifact_name(cpython: str, openssl: str, sqlite: str, distro: str, arch: st
     return f"python-{cpython}{tag}-openssl-{openssl}-sqlite-{sqlite}-{distro}-{arch}"
 
 
-def resolve_choice(package: str, wanted: str | None) -> str:
-    """``None``/``private``: the default version; ``system``; else the catalog's newest match of ``wanted``."""
-    from buildkit.pybuild.plan import DEFAULTS
-
-    if wanted is None or wanted == "private":
-        return DEFAULTS[package]
-    if wanted == SYSTEM:
+def resolve_choice(wanted: LibraryChoice) -> str:
+    """A cell's value: not given or ``private``, the default version; ``system``; else the catalog's newest match
+    of the version. A prefix is refused: it names a folder of this machine."""
+    if wanted.kind in (AUTO, PRIVATE):
+        return catalog.default(wanted.package)
+    if wanted.kind == SYSTEM:
         return SYSTEM
-    if "/" in wanted:
-        raise InputError(f"--with-{package}={wanted}: a prefix on this machine means nothing inside a container",
-                         fix=f"pass a version (--with-{package}=3.0) or system")
-    return catalog.find(package, wanted).version
+    if wanted.kind == PREFIX:
+        raise InputError(f"{wanted}: a prefix on this machine means nothing inside a container",
+                         fix=f"pass a version ({wanted.option}=3.0) or system")
+    return catalog.find(wanted.package, wanted.value).version
 
 
 def _check_cell(cell: Cell) -> None:
     from buildkit.pybuild.plan import choose
 
-    compat = catalog.compat_for(cell.cpython)
-    if cell.openssl != SYSTEM:
-        choose("openssl", cell.openssl, None, compat.openssl_min, cell.cpython)
-    if cell.sqlite != SYSTEM:
-        sqlite_min = max(compat.sqlite_min, catalog.django_sqlite_min(),
-                         key=lambda v: catalog.parse_version("sqlite", v))
-        choose("sqlite", cell.sqlite, None, sqlite_min, cell.cpython)
+    for package in ("openssl", "sqlite"):
+        wanted = cell.choice(package)
+        if wanted.kind != SYSTEM:
+            choose(wanted, None, cell.cpython)
 
 
 @dataclass(frozen=True)
 class MatrixSpec:
     images: tuple[str, ...] = ()
     pythons: tuple[str, ...] = ()
-    openssls: tuple[str | None, ...] = ()
-    sqlites: tuple[str | None, ...] = ()
+    openssls: tuple[LibraryChoice, ...] = ()
+    sqlites: tuple[LibraryChoice, ...] = ()
     include: tuple[dict[str, str], ...] = ()
 
     def merged(self, other: MatrixSpec) -> MatrixSpec:
@@ -114,8 +116,8 @@ def expand(spec: MatrixSpec, resolve: Callable[[str], dict[str, str]] | None = N
                              fix="pass VERSION (e.g. 3.13), or python = [...] in the matrix file")
     images = [parse_image(i, resolve) for i in spec.images]
     pythons = [catalog.find("cpython", v).version for v in spec.pythons]
-    openssls = [resolve_choice("openssl", v) for v in (spec.openssls or (None,))]
-    sqlites = [resolve_choice("sqlite", v) for v in (spec.sqlites or (None,))]
+    openssls = [resolve_choice(v) for v in (spec.openssls or (LibraryChoice("openssl"),))]
+    sqlites = [resolve_choice(v) for v in (spec.sqlites or (LibraryChoice("sqlite"),))]
     for image in images:
         for py in pythons:
             for ossl in openssls:
@@ -126,8 +128,8 @@ def expand(spec: MatrixSpec, resolve: Callable[[str], dict[str, str]] | None = N
         if unknown or "image" not in entry or "python" not in entry:
             raise InputError(f"matrix include entry {entry!r}: needs image and python (and optionally openssl, sqlite)")
         cells.append(Cell(parse_image(entry["image"], resolve), catalog.find("cpython", entry["python"]).version,
-                          resolve_choice("openssl", entry.get("openssl")),
-                          resolve_choice("sqlite", entry.get("sqlite"))))
+                          resolve_choice(LibraryChoice.parse("openssl", entry.get("openssl"))),
+                          resolve_choice(LibraryChoice.parse("sqlite", entry.get("sqlite")))))
     seen: dict[tuple, Cell] = {}
     for cell in cells:
         seen.setdefault((cell.image.name, cell.image.base, cell.cpython, cell.openssl, cell.sqlite), cell)
@@ -200,8 +202,13 @@ def load_matrix_file(path: str) -> MatrixSpec:
     include = data.get("include") or []
     if not isinstance(include, list) or not all(isinstance(e, dict) for e in include):
         raise InputError(f"--matrix {path}: include must be a list of tables")
-    return MatrixSpec(tuple(images), _str_list(data.get("python"), "python", path),
-                      _str_list(data.get("openssl"), "openssl", path), _str_list(data.get("sqlite"), "sqlite", path),
+    pythons = _str_list(data.get("python"), "python", path)
+    axes = {package: _str_list(data.get(package), package, path) for package in ("openssl", "sqlite")}
+    try:
+        openssls, sqlites = (tuple(LibraryChoice.parse(package, v) for v in values) for package, values in axes.items())
+    except InputError as e:  # the value is the file's
+        raise InputError(f"--matrix {path}: {e.message}", fix=e.fix) from None
+    return MatrixSpec(tuple(images), pythons, openssls, sqlites,
                       tuple({k: str(v) for k, v in e.items()} for e in include))
 
 

@@ -216,12 +216,13 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
             from buildkit.pybuild.toolchain import script_toolchain
 
             try:
-                check_portable(cell.cpython, cell.openssl, cell.sqlite)
+                check_portable(cell.cpython, cell.choice("openssl"), cell.choice("sqlite"))
             except InputError as e:
                 raise InputError(f"{cell.key}: {e.message}", fix=e.fix) from None
             toolchain = script_toolchain(opts.glibc)
-        req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.openssl, cell.sqlite, jobs=jobs,
-                      optimize=opts.optimize, profile_tests=opts.profile_tests, toolchain=toolchain)
+        req = Request(cell.cpython, f"{PREFIX_ROOT}/python-{cell.cpython}", cell.choice("openssl"),
+                      cell.choice("sqlite"), jobs=jobs, optimize=opts.optimize, profile_tests=opts.profile_tests,
+                      toolchain=toolchain)
         try:
             plan, files = plan_for(req, prep.host.info, opts.fetch, say)
         except InputError as e:

@@ -21,6 +21,7 @@ from typing import Callable, Protocol, TypeVar
 from buildkit import catalog
 from buildkit.catalog import Source
 from buildkit.errors import BuildFailed, CheckFailed, InputError
+from buildkit.pybuild.choice import PREFIX, LibraryChoice
 from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
 from buildkit.pybuild.install import (
     build_record,
@@ -63,13 +64,12 @@ class BuildResult:
     summary: Modules
 
 
-def _resolve_prefix_choice(value: str | None, package: str) -> str | None:
-    if value and "/" in value:
-        marker = "include/openssl/opensslv.h" if package == "openssl" else "include/sqlite3.h"
-        if not os.path.isfile(os.path.join(value, marker)):
-            raise InputError(f"--with-{package}={value}: no {marker} there",
-                             fix=f"pass the prefix a {package} was installed to")
-    return value
+def _require_installed(wanted: LibraryChoice) -> None:
+    """``--with-X=PREFIX``: a library is installed there (its header), said before anything is fetched."""
+    if wanted.kind == PREFIX:
+        marker = "include/openssl/opensslv.h" if wanted.package == "openssl" else "include/sqlite3.h"
+        if not os.path.isfile(os.path.join(wanted.value, marker)):
+            raise InputError(f"{wanted}: no {marker} there", fix=f"pass the prefix a {wanted.package} was installed to")
 
 
 class _Planned(Protocol):
@@ -82,13 +82,14 @@ P = TypeVar("P", bound=_Planned)
 
 def plan_and_fetch(make: Callable[[dict[str, Source]], P], fetch: FetchOptions | None,
                    say: Callable[[str], None] = lambda s: None,
-                   built: Mapping[str, Source] | None = None) -> tuple[P, dict[str, Path]]:
+                   built: Mapping[str, Source] | None = None, planned: P | None = None) -> tuple[P, dict[str, Path]]:
     """Plan (``make``, given the tarball to use per package), fetch the tarball of every component the plan
     builds, checked by sha256, and plan again when a fetch took another tarball than the planned one (e.g.
     SQLite's full tree from a --source-dir). ``built``: libraries built already, neither fetched nor
-    returned. Returns the plan and {package: tarball} (empty without ``fetch``)."""
+    returned; ``planned``: what ``make(built)`` returned already (not made again). Returns the plan and
+    {package: tarball} (empty without ``fetch``)."""
     known = dict(built or {})
-    plan = make(known)
+    plan = planned if planned is not None else make(known)
     if fetch is None:
         return plan, {}
     from buildkit.sources import fetch_first
@@ -108,12 +109,15 @@ def plan_and_fetch(make: Callable[[dict[str, Source]], P], fetch: FetchOptions |
 
 
 def plan_for(req: Request, host: HostInfo | None = None, fetch: FetchOptions | None = None,
-             say: Callable[[str], None] = lambda s: None) -> tuple[Plan, dict[str, Path]]:
-    """The plan, and (when ``fetch`` is given) the verified tarball of every component it builds."""
+             say: Callable[[str], None] = lambda s: None, planned: Plan | None = None) -> tuple[Plan, dict[str, Path]]:
+    """The plan, and (when ``fetch`` is given) the verified tarball of every component it builds. ``planned``:
+    this request's plan on this host made already (without ``fetch``), planned again only if a fetch takes
+    another tarball."""
     facts = host or probe_host()
-    _resolve_prefix_choice(req.with_openssl, "openssl")
-    _resolve_prefix_choice(req.with_sqlite, "sqlite")
-    return plan_and_fetch(lambda sources: make_plan(req, facts, sources), fetch, say)
+    if planned is None:
+        _require_installed(req.with_openssl)
+        _require_installed(req.with_sqlite)
+    return plan_and_fetch(lambda sources: make_plan(req, facts, sources), fetch, say, planned=planned)
 
 
 def _action_args(step: Step) -> tuple[str, ...]:
@@ -286,7 +290,7 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     require_compiler(first.components[-1].version, host.compiler, say)
     if req.optimize:
         require_optimizer(host.compiler)
-    plan, files = plan_for(req, host, fetch, say)
+    plan, files = plan_for(req, host, fetch, say, planned=first)
     current = current_install(req.prefix)
     record = read_record(current) if current else None
     if (current is not None and not req.clean and record is not None and record.verified

@@ -45,6 +45,7 @@ from buildkit.pybuild.record import (
     SourceRecord,
     StepRecord,
     Verification,
+    private_prefixes,
 )
 
 if TYPE_CHECKING:
@@ -295,7 +296,7 @@ def verify_again(prefix: str, install_dir: str, record: BuildRecord, fix: str) -
     ssl, sql = record.openssl, record.sqlite
     report = verify(os.path.join(install_dir, "bin", "python3"), expect_openssl=(ssl.version or None) if ssl else None,
                     expect_sqlite=(sql.version or None) if sql else None,
-                    private_prefixes=tuple(d.prefix for d in (ssl, sql) if d is not None and d.how != "system"),
+                    private_prefixes=private_prefixes((ssl, sql)),
                     expect_optimized=record.optimize, glibc_max=record.portable.glibc if record.portable else None,
                     self_contained=record.portable is not None)
     if not report.ok:

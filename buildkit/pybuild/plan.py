@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from buildkit import catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
+from buildkit.pybuild.choice import AUTO, PREFIX, PRIVATE, SYSTEM, LibraryChoice
 from buildkit.pybuild.host import HostInfo, SystemLib
 from buildkit.pybuild.install import Layout
 from buildkit.pybuild.recipe import Action, Command, Context, Recipe
+from buildkit.pybuild.record import private_prefixes
 from buildkit.pybuild.toolchain import Toolchain
 
 # recipes/ (the repository's top) is buildkit.recipes through pyproject's package-dir, or in a checkout through
@@ -25,14 +27,10 @@ from buildkit.pybuild.toolchain import Toolchain
 # checks recipes/ itself, where RECIPES is a dict[str, Recipe].
 from buildkit.recipes import RECIPES  # type: ignore[import-not-found]
 
-__all__ = ["Choice", "Component", "Plan", "Request", "Step", "make_plan", "private_component", "with_steps", "DEFAULTS",
+__all__ = ["Choice", "Component", "Plan", "Request", "Step", "choose", "make_plan", "private_component", "with_steps",
            "PORTABLE_LIBS", "check_portable"]
 
-# The newest versions whose tarballs reach a host that sees only Debian's archive, byte for byte upstream's
-# (SQLite's: Debian's full tree). Pass a version to build newer ones.
-DEFAULTS = {"cpython": "3.13.5", "openssl": "3.0.20", "sqlite": "3.40.1",
-            "zlib": "1.2.13", "bzip2": "1.0.8", "xz": "5.4.1", "libffi": "3.4.4", "ncurses": "6.4", "readline": "8.2",
-            "util-linux": "2.38.1", "linux-uapi": "5.10.223"}
+# The versions built when none is named are the catalog's (catalog.default: sources.toml's [defaults]).
 # What a portable build adds before OpenSSL and SQLite, in order (readline needs ncurses): kernel uapi headers
 # newer than the sysroot's 3.10 (system calls such as pidfd_open and getrandom), and the libraries of
 # the standard library's zlib, bz2, lzma, ctypes, curses, readline and _uuid modules, which a plain build takes
@@ -46,14 +44,18 @@ _PLACEHOLDER = "@PREFIX@"
 class Request:
     cpython: str
     prefix: str
-    with_openssl: str | None = None  # None: auto; "private"; "system"; a version; a prefix path
-    with_sqlite: str | None = None
+    with_openssl: LibraryChoice = field(default=LibraryChoice("openssl"))  # not given: auto
+    with_sqlite: LibraryChoice = field(default=LibraryChoice("sqlite"))
     jobs: int = 2
     clean: bool = False
     optimize: bool = False  # PGO + LTO; part of the build's identity (its configure and make lines differ)
     profile_tests: tuple[str, ...] = ()  # --profile-tests: a shorter profile run than regrtest's PGO set
     salt: str = ""  # set by --clean: rebuilds go to new directories, so the current install stays intact
     toolchain: Toolchain | None = None  # --portable: every component built on this old glibc's sysroot
+
+    def __post_init__(self) -> None:
+        if (self.with_openssl.package, self.with_sqlite.package) != ("openssl", "sqlite"):
+            raise ValueError(f"Request: with_openssl={self.with_openssl}, with_sqlite={self.with_sqlite}")
 
     @property
     def portable(self) -> bool:
@@ -109,7 +111,7 @@ class Plan:
 
     @property
     def private_prefixes(self) -> tuple[str, ...]:
-        return tuple(c.prefix for c in (self.openssl, self.sqlite) if c.how != "system")
+        return private_prefixes((self.openssl, self.sqlite))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -156,23 +158,24 @@ def _older(package: str, version: str, minimum: str) -> bool:
     return parse_version(package, version) < parse_version(package, minimum)
 
 
-def choose(package: str, wanted: str | None, system: SystemLib | None, minimum: str, cpython: str) -> Choice:
-    """Decide how ``package`` (openssl | sqlite) is provided for this CPython."""
-    label = "OpenSSL" if package == "openssl" else "SQLite"
-    if wanted is None:  # auto: the system's if it is new enough
+def choose(wanted: LibraryChoice, system: SystemLib | None, cpython: str) -> Choice:
+    """Decide how ``wanted.package`` (openssl | sqlite) is provided for CPython ``cpython`` (an exact version),
+    given the host's library (``system``, None: none found): not given, the system's if it is new enough."""
+    package, label, kind = wanted.package, wanted.label, wanted.kind
+    minimum = catalog.library_min(package, cpython)
+    why = "asked for"
+    if kind == AUTO:
         if system is None:
-            wanted, why = "private", f"no system {label} headers and library found"
+            kind, why = PRIVATE, f"no system {label} headers and library found"
         elif _older(package, system.version, minimum):
-            wanted = "private"
+            kind = PRIVATE
             why = f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs"
         elif system.layout != "system":
-            wanted, why = "private", (f"only {system.layout} {system.version} was found, which a plain configure"
-                                      " does not find; building a private one")
+            kind, why = PRIVATE, (f"only {system.layout} {system.version} was found, which a plain configure"
+                                  " does not find; building a private one")
         else:
             return Choice(package, "system", system.version, "", f"system {label} {system.version} is new enough")
-    else:
-        why = "asked for"
-    if wanted == "system":
+    if kind == SYSTEM:
         if system is None:
             raise InputError(f"--with-{package}=system, but no system {label} was found",
                              fix=f"install its -dev package, or use --with-{package} to build a private one")
@@ -180,9 +183,9 @@ def choose(package: str, wanted: str | None, system: SystemLib | None, minimum: 
             raise InputError(f"system {label} {system.version} is older than {minimum}, which CPython {cpython} needs",
                              fix=f"use --with-{package} to build a private one")
         return Choice(package, "system", system.version, "", "asked for")
-    if "/" in wanted:
-        return Choice(package, "prefix", "", os.path.abspath(wanted), "asked for: an existing prefix")
-    version = DEFAULTS[package] if wanted == "private" else wanted
+    if kind == PREFIX:
+        return Choice(package, "prefix", "", os.path.abspath(wanted.value), "asked for: an existing prefix")
+    version = catalog.default(package) if kind == PRIVATE else wanted.value
     source = catalog.find(package, version)
     if _older(package, source.version, minimum):
         raise InputError(f"{label} {source.version} is older than {minimum}, which CPython {cpython} needs",
@@ -234,14 +237,13 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     e.g. SQLite's full tree where the amalgamation is preferred)."""
     sources = dict(sources or {})
     py = sources.get("cpython") or catalog.find("cpython", req.cpython)
-    compat = catalog.compat_for(py.version)
     tc = req.toolchain
-    if tc is not None:
-        check_portable(py.version, req.with_openssl, req.with_sqlite)
-    openssl = choose("openssl", req.with_openssl or ("private" if tc else None), host.openssl, compat.openssl_min,
-                     py.version)
-    sqlite_min = max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))
-    sqlite = choose("sqlite", req.with_sqlite or ("private" if tc else None), host.sqlite, sqlite_min, py.version)
+    with_openssl, with_sqlite = req.with_openssl, req.with_sqlite
+    if tc is not None:  # every library built on the toolchain: "not given" is a private one
+        check_portable(py.version, with_openssl, with_sqlite)
+        with_openssl, with_sqlite = with_openssl.private_if_auto(), with_sqlite.private_if_auto()
+    openssl = choose(with_openssl, host.openssl, py.version)
+    sqlite = choose(with_sqlite, host.sqlite, py.version)
     layout = Layout.of(req.prefix)
     state = layout.state_dir
     env_key = (host.compiler, host.glibc)
@@ -253,7 +255,7 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
     lib_deps: dict[str, dict[str, str]] = {}
     for package in PORTABLE_LIBS if tc else ():
         lib_deps[package] = {d: deps[d] for d in RECIPES[package].depends}
-        comp = private_component(sources.get(package) or catalog.find(package, DEFAULTS[package]), state, host,
+        comp = private_component(sources.get(package) or catalog.find(package, catalog.default(package)), state, host,
                                  req.salt, tc, lib_deps[package])
         deps[package] = comp.prefix
         components.append(comp)
@@ -288,15 +290,15 @@ def make_plan(req: Request, host: HostInfo, sources: dict[str, Source] | None = 
                 chosen["openssl"], chosen["sqlite"], tuple(built), host)
 
 
-def check_portable(cpython: str, with_openssl: str | None, with_sqlite: str | None) -> None:
+def check_portable(cpython: str, with_openssl: LibraryChoice, with_sqlite: LibraryChoice) -> None:
     """What a portable build cannot be: a CPython whose setup.py searches the host (3.8-3.11 look in
     /usr/include and /usr/lib whatever the compiler says), or one linked against a system library. Cheap:
     the CLI asks before it fetches the toolchain."""
     if parse_version("cpython", cpython) < parse_version("cpython", PORTABLE_MIN_CPYTHON):
         raise InputError(f"--portable builds CPython {PORTABLE_MIN_CPYTHON} and newer, not {cpython}: 3.8-3.11's "
                          "setup.py adds the build host's /usr/include and /usr/lib",
-                         fix=f"choose e.g. {DEFAULTS['cpython']}, or drop --portable")
-    for package, value in (("openssl", with_openssl), ("sqlite", with_sqlite)):
-        if value == "system" or (value and "/" in value):
-            raise InputError(f"--portable with --with-{package}={value}: a library of this host defeats it",
-                             fix=f"use --with-{package} or --with-{package}=VERSION (built on the toolchain)")
+                         fix=f"choose e.g. {catalog.default('cpython')}, or drop --portable")
+    for wanted in (with_openssl, with_sqlite):
+        if wanted.from_host:
+            raise InputError(f"--portable with {wanted}: a library of this host defeats it",
+                             fix=f"use {wanted.option} or {wanted.option}=VERSION (built on the toolchain)")

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from buildkit.errors import InputError
 from buildkit.jsonread import JsonObject, JsonShapeError, kind_of
@@ -38,7 +38,7 @@ from buildkit.jsonread import JsonObject, JsonShapeError, kind_of
 __all__ = ["SCHEMA", "FILENAME", "RecordError", "MissingRecord", "BuildRecord", "Host", "Library", "SourceRecord",
            "StepRecord", "ComponentRecord", "Portable", "Optimization", "Modules", "CheckResult", "ModuleResult",
            "Verification", "RelocatedConfig", "Relocatable", "Runpath", "OpensslDir", "Relocated", "Repointed",
-           "BuiltLibrary", "Update"]
+           "BuiltLibrary", "Update", "private_prefixes"]
 
 SCHEMA = 2
 FILENAME = "BUILDKIT.json"
@@ -110,6 +110,22 @@ class Library(_Part):
     def read(cls, o: JsonObject) -> Library:
         return o.done(cls(o.choice("how", ("private", "system", "prefix")), o.text("version"), o.text("prefix"),
                           o.text("reason")))
+
+
+class _Provided(Protocol):
+    """A library as a build has it: a :class:`Library` here, a ``plan.Choice`` while planning."""
+
+    @property
+    def how(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+
+def private_prefixes(libraries: Iterable[_Provided | None]) -> tuple[str, ...]:
+    """The prefixes of those ``libraries`` that are not the system's (private ones, or one given as a prefix):
+    where verification requires libssl, libcrypto and libsqlite3 to be loaded from."""
+    return tuple(lib.prefix for lib in libraries if lib is not None and lib.how != "system")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -31,6 +31,7 @@ from buildkit import __version__, catalog
 from buildkit.catalog import Source, parse_version
 from buildkit.errors import BuildFailed, CheckFailed, InputError
 from buildkit.pybuild.build import Actions, FetchOptions, build_component, plan_and_fetch
+from buildkit.pybuild.choice import AUTO, LIBRARIES, VERSION, LibraryChoice
 from buildkit.pybuild.host import HostInfo, find_tool, probe_host, require_tools
 from buildkit.pybuild.install import (
     Layout,
@@ -47,15 +48,24 @@ from buildkit.pybuild.install import (
 )
 from buildkit.pybuild.plan import Choice, Component, Step, private_component, short_hash, with_steps
 from buildkit.pybuild.recipe import Action
-from buildkit.pybuild.record import BuildRecord, BuiltLibrary, Library, MissingRecord, Repointed, Update, Verification
+from buildkit.pybuild.record import (
+    BuildRecord,
+    BuiltLibrary,
+    Library,
+    MissingRecord,
+    Repointed,
+    Update,
+    Verification,
+    private_prefixes,
+)
 
 if TYPE_CHECKING:
     from buildkit.pybuild.verify import VerifyReport
 
 __all__ = ["NothingToDo", "UpdatePlan", "UpdateResult", "make_update_plan", "plan_update", "update_deps",
-           "update_record", "rollback", "predicted_sonames", "rebuild_command"]
+           "update_record", "update_versions", "rollback", "predicted_sonames", "rebuild_command"]
 
-LABEL = {"openssl": "OpenSSL", "sqlite": "SQLite"}
+LABEL = LIBRARIES  # package -> its name in prose
 #: the libraries of each package that CPython's modules link
 LIBS = {"openssl": ("libssl", "libcrypto"), "sqlite": ("libsqlite3",)}
 
@@ -83,7 +93,7 @@ class UpdatePlan:
 
     @property
     def private_prefixes(self) -> tuple[str, ...]:
-        return tuple(c.prefix for c in self.choices.values() if c.how != "system")
+        return private_prefixes(self.choices.values())
 
     def to_json(self) -> dict:
         return {
@@ -110,6 +120,23 @@ def predicted_sonames(package: str, version: str) -> tuple[str, ...]:
     return tuple(f"{lib}.so.{suffix}" for lib in LIBS["openssl"])
 
 
+def update_versions(wanted: Sequence[LibraryChoice]) -> dict[str, str]:
+    """{package: version} of an update (--with-openssl=V, --with-sqlite=V; one not given is left as it is).
+    An update names the version it goes to: private, system or a prefix is refused, and so is nothing."""
+    versions = {}
+    for choice in wanted:
+        if choice.kind == AUTO:
+            continue
+        if choice.kind != VERSION:
+            example = "3.5.7" if choice.package == "openssl" else "3.46.1"
+            raise InputError(f"--update-deps {choice}: name the version to update to",
+                             fix=f"e.g. {choice.option}={example} (buildkit python --list)")
+        versions[choice.package] = choice.value
+    if not versions:
+        raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
+    return versions
+
+
 def rebuild_command(prefix: str, cpython: str, choices: Mapping[str, Choice]) -> str:
     """The full ``buildkit python`` command that builds CPython against ``choices``."""
     args = []
@@ -127,10 +154,10 @@ def _choice_from_record(package: str, record: BuildRecord) -> Choice:
     return Choice(package, got.how, got.version, got.prefix, got.reason)
 
 
-def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Mapping[str, str],
+def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Sequence[LibraryChoice],
                      needed: Mapping[str, tuple[str, ...]], host: HostInfo, sources: Mapping[str, Source] | None = None,
                      jobs: int = 2) -> UpdatePlan:
-    """The update of the build ``current`` (its ``record``) to ``wanted`` ({package: version}).
+    """The update of the build ``current`` (its ``record``) to ``wanted`` (versions: :func:`update_versions`).
 
     ``needed`` is what the installed modules link ({package: (sonames...)}, read from their DT_NEEDED).
     Raises :class:`InputError` (nothing built, nothing switched) for a library the build does not have
@@ -145,14 +172,12 @@ def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Map
     old = {p: _choice_from_record(p, record) for p in ("openssl", "sqlite")}
     compiled = dict((record.update.compiled_against if record.update else None) or
                     {p: old[p].version for p in old if old[p].how == "private"})
-    compat = catalog.compat_for(cpython)
-    minimum = {"openssl": compat.openssl_min,
-               "sqlite": max(compat.sqlite_min, catalog.django_sqlite_min(), key=lambda v: parse_version("sqlite", v))}
     choices = dict(old)
     components: list[Component] = []
     mapping: list[tuple[str, str]] = []
-    for package, version in wanted.items():
+    for package, version in update_versions(wanted).items():
         label = LABEL[package]
+        minimum = catalog.library_min(package, cpython)
         src: Source = sources.get(package) or catalog.find(package, version)
         after = {**{p: c for p, c in choices.items()}, package: Choice(package, "private", src.version, "", "")}
         rebuild = rebuild_command(prefix, cpython, after)
@@ -177,9 +202,9 @@ def make_update_plan(prefix: str, current: str, record: BuildRecord, wanted: Map
             raise InputError(f"--update-deps: {label} {src.version} is an older series than the {was} CPython "
                              f"{cpython} was compiled against (a library keeps the ABI of older releases, not of "
                              "newer ones)", fix=f"pick {label} {was} or newer, or rebuild: {rebuild}")
-        if parse_version(package, src.version) < parse_version(package, minimum[package]):
-            raise InputError(f"--update-deps: {label} {src.version} is older than {minimum[package]}, which "
-                             f"CPython {cpython} needs", fix=f"pick {label} {minimum[package]} or newer")
+        if parse_version(package, src.version) < parse_version(package, minimum):
+            raise InputError(f"--update-deps: {label} {src.version} is older than {minimum}, which "
+                             f"CPython {cpython} needs", fix=f"pick {label} {minimum} or newer")
         if src.version == old[package].version and src.sha256 == _source_sha(record, package):
             continue  # already this one
         comp = private_component(src, state, host)
@@ -367,7 +392,7 @@ def _sys_version(python: str) -> str:
     return done.stdout.strip()
 
 
-def plan_update(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions | None = None, jobs: int = 2,
+def plan_update(prefix: str, wanted: Sequence[LibraryChoice], fetch: FetchOptions | None = None, jobs: int = 2,
                 say: Callable[[str], None] = lambda s: None,
                 host: HostInfo | None = None) -> tuple[UpdatePlan, dict[str, Path]]:
     """The plan for this prefix, and (when ``fetch`` is given) the checked tarball of each library to build."""
@@ -377,7 +402,7 @@ def plan_update(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions | No
     needed = needed_sonames(current)
     built: dict[str, Source] = {}  # a library this prefix already has (an earlier update): no fetch, no build
     state = Layout.of(prefix).state_dir
-    for package, version in wanted.items():
+    for package, version in update_versions(wanted).items():
         for src in catalog.candidates(package, version):
             if library_complete(private_component(src, state, facts).prefix):
                 built[package] = src
@@ -389,7 +414,7 @@ def plan_update(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions | No
     return plan_and_fetch(make, fetch, say, built)
 
 
-def update_deps(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions, *, jobs: int = 2, keep: bool = False,
+def update_deps(prefix: str, wanted: Sequence[LibraryChoice], fetch: FetchOptions, *, jobs: int = 2, keep: bool = False,
                 say: Callable[[str], None] | None = None) -> UpdateResult:
     """Build the new private libraries, a repointed copy of the installed build, verify it, switch."""
     from buildkit.pybuild.runner import LocalRunner
@@ -397,9 +422,8 @@ def update_deps(prefix: str, wanted: Mapping[str, str], fetch: FetchOptions, *, 
 
     started = time.monotonic()
     say = say or (lambda s: None)
-    if not wanted:
-        raise InputError("--update-deps: nothing to update", fix="name --with-openssl=V and/or --with-sqlite=V")
-    require_tools(["cc", "make", "patchelf"] + (["perl", "perl-ipc-cmd"] if "openssl" in wanted else []))
+    versions = update_versions(wanted)
+    require_tools(["cc", "make", "patchelf"] + (["perl", "perl-ipc-cmd"] if "openssl" in versions else []))
     try:
         plan, files = plan_update(prefix, wanted, fetch, jobs, say)
     except NothingToDo:

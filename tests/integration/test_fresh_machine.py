@@ -122,7 +122,9 @@ def machine(request):
 def test_main_job_builds_and_verifies_the_default_python_on_bookworm(bookworm):
     result = bookworm.first
     assert result.exit_code == 0, "\n".join(result.tail)
-    from buildkit.pybuild.plan import DEFAULTS
+    from buildkit.catalog import defaults
+
+    DEFAULTS = defaults()
 
     out = bookworm.sh(f"{PREFIX}/bin/python3 -c 'import ssl, sqlite3, sys; "
                       "from smtplib import SMTP_SSL; "

@@ -64,9 +64,10 @@ def test_python_help_names_the_defaults_the_planner_uses():
     """The help says what a series and no VERSION mean in numbers: they must be the planner's own."""
     from click.testing import CliRunner
 
-    from buildkit.catalog import find
+    from buildkit.catalog import defaults, find
     from buildkit.cli import cli
-    from buildkit.pybuild.plan import DEFAULTS
+
+    DEFAULTS = defaults()
 
     text = " ".join(CliRunner().invoke(cli, ["python", "--help"]).output.split())
     assert f"(3.13: its newest release in the catalog, {find('cpython', '3.13').version})" in text

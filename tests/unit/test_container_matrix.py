@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from buildkit.catalog import defaults
 from buildkit.container.matrix import (
     Cell,
     MatrixSpec,
@@ -20,7 +21,9 @@ from buildkit.container.matrix import (
     to_yaml,
 )
 from buildkit.errors import InputError
-from buildkit.pybuild.plan import DEFAULTS
+from buildkit.pybuild.choice import LibraryChoice
+
+DEFAULTS = defaults()
 
 try:
     import yaml
@@ -29,7 +32,8 @@ except ImportError:  # PyYAML is not a dependency: the structure is then checked
 
 
 def spec(images=("debian:12",), pythons=("3.13.5",), openssls=(), sqlites=(), include=()):
-    return MatrixSpec(tuple(images), tuple(pythons), tuple(openssls), tuple(sqlites), tuple(include))
+    return MatrixSpec(tuple(images), tuple(pythons), tuple(LibraryChoice.parse("openssl", v) for v in openssls),
+                      tuple(LibraryChoice.parse("sqlite", v) for v in sqlites), tuple(include))
 
 
 def test_cross_product_in_order():
@@ -49,9 +53,9 @@ def test_versions_resolve_to_the_catalog():
     (cell,) = cells
     assert re.fullmatch(r"3\.11\.\d+", cell.cpython) and cell.cpython != "3.11"
     assert cell.openssl.startswith("3.0.") and cell.sqlite.startswith("3.46.")
-    assert resolve_choice("openssl", None) == DEFAULTS["openssl"]
-    assert resolve_choice("openssl", "private") == DEFAULTS["openssl"]
-    assert resolve_choice("sqlite", "system") == "system"
+    assert resolve_choice(LibraryChoice.parse("openssl", None)) == DEFAULTS["openssl"]
+    assert resolve_choice(LibraryChoice.parse("openssl", "private")) == DEFAULTS["openssl"]
+    assert resolve_choice(LibraryChoice.parse("sqlite", "system")) == "system"
 
 
 def test_defaults_and_dedupe():
@@ -102,7 +106,7 @@ def test_matrix_files(tmp_path):
                     '[[include]]\nimage = "centos:7"\npython = "3.12"\n')
     m = load_matrix_file(str(toml))
     assert m.images == ("debian:12=buildkit-base:debian-bookworm", "rocky:9")
-    assert m.pythons == ("3.13.5", "3.11.2") and m.openssls == ("3.0.20",)
+    assert m.pythons == ("3.13.5", "3.11.2") and tuple(c.text for c in m.openssls) == ("3.0.20",)
     assert len(expand(m)) == 5
     # The command line replaces an axis of the file.
     assert len(expand(m.merged(MatrixSpec(pythons=("3.13.5",))))) == 3

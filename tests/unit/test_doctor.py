@@ -448,3 +448,30 @@ def test_cli_doctor_debian_python() -> None:
 
 def test_doctor_module_exports() -> None:
     assert {"doctor", "parse_make_summary", "MakeSummary", "Finding"} <= set(doctor_mod.__all__)
+
+
+def test_doctor_versions_follow_the_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 19 item 2: the doctor's minimums are the catalog's compatibility table, an unknown CPython is
+    buildkit's default one, and its rebuild command's bare flags build the catalog's default versions."""
+    from buildkit import catalog
+    from buildkit.pybuild.doctor import findings
+
+    default_row = catalog.compat_for(catalog.default("cpython"))
+    for unknown in (findings.Context(), findings.Context(cpython="2.7")):
+        assert unknown.openssl_min() == default_row.openssl_min
+        assert all(r.sqlite_min in unknown.sqlite_min() for r in catalog.compat_table())
+    assert findings.Context(cpython="3.13").sqlite_min() == catalog.compat_for("3.13").sqlite_min
+    assert f"CentOS 7's SQLite 3.7.17 is too old for Django and CPython {catalog.compat_table()[-1].first}" in \
+        findings.Context().system_sqlite()
+    assert "openssl11-devel" in findings.Context().system_openssl()
+    monkeypatch.setattr(findings, "default", lambda package: {"cpython": "3.9.25"}[package])  # an older default
+    assert findings.Context().openssl_min() == catalog.compat_for("3.9").openssl_min == "1.0.2"
+    assert "openssl11-devel" not in findings.Context().system_openssl()  # RHEL 7's 1.0.2 is enough for it
+    monkeypatch.undo()
+    rebuild = findings.Context(cpython="3.13.5", prefix=str(tmp_path / "py")).rebuild().split()
+    run = subprocess.run([sys.executable, "-m", "buildkit", *rebuild[1:], "--dry-run", "--json"], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    plan = json.loads(run.stdout)
+    assert (plan["openssl"]["version"], plan["sqlite"]["version"]) == (catalog.default("openssl"),
+                                                                       catalog.default("sqlite"))

@@ -9,6 +9,7 @@ import pytest
 
 from buildkit import catalog
 from buildkit.errors import InputError
+from buildkit.pybuild.choice import LibraryChoice
 from buildkit.pybuild.host import HostInfo, SystemLib
 from buildkit.pybuild.plan import Request, make_plan
 from buildkit.pybuild.recipe import Action
@@ -63,7 +64,8 @@ def test_modern_host_uses_the_system_libraries():
 
 
 def test_old_cpython_uses_ldflags_rpath_and_cppflags():
-    plan = make_plan(Request("3.9", "/opt/py", with_openssl="1.1.1w", with_sqlite="3.45"), MODERN)
+    plan = make_plan(Request("3.9", "/opt/py", with_openssl=LibraryChoice.parse("openssl", "1.1.1w"),
+                             with_sqlite=LibraryChoice.parse("sqlite", "3.45")), MODERN)
     argv, env = configure(plan, "cpython")
     assert "--with-openssl-rpath=auto" not in argv
     assert f"-Wl,-rpath,{plan.openssl.prefix}/lib" in env["LDFLAGS"]
@@ -72,7 +74,8 @@ def test_old_cpython_uses_ldflags_rpath_and_cppflags():
 
 def test_full_sqlite_tree_disables_tcl():
     full = next(s for s in catalog.candidates("sqlite", "3.40.1") if s.kind == "full")
-    plan = make_plan(Request("3.11.2", "/opt/py", with_sqlite="3.40.1"), CENTOS7, {"sqlite": full})
+    plan = make_plan(Request("3.11.2", "/opt/py", with_sqlite=LibraryChoice.parse("sqlite", "3.40.1")), CENTOS7,
+                     {"sqlite": full})
     argv, _ = configure(plan, "sqlite")
     assert "--disable-tcl" in argv
 
@@ -88,7 +91,8 @@ def test_full_sqlite_tree_disables_tcl():
 )
 def test_bad_choices_are_one_line_errors(kwargs, host, message):
     with pytest.raises(InputError, match=message):
-        make_plan(Request("3.11.2", "/opt/py", **kwargs), host)
+        make_plan(Request("3.11.2", "/opt/py", **{k: LibraryChoice.parse(k.removeprefix("with_"), v)
+                                                 for k, v in kwargs.items()}), host)
 
 
 def test_unknown_cpython_names_nearest():
@@ -99,7 +103,7 @@ def test_unknown_cpython_names_nearest():
 def test_identity_is_stable_and_follows_the_sources():
     a = make_plan(Request("3.11.2", "/opt/py"), CENTOS7)
     b = make_plan(Request("3.11.2", "/opt/py", jobs=16), CENTOS7)
-    c = make_plan(Request("3.11.2", "/opt/py", with_openssl="3.0.19"), CENTOS7)
+    c = make_plan(Request("3.11.2", "/opt/py", with_openssl=LibraryChoice.parse("openssl", "3.0.19")), CENTOS7)
     d = make_plan(Request("3.11.2", "/opt/py", clean=True, salt="1"), CENTOS7)
     assert a.build_id == b.build_id  # make -j is not part of what is built
     assert a.build_id != c.build_id and a.openssl.prefix != c.openssl.prefix  # another OpenSSL: a clean build

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from buildkit.errors import InputError
+from buildkit.pybuild.choice import LibraryChoice
 from buildkit.pybuild.floor import floor, floor_checks
 from buildkit.pybuild.plan import Request, make_plan
 from buildkit.pybuild.recipe import Action
@@ -65,7 +66,8 @@ def test_portable_plan_builds_every_library_on_the_sysroot():
 
 
 def test_portable_build_has_its_own_identity_and_library_prefixes():
-    plain = make_plan(Request("3.13.5", "/opt/py", "private", "private"), CENTOS7)
+    plain = make_plan(Request("3.13.5", "/opt/py", LibraryChoice.parse("openssl", "private"),
+                              LibraryChoice.parse("sqlite", "private")), CENTOS7)
     portable = make_plan(Request("3.13.5", "/opt/py", toolchain=TC), CENTOS7)
     assert plain.build_id != portable.build_id
     assert plain.openssl.prefix != portable.openssl.prefix  # a shared OpenSSL is not a static one
@@ -75,8 +77,10 @@ def test_portable_build_has_its_own_identity_and_library_prefixes():
 
 @pytest.mark.parametrize(("request_", "message"), [
     (Request("3.11.2", "/opt/py", toolchain=TC), "--portable builds CPython 3.12 and newer, not 3.11.2"),
-    (Request("3.13.5", "/opt/py", "system", toolchain=TC), "--portable with --with-openssl=system"),
-    (Request("3.13.5", "/opt/py", None, "/opt/sqlite", toolchain=TC), "--portable with --with-sqlite=/opt/sqlite"),
+    (Request("3.13.5", "/opt/py", LibraryChoice.parse("openssl", "system"), toolchain=TC),
+     "--portable with --with-openssl=system"),
+    (Request("3.13.5", "/opt/py", with_sqlite=LibraryChoice.parse("sqlite", "/opt/sqlite"), toolchain=TC),
+     "--portable with --with-sqlite=/opt/sqlite"),
 ])
 def test_portable_refuses_what_defeats_it(request_, message):
     with pytest.raises(InputError, match=message.replace("+", r"\+")):

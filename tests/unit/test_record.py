@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from buildkit.pybuild import probe_script, relocate
+from buildkit.pybuild.choice import LibraryChoice
 from buildkit.pybuild.install import build_record
 from buildkit.pybuild.plan import Request, make_plan
 from buildkit.pybuild.record import SCHEMA, BuildRecord, MissingRecord, Modules, RecordError
@@ -104,8 +105,8 @@ def test_build_python_writes_schema_2_in_its_key_order(report, tmp_path, portabl
 
 def test_update_deps_writes_the_installed_record_with_the_new_library(report, tmp_path):
     base = replace(_built(report, tmp_path), optimize=False, optimization=None)
-    plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base, {"openssl": "3.5.7"}, NEEDED,
-                            CENTOS7)
+    plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base,
+                            (LibraryChoice.parse("openssl", "3.5.7"),), NEEDED, CENTOS7)
     changed = {"rpath": [f"{plan.install_dir}/lib/python3.13/lib-dynload/_ssl.so"], "text": ["x"], "symlink": []}
     record = update_record(plan, report, changed, "3.13.5 (main)", "3.13.5 (main)", 61.0)
     got, data = _read_back(record.save(str(tmp_path)))
@@ -116,7 +117,8 @@ def test_update_deps_writes_the_installed_record_with_the_new_library(report, tm
     assert got.update is not None and got.update.base_build == base.build_id
     assert data["update"]["repointed"] == {"rpath": ["lib/python3.13/lib-dynload/_ssl.so"], "text": 1, "symlink": 0}
     # an update of that update: still the build CPython was compiled in
-    again = make_update_plan(PREFIX, plan.install_dir, got, {"sqlite": "3.46.1"}, NEEDED, CENTOS7)
+    again = make_update_plan(PREFIX, plan.install_dir, got, (LibraryChoice.parse("sqlite", "3.46.1"),), NEEDED,
+                             CENTOS7)
     assert again.compiled_against == {"openssl": "3.0.20", "sqlite": "3.40.1"}
     second = update_record(again, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
     assert second.update is not None and second.update.base_build == base.build_id
@@ -208,8 +210,8 @@ def test_first_records_read_with_what_came_later_filled_in(report, tmp_path):
 
 def test_old_update_and_relocated_records(report, tmp_path, probed):
     base = replace(_built(report, tmp_path), optimize=False, optimization=None)
-    plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base, {"openssl": "3.5.7"}, NEEDED,
-                            CENTOS7)
+    plan = make_update_plan(PREFIX, f"{PREFIX}.buildkit/builds/{base.build_id}", base,
+                            (LibraryChoice.parse("openssl", "3.5.7"),), NEEDED, CENTOS7)
     updated = update_record(plan, report, {"rpath": [], "text": [], "symlink": []}, "v", "v", 1.0)
     data = _old(updated, "portable", "request_id")  # an update (December) of a build made before --portable
     assert BuildRecord.from_json(data).update == updated.update

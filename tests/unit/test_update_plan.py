@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from buildkit.errors import InputError
+from buildkit.pybuild.choice import LibraryChoice
 from buildkit.pybuild.host import HostInfo
 from buildkit.pybuild.install import library_record, source_record
 from buildkit.pybuild.plan import Request, make_plan
@@ -18,8 +19,13 @@ PREFIX = "/opt/py"
 NEEDED = {"openssl": ("libcrypto.so.3", "libssl.so.3"), "sqlite": ("libsqlite3.so.0",)}
 
 
+def to(**versions: str) -> tuple[LibraryChoice, ...]:
+    """--with-openssl=V and/or --with-sqlite=V, as the command line reads them."""
+    return tuple(LibraryChoice.parse(package, version) for package, version in versions.items())
+
+
 def installed(openssl="3.0.20", sqlite="3.40.1"):
-    plan = make_plan(Request("3.11.2", PREFIX, openssl, sqlite), HOST)
+    plan = make_plan(Request("3.11.2", PREFIX, *to(openssl=openssl, sqlite=sqlite)), HOST)
     record = BuildRecord(build_id=plan.build_id, openssl=library_record(plan.openssl),
                          sqlite=library_record(plan.sqlite), sources=tuple(source_record(c) for c in plan.components))
     return plan, record
@@ -33,8 +39,8 @@ def test_sonames_by_release():
 
 def test_update_builds_the_library_where_a_full_build_would_and_repoints_the_copy():
     plan, record = installed()
-    up = make_update_plan(PREFIX, plan.install_dir, record, {"openssl": "3.5.7"}, NEEDED, HOST)
-    full = make_plan(Request("3.11.2", PREFIX, "3.5.7", "3.40.1"), HOST)
+    up = make_update_plan(PREFIX, plan.install_dir, record, to(openssl="3.5.7"), NEEDED, HOST)
+    full = make_plan(Request("3.11.2", PREFIX, *to(openssl="3.5.7", sqlite="3.40.1")), HOST)
     assert [c.package for c in up.components] == ["openssl"]
     assert up.components[0].prefix == full.openssl.prefix  # the same deps/openssl-3.5.7-<hash>
     assert up.choices["sqlite"].prefix == plan.sqlite.prefix  # untouched
@@ -46,7 +52,7 @@ def test_update_builds_the_library_where_a_full_build_would_and_repoints_the_cop
 def test_another_abi_is_refused_with_the_rebuild_command():
     plan, record = installed()
     with pytest.raises(InputError) as err:
-        make_update_plan(PREFIX, plan.install_dir, record, {"openssl": "1.1.1w"}, NEEDED, HOST)
+        make_update_plan(PREFIX, plan.install_dir, record, to(openssl="1.1.1w"), NEEDED, HOST)
     text = str(err.value)
     assert "another ABI (libssl.so.1.1, libcrypto.so.1.1)" in text and "libssl.so.3" in text
     assert text.endswith("rebuild: buildkit python 3.11.2 --prefix /opt/py --with-openssl=1.1.1w --with-sqlite=3.40.1")
@@ -55,20 +61,20 @@ def test_another_abi_is_refused_with_the_rebuild_command():
 def test_an_older_series_than_compiled_against_is_refused():
     plan, record = installed(openssl="3.5.7")
     with pytest.raises(InputError, match="3.0.20 is an older series than the 3.5.7"):
-        make_update_plan(PREFIX, plan.install_dir, record, {"openssl": "3.0.20"}, NEEDED, HOST)
+        make_update_plan(PREFIX, plan.install_dir, record, to(openssl="3.0.20"), NEEDED, HOST)
 
 
 def test_system_library_is_not_updated_in_place():
     plan, record = installed()
     record = replace(record, sqlite=Library("system", "3.40.1", "", ""))
     with pytest.raises(InputError, match="uses the system's SQLite, not a private one"):
-        make_update_plan(PREFIX, plan.install_dir, record, {"sqlite": "3.46.1"}, NEEDED, HOST)
+        make_update_plan(PREFIX, plan.install_dir, record, to(sqlite="3.46.1"), NEEDED, HOST)
 
 
 def test_same_versions_are_nothing_to_do():
     plan, record = installed()
     with pytest.raises(NothingToDo):
-        make_update_plan(PREFIX, plan.install_dir, record, {"openssl": "3.0.20"}, NEEDED, HOST)
+        make_update_plan(PREFIX, plan.install_dir, record, to(openssl="3.0.20"), NEEDED, HOST)
 
 
 def test_rebuild_command_keeps_the_other_choice():

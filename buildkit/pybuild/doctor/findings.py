@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
+
+from buildkit.catalog import Compat, compat_for, compat_table, default, django_sqlite_min, parse_version
+from buildkit.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -52,39 +56,61 @@ class Context:
             prefix = prefix[: prefix.index(".buildkit")]
         return f"buildkit python {version} --with-openssl --with-sqlite --prefix {prefix}"
 
-    def openssl_min(self) -> str:
-        from buildkit.catalog import compat_for
-
+    def _compat(self) -> Compat:
+        """The catalog's compatibility row of this CPython; unknown (not given, or not in the table): that of
+        buildkit's default CPython, the one a rebuild without VERSION makes."""
         try:
-            return compat_for(self.cpython).openssl_min if self.cpython else "1.1.1"
-        except Exception:  # noqa: BLE001
-            return "1.1.1"
+            return compat_for(self.cpython or default("cpython"))
+        except InputError:
+            return compat_for(default("cpython"))
+
+    def openssl_min(self) -> str:
+        return self._compat().openssl_min
 
     def sqlite_min(self) -> str:
-        """CPython's minimum SQLite; unknown CPython: the range the catalog spans."""
-        from buildkit.catalog import compat_for
-
-        try:
-            if self.cpython:
+        """CPython's minimum SQLite; unknown CPython: every range of the catalog's table."""
+        if self.cpython:
+            try:
                 return compat_for(self.cpython).sqlite_min
-            return f"{compat_for('3.10').sqlite_min} up to 3.12, {compat_for('3.13').sqlite_min} from 3.13"
-        except Exception:  # noqa: BLE001
-            return "3.7.15 up to 3.12, 3.15.2 from 3.13"
+            except InputError:
+                pass
+        return _ranges("sqlite_min")
 
     def system_openssl(self) -> str:
         text = ("or install the OpenSSL headers and rebuild: apt-get install libssl-dev (Debian/Ubuntu), "
                 "dnf install openssl-devel (RHEL 8+/Fedora)")
-        if self.openssl_min() != "1.0.2":
-            text += ("; on RHEL/CentOS 7, whose OpenSSL is 1.0.2, yum install epel-release && yum install "
-                     "openssl11-devel, then configure with CPPFLAGS=\"$(pkg-config --cflags openssl11)\" "
+        if _older("openssl", RHEL7["openssl"], self.openssl_min()):
+            text += (f"; on RHEL/CentOS 7, whose OpenSSL is {RHEL7['openssl']}, yum install epel-release && yum "
+                     "install openssl11-devel, then configure with CPPFLAGS=\"$(pkg-config --cflags openssl11)\" "
                      "LDFLAGS=\"$(pkg-config --libs-only-L openssl11)\" (--with-openssl=/usr/include/openssl11 "
                      "does not work: --with-openssl=DIR wants DIR/include/openssl/ssl.h and DIR/lib)")
         return text
 
     def system_sqlite(self) -> str:
+        old = RHEL7["sqlite"]
+        too_old = ["Django"] if _older("sqlite", old, django_sqlite_min()) else []
+        too_old += [f"CPython {row.first}" for row in compat_table() if _older("sqlite", old, row.sqlite_min)][:1]
+        why = f" is too old for {' and '.join(too_old)}" if too_old else ""
         return ("or install the SQLite headers and rebuild: apt-get install libsqlite3-dev (Debian/Ubuntu), "
-                "dnf install sqlite-devel (RHEL/Fedora; RHEL/CentOS 7's SQLite 3.7.17 is too old for Django "
-                "and CPython 3.13, use a private SQLite)")
+                f"dnf install sqlite-devel (RHEL/Fedora; RHEL/CentOS 7's SQLite {old}{why}, use a private SQLite)")
+
+
+#: what RHEL/CentOS 7 ships (the oldest distribution buildkit's advice has in mind), not buildkit's versions
+RHEL7 = {"openssl": "1.0.2", "sqlite": "3.7.17"}
+
+
+def _older(package: str, version: str, than: str) -> bool:
+    return parse_version(package, version) < parse_version(package, than)
+
+
+def _ranges(field: str) -> str:
+    """The catalog's compatibility table for one minimum, oldest CPython first, rows that need the same joined:
+    ``3.7.2 up to 3.9, 3.7.15 up to 3.12, 3.15.2 from 3.13``."""
+    parts = []
+    for value, run in groupby(compat_table(), key=lambda row: str(getattr(row, field))):
+        rows = list(run)
+        parts.append(f"{value} up to {rows[-1].last}" if rows[-1].last else f"{value} from {rows[0].first}")
+    return ", ".join(parts)
 
 
 class Collector:

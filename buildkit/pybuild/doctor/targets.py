@@ -13,7 +13,7 @@ from buildkit.errors import InputError
 from buildkit.pybuild.doctor.findings import Collector, Context, Finding
 from buildkit.pybuild.doctor.parse import ConfigureFacts, MakeSummary, parse_configure, parse_make_summary, split_lines
 from buildkit.pybuild.doctor.rules import NOT_FOUND_LIB, analyze, import_failure, lib_family
-from buildkit.pybuild.record import BuildRecord, RecordError
+from buildkit.pybuild.record import BuildRecord, RecordError, private_prefixes
 
 
 def doctor_text(text: str | Iterable[str], *, source: str = "") -> list[Finding]:
@@ -124,8 +124,7 @@ def _interpreter_prefixes(executable: str, record: BuildRecord | None) -> list[s
     """The private OpenSSL and SQLite of a buildkit install: from its BUILDKIT.json (``openssl.prefix``,
     ``sqlite.prefix`` unless ``how`` is ``system``), else ``openssl/`` and ``sqlite/`` beside ``bin/``."""
     if record is not None:
-        libs = (record.openssl, record.sqlite)
-        return [lib.prefix for lib in libs if lib is not None and lib.how != "system" and os.path.isdir(lib.prefix)]
+        return [p for p in private_prefixes((record.openssl, record.sqlite)) if os.path.isdir(p)]
     install = os.path.dirname(os.path.dirname(os.path.realpath(executable)))
     return [d for d in (os.path.join(install, "openssl"), os.path.join(install, "sqlite")) if os.path.isdir(d)]
 
