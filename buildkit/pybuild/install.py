@@ -2,15 +2,7 @@
 record, and verifying it again. ``buildkit python`` (:mod:`buildkit.pybuild.build`), ``--update-deps`` and
 ``--rollback`` (:mod:`buildkit.pybuild.update`) all go through here.
 
-Layout of an install (``PREFIX`` is what the user passed)::
-
-    PREFIX -> PREFIX.buildkit/builds/<id>        a symlink, swapped atomically once <id> is verified
-    PREFIX.buildkit/builds/<id>/                 CPython, BUILDKIT.json
-    PREFIX.buildkit/deps/openssl-3.0.20-<hash>/  private OpenSSL (reused by later builds), ssl/ -> host CAs
-    PREFIX.buildkit/deps/sqlite-3.40.1-<hash>/   private SQLite
-    PREFIX.buildkit/work/<id>/                   source trees (kept with --keep or on failure)
-    PREFIX.buildkit/logs/<id>/                   one log per step, kept
-    PREFIX.buildkit/lock                         one buildkit at a time per prefix
+Where those live is :mod:`buildkit.pybuild.layout`.
 
 A build happens beside the current one and the link moves only after verification passed, so a failed,
 interrupted or full-disk run leaves the previous install exactly as it was.
@@ -24,12 +16,13 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from buildkit import __version__
 from buildkit.errors import BuildFailed, CheckFailed, InputError, Interrupted
+from buildkit.pybuild.layout import Layout
 from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.record import (
     BuildRecord,
@@ -52,39 +45,12 @@ if TYPE_CHECKING:
     from buildkit.pybuild.plan import Choice, Component, Plan, Step
     from buildkit.pybuild.verify import VerifyReport
 
-__all__ = ["MARKER", "Layout", "build_record", "check_prefix", "collect_garbage", "current_id", "current_install",
+__all__ = ["MARKER", "build_record", "check_prefix", "collect_garbage", "current_id", "current_install",
            "installed_build", "library_complete", "library_record", "lock_state", "mark_complete", "now",
            "prefix_left_as_it_was", "read_record", "source_record", "switch", "verify_again"]
 
 #: in a private library's prefix once it is completely built: later builds (and updates) reuse it
 MARKER = ".buildkit-complete"
-
-
-# --- layout -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The folders of one prefix's install, all under ``PREFIX.buildkit`` (see the module docstring)."""
-
-    state_dir: str
-
-    @classmethod
-    def of(cls, prefix: str) -> Layout:
-        return cls(os.path.abspath(prefix) + ".buildkit")
-
-    def build_dir(self, build_id: str) -> str:
-        return os.path.join(self.state_dir, "builds", build_id)
-
-    def work_dir(self, build_id: str) -> str:
-        return os.path.join(self.state_dir, "work", build_id)
-
-    def log_dir(self, build_id: str) -> str:
-        return os.path.join(self.state_dir, "logs", build_id)
-
-    def dep_dir(self, name: str) -> str:
-        """A private library's prefix, ``deps/<package>-<version>-<hash>``."""
-        return os.path.join(self.state_dir, "deps", name)
 
 
 def current_install(prefix: str) -> str | None:

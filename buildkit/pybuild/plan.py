@@ -2,7 +2,7 @@
 
 Nothing here touches the disk or runs a program, so the plan can be printed (``--dry-run``), rendered
 as a sh script (``--emit-script``), run locally, or run in a container, and is unit-tested alone. The folders
-a plan names are those of :class:`buildkit.pybuild.install.Layout` (the layout of an install is described there).
+a plan names are those of :class:`buildkit.pybuild.layout.Layout` (the layout of an install is described there).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from buildkit.catalog import Source, parse_version
 from buildkit.errors import InputError
 from buildkit.pybuild.choice import AUTO, PREFIX, PRIVATE, SYSTEM, LibraryChoice
 from buildkit.pybuild.host import HostInfo, SystemLib
-from buildkit.pybuild.install import Layout
+from buildkit.pybuild.layout import Layout
 from buildkit.pybuild.recipe import Action, Command, Context, Recipe
 from buildkit.pybuild.record import private_prefixes
 from buildkit.pybuild.toolchain import Toolchain

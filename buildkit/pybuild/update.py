@@ -34,7 +34,6 @@ from buildkit.pybuild.build import Actions, FetchOptions, build_component, plan_
 from buildkit.pybuild.choice import AUTO, LIBRARIES, VERSION, LibraryChoice
 from buildkit.pybuild.host import HostInfo, find_tool, probe_host, require_tools
 from buildkit.pybuild.install import (
-    Layout,
     collect_garbage,
     installed_build,
     library_complete,
@@ -46,6 +45,7 @@ from buildkit.pybuild.install import (
     switch,
     verify_again,
 )
+from buildkit.pybuild.layout import Layout
 from buildkit.pybuild.plan import Choice, Component, Step, private_component, short_hash, with_steps
 from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.record import (

@@ -27,7 +27,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STRICT = ("buildkit/kmod", "buildkit/sources", "buildkit/catalog", "buildkit/jsonread.py",
-          "buildkit/pybuild/record.py", "buildkit/pybuild/install.py", "buildkit/pybuild/choice.py",
+          "buildkit/pybuild/record.py", "buildkit/pybuild/install.py", "buildkit/pybuild/layout.py",
+          "buildkit/pybuild/choice.py",
           "buildkit/pybuild/__init__.py", "buildkit/__init__.py", "buildkit/errors.py", "buildkit/_input.py",
           "buildkit/_term.py")
 PLAIN = ("buildkit", "recipes", "containers")
