@@ -244,14 +244,16 @@ sys.meta_path.insert(0, NoHashlib())
 
 def test_python_without_hashlib(tmp_path: Path) -> None:
     """What a Python without _hashlib (pyenv's 3.6.15 against OpenSSL 3) is judged, on every machine: a virtual
-    environment of the interpreter running the tests whose sitecustomize makes _hashlib unimportable, for the
+    environment of the interpreter running the tests where a .pth file makes _hashlib unimportable, for the
     probe (run with -I, which keeps the environment's site-packages) and the child it starts alike."""
     env = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     python = str(env / "bin" / "python")
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
-    Path(purelib, "sitecustomize.py").write_text(NO_HASHLIB)
+    # a .pth line, not sitecustomize.py: Debian's python3.11 has its own sitecustomize ahead on sys.path
+    Path(purelib, "bk_no_hashlib.py").write_text(NO_HASHLIB)
+    Path(purelib, "bk_no_hashlib.pth").write_text("import bk_no_hashlib\n")
     control = subprocess.run([python, "-I", "-c", "import _hashlib"], capture_output=True, text=True)
     assert control.returncode == 1 and control.stderr.strip().endswith("No module named '_hashlib'")
     report = verify(python, floor=False)
