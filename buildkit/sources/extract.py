@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from buildkit.errors import InputError
-from buildkit.sources.transfer import _ensure_dir
+from buildkit.sources.transfer import ensure_dir
 
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz", ".tar")
 
@@ -306,7 +306,7 @@ def safe_extract_tarfile(tar: tarfile.TarFile, dest: Path, *, archive: str,
     renamed into place, so a refused archive leaves nothing behind.
     """
     declared = _declared(expected_links)
-    dest = _ensure_dir(Path(dest), "destination")
+    dest = ensure_dir(Path(dest), "destination")
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
     try:
         try:
@@ -356,7 +356,7 @@ def safe_extract(archive: Path, dest: Path) -> Path:
                          fix=f"expected one of {', '.join(TAR_SUFFIXES)}, .zip, .deb")
     if not archive.is_file():
         raise InputError(f"{archive}: no such file", fix="fetch it first (buildkit fetch)")
-    dest = _ensure_dir(dest, "destination")
+    dest = ensure_dir(dest, "destination")
     tmp = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extract-", dir=dest))
     try:
         try:

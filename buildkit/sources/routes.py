@@ -38,7 +38,6 @@ from buildkit.sources.transfer import (
     Progress,
     Say,
     SourceUnavailable,
-    _ensure_dir,
     _hash_file,
     _Miss,
     _open_url,
@@ -46,6 +45,7 @@ from buildkit.sources.transfer import (
     _remove_stale_parts,
     _stream_verified,
     _unlink,
+    ensure_dir,
 )
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def fetch_source(source: Source, *, cache_dir: Path, mirrors: Sequence[str] = ()
     note = note or log.info
     _check_filename(source)
     bases = [_mirror_base(m) for m in mirrors]
-    cache_dir = _ensure_dir(Path(cache_dir), "cache")
+    cache_dir = ensure_dir(Path(cache_dir), "cache")
     _remove_stale_parts(cache_dir, source.filename)
 
     hit = _from_cache(source, cache_dir, warn)
@@ -367,7 +367,7 @@ def fetch_spec(spec: str, **kwargs: Unpack[FetchKwargs]) -> Fetched:
 def copy_to_dest(fetched: Fetched, dest_dir: Path) -> Path:
     """Copy a fetched file into ``dest_dir`` (verified again, written under a temporary name and renamed).
     A file already there with the right sha256 is kept as it is."""
-    dest_dir = _ensure_dir(Path(dest_dir), "destination")
+    dest_dir = ensure_dir(Path(dest_dir), "destination")
     target = dest_dir / fetched.source.filename
     if target.exists():
         if os.path.samefile(target, fetched.path):

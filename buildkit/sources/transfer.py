@@ -96,7 +96,7 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _ensure_dir(path: Path, what: str) -> Path:
+def ensure_dir(path: Path, what: str) -> Path:
     path = Path(path).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
