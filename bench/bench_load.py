@@ -10,6 +10,9 @@ REPEAT runs each, interpreter start included:
   abi-change   the 4,022 modules of the oldest bookworm ABI the archive offers against the newest kernel
                (module_layout and 18,000 CRCs changed: 67,000 problems)
   same-abi     the newest kernel's own modules against itself (everything resolves: the full walk)
+A third leg, for reference only, is bench/load_floor.py on the same folder: a Python that opens and maps
+each module and slices its section headers and symbol table, answering nothing (the floor of any
+pure-Python answer; printed as a share of depmod's median).
 Prints min/median/mean/max and spread of each leg, the ratio of the medians, each one's peak RSS.
 Exit status 1 when a ratio is above its target (time 1.0x, peak RSS 1.5x) or the lists disagree.
 """
@@ -64,13 +67,16 @@ def main() -> int:
         load = buildkit_cmd() + ["symvers", "load", str(tree), "--kernel", str(new_root), "--every-problem"]
         theirs = depmod_problems(subprocess.run(depmod, capture_output=True, text=True).stderr)
         mine = buildkit_problems(subprocess.run(load + ["--json"], capture_output=True, text=True).stdout)
-        walls = interleaved({"depmod": depmod, "load": load}, REPEAT)
+        floor = [sys.executable, str(ROOT / "bench" / "load_floor.py"), str(tree)]
+        walls = interleaved({"depmod": depmod, "load": load, "floor": floor}, REPEAT)
         ratio = statistics.median(walls["load"]) / statistics.median(walls["depmod"])
         rss_depmod, rss_load = peak_rss_mb(depmod), peak_rss_mb(load)
         agree = mine == theirs
         print(f"\n{case}: {release} modules -> kernel {new}; both legs: every CRC mismatch and unknown symbol")
         print(f"  depmod -n -e -E          {spread(walls['depmod'])}   peak RSS {rss_depmod:6.1f} MB")
         print(f"  symvers load --every-problem {spread(walls['load'])}   peak RSS {rss_load:6.1f} MB")
+        print(f"  python floor (reference) {spread(walls['floor'])}   "
+              f"{statistics.median(walls['floor']) / statistics.median(walls['depmod']):.0%} of depmod's median")
         print(f"  ratio of medians {ratio:.2f}x ({'ok' if ratio <= TARGET else 'over the target'}); peak RSS "
               f"{rss_load / rss_depmod:.2f}x ({'ok' if rss_load / rss_depmod <= RSS_TARGET else 'over the target'})")
         print(f"  problems: depmod {len(theirs)}, buildkit {len(mine)}; the same, symbol by symbol: "
