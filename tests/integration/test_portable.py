@@ -430,10 +430,11 @@ def test_bundle_builds_python_in_a_minbase_bullseye_with_no_python(bundle_archiv
     assert ran[-2].startswith("3.34") and ran[-1] == "2.31", ran
 
 
-def test_fetch_tests_run_on_the_portable_313_with_tarfiles_data_filter(portable_build, tmp_path):
+def test_extraction_tests_run_on_the_portable_313_with_tarfiles_data_filter(portable_build, tmp_path):
     """Issue 20 item 3: CI's own interpreter (Debian's 3.11.2) has no tarfile data filter, so the extraction tests
-    that use it are skipped there. The portable build is a 3.13.5 with the filter: tests/unit/test_fetch.py runs
-    in a venv of it (pytest and buildkit's dependencies from PyPI), none skipped."""
+    that use it are skipped there. The portable build is a 3.13.5 with the filter: tests/unit/test_fetch.py and
+    tests/unit/test_extract_policy.py (source archives and container copies through one policy) run in a venv of
+    it (pytest and buildkit's dependencies from PyPI), none skipped."""
     import re
 
     python = Path(portable_build["_tree"]) / "bin" / "python3"
@@ -446,7 +447,7 @@ def test_fetch_tests_run_on_the_portable_313_with_tarfiles_data_filter(portable_
     # not into the CI run's own timing table (tests/timing.py appends to $BUILDKIT_TIMING_TSV when it is set)
     env = {k: v for k, v in os.environ.items() if k != "BUILDKIT_TIMING_TSV"}
     run = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                          "tests/unit/test_fetch.py"], cwd=root, capture_output=True, text=True, timeout=900, env=env)
+                          "tests/unit/test_fetch.py", "tests/unit/test_extract_policy.py"], cwd=root, capture_output=True, text=True, timeout=900, env=env)
     assert run.returncode == 0, run.stdout[-3000:]
     summary = run.stdout.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
