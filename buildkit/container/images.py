@@ -247,7 +247,7 @@ def host_debian_archive():
 
     try:
         return read_debian_sources()
-    except Exception:  # _Miss: no Debian sources on this host
+    except Exception:  # RouteMiss: no Debian sources on this host
         return None
 
 

@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buildkit.catalog import Source
-from buildkit.sources.transfer import TIMEOUT, Fetched, Say, _hash_file, _Miss, _reason, _stream_verified, _unlink
+from buildkit.sources.transfer import (
+    TIMEOUT,
+    Fetched,
+    RouteMiss,
+    Say,
+    failure_reason,
+    hash_file,
+    stream_verified,
+    unlink_missing_ok,
+)
 
 DEBIAN_SOURCES = "/etc/apt/sources.list.d/debian.sources"
 DEBIAN_SOURCES_LIST = "/etc/apt/sources.list"
@@ -61,7 +70,7 @@ def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
 def read_debian_sources(path: str | None = None) -> DebianArchive:
     """Mirror URIs and keyring from ``debian.sources`` (deb822), or the one-line ``sources.list``.
 
-    ``$BUILDKIT_DEBIAN_SOURCES`` names another file. Raises :class:`_Miss` when none is found.
+    ``$BUILDKIT_DEBIAN_SOURCES`` names another file. Raises :class:`RouteMiss` when none is found.
     """
     path = path or os.environ.get("BUILDKIT_DEBIAN_SOURCES") or DEBIAN_SOURCES
     uris: list[str] = []
@@ -79,11 +88,11 @@ def read_debian_sources(path: str | None = None) -> DebianArchive:
         text = Path(path).read_text()
     except OSError as e:
         if path != DEBIAN_SOURCES or not os.path.exists(DEBIAN_SOURCES_LIST):
-            raise _Miss(f"cannot read {path}: {_reason(e)}") from None
+            raise RouteMiss(f"cannot read {path}: {failure_reason(e)}") from None
         try:
             path, text = DEBIAN_SOURCES_LIST, Path(DEBIAN_SOURCES_LIST).read_text()
         except OSError as e2:
-            raise _Miss(f"cannot read {DEBIAN_SOURCES_LIST}: {_reason(e2)}") from None
+            raise RouteMiss(f"cannot read {DEBIAN_SOURCES_LIST}: {failure_reason(e2)}") from None
     if path.endswith(".list"):
         for line in text.splitlines():
             words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
@@ -101,7 +110,7 @@ def read_debian_sources(path: str | None = None) -> DebianArchive:
             if signed and not keyring and "\n" not in signed and os.path.isfile(signed):
                 keyring = signed
     if not uris:
-        raise _Miss(f"no Debian archive URIs in {path}")
+        raise RouteMiss(f"no Debian archive URIs in {path}")
     return DebianArchive(tuple(uris), tuple(security), keyring or DEBIAN_KEYRING)
 
 
@@ -167,7 +176,7 @@ class _Apt:
             return False
         try:
             self.update(wanted)
-        except _Miss:
+        except RouteMiss:
             alone = self._wanted(suite, keep=False)
             if alone == wanted:
                 raise
@@ -182,8 +191,8 @@ class _Apt:
         self.note(f"updating Debian's {what} indexes for {suites} (apt-get update in {self.root})")
         done = self.run("update")
         if done.returncode != 0:
-            _unlink(self.stamp)
-            raise _Miss(f"apt-get update failed: {_last_apt_error(done)}")
+            unlink_missing_ok(self.stamp)
+            raise RouteMiss(f"apt-get update failed: {_last_apt_error(done)}")
         self.stamp.write_text(wanted)
 
 
@@ -193,20 +202,20 @@ def _last_apt_error(done: subprocess.CompletedProcess[str]) -> str:
     return errors[-1] if errors else f"exit status {done.returncode}"
 
 
-def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
+def from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
     spec = source.debian
     package, _, rest = spec.partition("/")
     # SRCPKG/SUITE, or SRCPKG/SUITE=REVISION when the suite's newest revision is another upstream version
     # (trixie's openssl is 3.5.9 and 3.5.7 at once; only 3.5.7's files are on every mirror).
     suite, _, revision = rest.partition("=")
     if not package or not suite:
-        raise _Miss(f"debian {spec!r}: expected SRCPKG/SUITE or SRCPKG/SUITE=REVISION in the catalog")
+        raise RouteMiss(f"debian {spec!r}: expected SRCPKG/SUITE or SRCPKG/SUITE=REVISION in the catalog")
     binary = source.filename.endswith(".deb")
     if binary and not revision:
-        raise _Miss(f"debian {spec!r}: a binary package is named PKG/SUITE=VERSION in the catalog")
+        raise RouteMiss(f"debian {spec!r}: a binary package is named PKG/SUITE=VERSION in the catalog")
     wanted = f"{package}={revision}" if revision else spec
     if shutil.which("apt-get") is None:
-        raise _Miss(f"debian {spec}: apt-get not found (Debian and Ubuntu hosts only)")
+        raise RouteMiss(f"debian {spec}: apt-get not found (Debian and Ubuntu hosts only)")
     archive = read_debian_sources()
     root = cache_dir / ("apt-deb" if binary else "apt")
     root.mkdir(parents=True, exist_ok=True)
@@ -225,7 +234,7 @@ def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
                 apt.update()
                 done = apt.run(*args, cwd=work)
             if done.returncode != 0:
-                raise _Miss(f"debian {spec}: apt-get {args[0]} failed: {_last_apt_error(done)}")
+                raise RouteMiss(f"debian {spec}: apt-get {args[0]} failed: {_last_apt_error(done)}")
             seen = []
             for path in sorted(work.iterdir()):
                 if not path.is_file() or path.name.endswith((".asc", ".dsc")):
@@ -233,14 +242,15 @@ def _from_debian(source: Source, cache_dir: Path, note: Say) -> Fetched:
                 size = path.stat().st_size
                 if ".orig.tar." not in path.name and not binary and size != source.size:
                     continue
-                digest = _hash_file(path)
+                digest = hash_file(path)
                 if digest == source.sha256:
                     with open(path, "rb") as f:
-                        final = _stream_verified(f, source, cache_dir, f"debian {spec} ({path.name})")
+                        final = stream_verified(f, source, cache_dir, f"debian {spec} ({path.name})")
                     return Fetched(source, final, final.stat().st_size, f"debian {spec} ({path.name})")
                 if ".orig.tar." in path.name or binary:
                     seen.append(f"{path.name} has sha256 {digest}")
             found = "; ".join(seen) or ("no file" if binary else "no orig tarball in the source package")
-            raise _Miss(f"debian {spec}: {found}, not {source.sha256} (did Debian move to another upstream version?)")
+            raise RouteMiss(f"debian {spec}: {found}, not {source.sha256} "
+                            "(did Debian move to another upstream version?)")
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,7 @@ matter. :func:`fetch` tries, in order:
 4. the upstream URL;
 5. with ``debian=True``: Debian's source package (:mod:`buildkit.sources.debian`).
 
-Every route writes through :func:`~buildkit.sources.transfer._stream_verified`; a route that cannot supply
+Every route writes through :func:`~buildkit.sources.transfer.stream_verified`; a route that cannot supply
 the file is skipped and named in the error raised when every route failed.
 """
 
@@ -30,22 +30,22 @@ from typing import TYPE_CHECKING, TypedDict
 
 from buildkit.catalog import Source, candidates
 from buildkit.errors import InputError
-from buildkit.sources.debian import _from_debian
+from buildkit.sources.debian import from_debian
 from buildkit.sources.extract import TAR_SUFFIXES
 from buildkit.sources.transfer import (
     ChecksumMismatch,
     Fetched,
     Progress,
+    RouteMiss,
     Say,
     SourceUnavailable,
-    _hash_file,
-    _Miss,
-    _open_url,
-    _reason,
-    _remove_stale_parts,
-    _stream_verified,
-    _unlink,
     ensure_dir,
+    failure_reason,
+    hash_file,
+    open_url,
+    remove_stale_parts,
+    stream_verified,
+    unlink_missing_ok,
 )
 
 if TYPE_CHECKING:
@@ -109,11 +109,11 @@ def _from_cache(source: Source, cache_dir: Path, warn: Say) -> Fetched | None:
     if source.size is not None and st.st_size != source.size:
         problem = f"{st.st_size} bytes, expected {source.size}"
     else:
-        actual = _hash_file(path)
+        actual = hash_file(path)
         if actual == source.sha256:
             return Fetched(source, path, st.st_size, "cache")
         problem = f"sha256 {actual}, expected {source.sha256}"
-    _unlink(path)
+    unlink_missing_ok(path)
     warn(f"cached {path} was damaged ({problem}); deleted it, fetching it again")
     return None
 
@@ -138,7 +138,7 @@ class _HashIndex:
         entry = self.entries.get(key)
         if isinstance(entry, list) and len(entry) == 3 and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             return str(entry[2])
-        digest = _hash_file(path)
+        digest = hash_file(path)
         self.hashed += 1
         self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
         self.dirty = True
@@ -157,7 +157,7 @@ class _HashIndex:
             tmp.write_text(json.dumps({"version": 1, "files": live}, sort_keys=True))
             os.replace(tmp, self.path)
         except OSError:  # only a speed-up: never fail a fetch over it
-            _unlink(tmp)
+            unlink_missing_ok(tmp)
         self.dirty = False
 
 
@@ -204,8 +204,8 @@ def _from_source_dirs(source: Source, cache_dir: Path, source_dirs: Sequence[Pat
                     if index.sha256(path, st) != source.sha256:
                         continue
                     with open(path, "rb") as f:
-                        final = _stream_verified(f, source, cache_dir, str(path))
-                except (ChecksumMismatch, _Miss, OSError) as e:
+                        final = stream_verified(f, source, cache_dir, str(path))
+                except (ChecksumMismatch, RouteMiss, OSError) as e:
                     index.forget(path)
                     why = getattr(e, "strerror", None) or e
                     warn(f"{path} changed or could not be read while it was copied ({why}); skipped")
@@ -237,9 +237,9 @@ def _mirror_urls(base: str, source: Source) -> list[str]:
 
 
 def _download(url: str, source: Source, cache_dir: Path, origin: str, progress: Progress | None) -> Fetched:
-    response, length = _open_url(url)
+    response, length = open_url(url)
     with response:
-        final = _stream_verified(response, source, cache_dir, url, progress=progress, total=length)
+        final = stream_verified(response, source, cache_dir, url, progress=progress, total=length)
     return Fetched(source, final, final.stat().st_size, f"{origin} {url}")
 
 
@@ -269,7 +269,7 @@ def fetch_source(source: Source, *, cache_dir: Path, mirrors: Sequence[str] = ()
     _check_filename(source)
     bases = [_mirror_base(m) for m in mirrors]
     cache_dir = ensure_dir(Path(cache_dir), "cache")
-    _remove_stale_parts(cache_dir, source.filename)
+    remove_stale_parts(cache_dir, source.filename)
 
     hit = _from_cache(source, cache_dir, warn)
     if hit is not None:
@@ -287,17 +287,17 @@ def fetch_source(source: Source, *, cache_dir: Path, mirrors: Sequence[str] = ()
             if origin == "upstream" or url.startswith(("http:", "https:", "ftp:")):
                 note(f"downloading {source.filename} from {url}")
             return _download(url, source, cache_dir, origin, progress)
-        except _Miss as miss:
+        except RouteMiss as miss:
             tried.append(str(miss))
     if not source.url:
         tried.append("upstream: no URL serves this file")
     if debian and source.debian:
         try:
-            return _from_debian(source, cache_dir, note)
-        except _Miss as miss:
+            return from_debian(source, cache_dir, note)
+        except RouteMiss as miss:
             tried.append(str(miss))
         except OSError as e:  # setting up the private apt state (a full disk while copying is an InputError)
-            tried.append(f"debian {source.debian}: {_reason(e)}")
+            tried.append(f"debian {source.debian}: {failure_reason(e)}")
     elif debian:
         tried.append("debian: no Debian source package ships this file")
     raise SourceUnavailable(
@@ -372,13 +372,13 @@ def copy_to_dest(fetched: Fetched, dest_dir: Path) -> Path:
     if target.exists():
         if os.path.samefile(target, fetched.path):
             return target
-        if target.is_file() and target.stat().st_size == fetched.size and _hash_file(target) == fetched.sha256:
+        if target.is_file() and target.stat().st_size == fetched.size and hash_file(target) == fetched.sha256:
             return target
-    _remove_stale_parts(dest_dir, fetched.source.filename)
+    remove_stale_parts(dest_dir, fetched.source.filename)
     with open(fetched.path, "rb") as f:
         try:
-            return _stream_verified(f, fetched.source, dest_dir, str(fetched.path))
-        except _Miss as e:
+            return stream_verified(f, fetched.source, dest_dir, str(fetched.path))
+        except RouteMiss as e:
             raise InputError(f"cannot copy {fetched.path}: {e}", fix="check the cache folder") from None
 
 

@@ -1,8 +1,8 @@
 """Bytes in: the one verified write, the URL opener, and what a fetch returns or raises.
 
 Whatever the route, the bytes are streamed into ``<filename>.part-<pid>`` next to their final place while
-their sha256 and size are computed, and renamed only when both match (:func:`_stream_verified`). A route
-that cannot supply the file (no such file, HTTP 404, no network, a timeout) raises :class:`_Miss`, and the
+their sha256 and size are computed, and renamed only when both match (:func:`stream_verified`). A route
+that cannot supply the file (no such file, HTTP 404, no network, a timeout) raises :class:`RouteMiss`, and the
 caller tries the next one; a route that supplies *other bytes* is an error at once
 (:class:`ChecksumMismatch`) and the partial file is deleted.
 
@@ -74,14 +74,14 @@ class SourceUnavailable(InputError):
         self.tried = tuple(tried)
 
 
-class _Miss(Exception):
+class RouteMiss(Exception):
     """One route could not supply the file (not there, HTTP error, no network): try the next one."""
 
 
 # --- small helpers ----------------------------------------------------------------------------------------
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -89,7 +89,7 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unlink(path: Path) -> None:
+def unlink_missing_ok(path: Path) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -115,12 +115,12 @@ def _write_error(e: OSError, path: Path) -> InputError:
                       fix="check the folder's permissions, or use --cache DIR")
 
 
-def _reason(e: BaseException) -> str:
+def failure_reason(e: BaseException) -> str:
     """A short reason for a failed network or file read."""
     if isinstance(e, urllib.error.HTTPError):
         return f"HTTP {e.code} {e.reason}"
     if isinstance(e, urllib.error.URLError):
-        return _reason(e.reason) if isinstance(e.reason, BaseException) else str(e.reason)
+        return failure_reason(e.reason) if isinstance(e.reason, BaseException) else str(e.reason)
     if isinstance(e, (socket.timeout, TimeoutError)):
         return f"timed out after {TIMEOUT:g} s"
     if isinstance(e, FileNotFoundError):
@@ -143,7 +143,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_parts(directory: Path, filename: str) -> None:
+def remove_stale_parts(directory: Path, filename: str) -> None:
     """Partial downloads left by processes that are gone."""
     prefix = f"{filename}.part-"
     try:
@@ -153,7 +153,7 @@ def _remove_stale_parts(directory: Path, filename: str) -> None:
     for entry in entries:
         pid = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            _unlink(Path(entry.path))
+            unlink_missing_ok(Path(entry.path))
 
 
 # --- the one verified write -------------------------------------------------------------------------------
@@ -163,12 +163,12 @@ def _open_part(path: Path) -> IO[bytes]:
     return open(path, "wb")
 
 
-def _stream_verified(reader: IO[bytes], source: Source, directory: Path, origin: str, *,
+def stream_verified(reader: IO[bytes], source: Source, directory: Path, origin: str, *,
                      progress: Progress | None = None, total: int | None = None) -> Path:
     """Copy ``reader`` into ``directory/<filename>`` through sha256 and size checks.
 
     The bytes go to ``<filename>.part-<pid>``, which is renamed only when both match and deleted otherwise.
-    Reading more than the expected size stops at once. Read errors raise :class:`_Miss`; a full disk raises
+    Reading more than the expected size stops at once. Read errors raise :class:`RouteMiss`; a full disk raises
     ``InputError("disk full while writing ...")``.
     """
     final = directory / source.filename
@@ -185,7 +185,7 @@ def _stream_verified(reader: IO[bytes], source: Source, directory: Path, origin:
                     try:
                         chunk = reader.read(CHUNK)
                     except _READ_ERRORS as e:
-                        raise _Miss(f"{origin}: {_reason(e)} after {got} bytes") from None
+                        raise RouteMiss(f"{origin}: {failure_reason(e)} after {got} bytes") from None
                     if not chunk:
                         break
                     got += len(chunk)
@@ -216,7 +216,7 @@ def _stream_verified(reader: IO[bytes], source: Source, directory: Path, origin:
         except OSError as e:
             raise _write_error(e, final) from None
     except BaseException:
-        _unlink(part)
+        unlink_missing_ok(part)
         raise
     finally:
         if progress is not None and got:
@@ -227,15 +227,15 @@ def _stream_verified(reader: IO[bytes], source: Source, directory: Path, origin:
 # --- the one URL opener ----------------------------------------------------------------------------------
 
 
-def _open_url(url: str) -> tuple[IO[bytes], int | None]:
+def open_url(url: str) -> tuple[IO[bytes], int | None]:
     request = urllib.request.Request(url, headers={"User-Agent": f"buildkit/{__version__}"})
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)  # noqa: S310 - schemes checked
     except urllib.error.HTTPError as e:
         e.close()
-        raise _Miss(f"{url}: {_reason(e)}") from None
+        raise RouteMiss(f"{url}: {failure_reason(e)}") from None
     except _READ_ERRORS as e:
-        raise _Miss(f"{url}: {_reason(e)}") from None
+        raise RouteMiss(f"{url}: {failure_reason(e)}") from None
     length = response.headers.get("Content-Length")
     return response, int(length) if length and length.isdigit() else None
 

@@ -152,8 +152,8 @@ def test_source_dir_hashes_are_remembered(tarball, src, cache, tmp_path, monkeyp
     (d / "renamed-by-someone").write_bytes(tarball.read_bytes())
     (d / "a-same-size-decoy").write_bytes(b"z" * src.size)
     hashed: list[str] = []
-    real = routes._hash_file
-    monkeypatch.setattr(routes, "_hash_file", lambda p: hashed.append(Path(p).name) or real(p))
+    real = routes.hash_file
+    monkeypatch.setattr(routes, "hash_file", lambda p: hashed.append(Path(p).name) or real(p))
 
     fetch(src, cache_dir=cache, source_dirs=[d])
     assert hashed == ["a-same-size-decoy", "renamed-by-someone"]  # by name: neither is a likely name
