@@ -131,7 +131,13 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
                    "on the command line replace the file's axis.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Where artifacts, JSON reports and logs/ go. An artifact already there is never overwritten.")
-@click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel make jobs inside (default: the engine's CPUs).")
+@click.option("--jobs", "-j", type=click.IntRange(1),
+              help="Parallel make jobs inside (default: the CPUs a build container may use, see --cpus).")
+@click.option("--cpus", type=click.IntRange(1), metavar="N",
+              help="Hold each build container to N of its engine's CPUs (docker run --cpus N: a CFS quota), and "
+                   "make -j N unless --jobs says otherwise. An engine then stands for a host of N cores: --cpus 1 "
+                   "on two engines of one 2-core machine models two 1-core hosts. At most the engine's CPU count. "
+                   "Default: no limit, all the engine's CPUs.")
 @click.option("--optimize", is_flag=True,
               help="PGO + LTO (--enable-optimizations --with-lto, the profile run parallel); artifacts are named "
                    "python-<v>-pgo-lto-...")
@@ -156,9 +162,9 @@ def _ci_matrix_spec(versions, images, openssls, sqlites, matrix_file, engine: _E
                    "or a docker context's name. Cells spread over them, one at a time on each, each engine with "
                    "its own builder image; a cell whose engine fails goes once to another. Default: $DOCKER_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (the table goes to stderr).")
-def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, optimize, profile_tests_text, portable,
-              glibc, toolchain_tgz, source_dirs, mirrors, cache_dir, no_debian, apt_mirror, yum_mirror, engine_names,
-              as_json) -> None:
+def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, cpus, optimize, profile_tests_text,
+              portable, glibc, toolchain_tgz, source_dirs, mirrors, cache_dir, no_debian, apt_mirror, yum_mirror,
+              engine_names, as_json) -> None:
     """Build CPython with a private OpenSSL and SQLite in a container of each IMAGE; verify; package.
 
     \b
@@ -223,8 +229,8 @@ def ci_python(versions, images, openssls, sqlites, matrix_file, out_dir, jobs, o
 
         floor = glibc or DEFAULT_GLIBC
         spec_for(floor)  # a --glibc no toolchain reaches: said before anything is fetched
-    opts = CiOptions(Path(out_dir), fetch, jobs, apt_mirror, yum_mirror or "", optimize,
-                     profile_tests(profile_tests_text, optimize), floor)
+    opts = CiOptions(Path(out_dir), fetch, jobs=jobs, cpus=cpus, apt_mirror=apt_mirror, yum_mirror=yum_mirror or "",
+                     optimize=optimize, profile_tests=profile_tests(profile_tests_text, optimize), glibc=floor)
     if portable:
         toolchain = toolchain_archive(floor, fetch.cache_dir, toolchain_tgz, say)
         opts = dataclasses.replace(opts, toolchain=toolchain)

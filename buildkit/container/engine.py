@@ -5,7 +5,8 @@
 * :meth:`Engine.builder_image` builds a rendered Dockerfile once: the image carries the template hash as a
   label, and a second run finds it by that label instead of building again. Builds that need apt or yum
   use the host's network; nothing else does.
-* :class:`Container` is one throwaway container (``network_mode="none"``), used as a context manager:
+* :class:`Container` is one throwaway container (``network_mode="none"``; ``cpus=N``: a CFS quota of N of
+  the engine's CPUs, docker's ``--cpus``), used as a context manager:
   :meth:`~Container.call` runs a command in it (as the build user, output streamed to a log),
   :meth:`~Container.copy_into` and :meth:`~Container.copy_out` move files with tar archives. Leaving the
   ``with`` block removes it, also on Ctrl-C, which so stops whatever ran in it.
@@ -316,8 +317,10 @@ class Engine:
         return fields
 
     def container(self, image: str, *, what: str, user: str = "build", workdir: str = "/home/build",
-                  network: str = "none") -> Container:
-        return Container(self, image, what=what, user=user, workdir=workdir, network=network)
+                  network: str = "none", cpus: int | None = None) -> Container:
+        """A throwaway container of ``image`` (enter it to create and start it); ``cpus``: at most that many
+        of the engine's CPUs (a CFS quota; the container still sees all of them in nproc)."""
+        return Container(self, image, what=what, user=user, workdir=workdir, network=network, cpus=cpus)
 
     def run_once(self, image: str, script: str, *, what: str, user: str = "build") -> str:
         """Run ``sh -c script`` in a throwaway container (no network); its output, or an error."""
@@ -399,13 +402,15 @@ class CallResult:
 class Container:
     """One throwaway container; ``with engine.container(image, what=...) as c: c.call([...])``."""
 
-    def __init__(self, engine: Engine, image: str, *, what: str, user: str, workdir: str, network: str) -> None:
+    def __init__(self, engine: Engine, image: str, *, what: str, user: str, workdir: str, network: str,
+                 cpus: int | None = None) -> None:
         self.engine = engine
         self.image = image
         self.what = what
         self.user = user
         self.workdir = workdir
         self.network = network
+        self.cpus = cpus
         self.id: str | None = None
 
     def __enter__(self) -> Container:
@@ -414,7 +419,8 @@ class Container:
             created = api.create_container(
                 self.image, command=["/bin/sh", "-c", KEEPALIVE], entrypoint=[], user=self.user,
                 working_dir=self.workdir, labels={LABEL_CI: "1", "org.buildkit.what": self.what[:200]},
-                host_config=api.create_host_config(network_mode=self.network, init=False),
+                host_config=api.create_host_config(  # NanoCpus: billionths of a CPU
+                    network_mode=self.network, init=False, nano_cpus=self.cpus * 1_000_000_000 if self.cpus else None),
                 stop_signal="SIGTERM", use_config_proxy=False)
             self.id = created["Id"]
             api.start(self.id)

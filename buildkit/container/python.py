@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from buildkit import __version__
 from buildkit.container import probe
-from buildkit.container.engine import ContainerGone, Engine, copy_file_noclobber, safe_extract_tar
+from buildkit.container.engine import Container, ContainerGone, Engine, copy_file_noclobber, safe_extract_tar
 from buildkit.container.images import (
     BUILD_UID,
     ImageRef,
@@ -46,7 +46,8 @@ from buildkit.container.matrix import SYSTEM, Cell, artifact_name
 from buildkit.container.spread import EngineSlot, EngineUnfit, Spread, first_answering
 from buildkit.errors import BuildFailed, BuildkitError, CheckFailed, InputError
 
-__all__ = ["CellResult", "CiOptions", "Prepared", "prepare_image", "run_cells", "render_options"]
+__all__ = ["CellResult", "CiOptions", "Prepared", "build_container", "cpus_beyond", "default_jobs", "prepare_image",
+           "run_cells", "render_options"]
 
 if TYPE_CHECKING:
     from buildkit.pybuild.build import FetchOptions
@@ -65,7 +66,8 @@ RELOCATE_MARK = "BUILDKIT-RELOCATE: "
 class CiOptions:
     out_dir: Path
     fetch: FetchOptions
-    jobs: int | None = None
+    jobs: int | None = None  # None: as many as the container may use (default_jobs)
+    cpus: int | None = None  # --cpus: each build container held to this many of its engine's CPUs
     apt_mirror: str | None = None  # None: the host's Debian mirrors for Debian images
     yum_mirror: str = ""
     optimize: bool = False  # PGO + LTO in every cell
@@ -80,6 +82,24 @@ class CiOptions:
     def label(self, image: ImageRef) -> str:
         """The artifact's platform part: the distribution built on, or a portable build's floor."""
         return f"glibc{self.glibc}" if self.glibc else image.spec.label
+
+
+def default_jobs(cpus: int | None, engine_cpus: int) -> int:
+    """make -j when --jobs is not given: the CPUs a build container may use (``--cpus``, at most the engine's)."""
+    return min(cpus, engine_cpus) if cpus else engine_cpus
+
+
+def build_container(engine: Engine, image_id: str, name: str, opts: CiOptions) -> Container:
+    """The container cell ``name`` is built in (enter it to start it): no network, the build user, at most
+    ``opts.cpus`` of the engine's CPUs."""
+    return engine.container(image_id, what=name, cpus=opts.cpus)
+
+
+def cpus_beyond(cpus: int | None, engine: Engine) -> str:
+    """Why ``engine`` cannot give a build container ``cpus`` CPUs ('' when it can): it has fewer."""
+    if cpus is None or cpus <= engine.cpus:
+        return ""
+    return f"--cpus {cpus}: the engine at {engine.host} has {engine.cpus} CPU{'s' if engine.cpus > 1 else ''}"
 
 
 @dataclass
@@ -177,6 +197,9 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
     for slot in slots:
         if slot.dead:
             say(f"[{slot.name}] does not answer; it leaves the run: {slot.dead}")
+    beyond = cpus_beyond(opts.cpus, engine)
+    if beyond:
+        raise InputError(beyond, fix=f"pass --cpus {engine.cpus} or fewer, or leave --cpus out (no limit)")
     from buildkit.pybuild.build import plan_for
     from buildkit.pybuild.plan import Request
 
@@ -209,7 +232,7 @@ def run_cells(cells: Sequence[Cell], opts: CiOptions, engines: Engine | Sequence
         if isinstance(prep, BuildkitError):
             results.append(CellResult(cell, cell.key, False, prep.exit_code, str(prep), logs=logs))
             continue
-        jobs = opts.jobs or engine.cpus
+        jobs = opts.jobs or default_jobs(opts.cpus, engine.cpus)
         toolchain = None
         if opts.portable:
             from buildkit.pybuild.plan import check_portable
@@ -266,6 +289,9 @@ def _run_spread(plans: Sequence[_CellPlan], slots: Sequence[EngineSlot], opts: C
 
     def build(slot: EngineSlot, cp: _CellPlan, say_here: Say) -> CellResult:
         engine = slot.get()
+        beyond = cpus_beyond(opts.cpus, engine)
+        if beyond:
+            raise EngineUnfit(beyond, fix="give engines with that many CPUs, or a smaller --cpus")
         prep = builders.get((slot.name, cp.cell.image.arg))
         if prep is None:
             prep = builders[slot.name, cp.cell.image.arg] = prepare_image(engine, cp.cell.image, _options(cp, opts),
@@ -334,7 +360,7 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
     try:
         (tmpdir / "build.sh").write_text(render_script(plan), encoding="utf-8")
         (tmpdir / "probe.py").write_text(PROBE_SOURCE, encoding="utf-8")
-        with engine.container(prep.image_id, what=cp.name) as c:
+        with build_container(engine, prep.image_id, cp.name, opts) as c:
             c.call(["mkdir", "-p", f"{CI}/sources", f"{CI}/out", f"{CI}/check"])
             c.copy_into([(tmpdir / "build.sh", "build.sh"), (tmpdir / "probe.py", "probe.py"),
                          (RELOCATE, "relocate.py")], CI, owner=(BUILD_UID, BUILD_UID))
@@ -346,7 +372,8 @@ def _build_cell(engine: Engine, cp: _CellPlan, out: Path, logs: Path, say: Say, 
                 c.copy_into([(cp.files["toolchain"], "toolchain.tgz")], CI, owner=(BUILD_UID, BUILD_UID))
                 argv.append(f"{CI}/toolchain.tgz")
             build_started = time.monotonic() - run_started
-            say(f"    sh build.sh (network none, user build, {plan.request.jobs} jobs; log {logs / 'build.log'})")
+            held = f", {opts.cpus} of the engine's CPUs" if opts.cpus else ""
+            say(f"    sh build.sh (network none, user build, {plan.request.jobs} jobs{held}; log {logs / 'build.log'})")
             run = c.call(argv, log=logs / "build.log", check=False,
                          on_line=lambda line: None if line.startswith(PROBE_MARK) else say(f"    | {line}"),
                          doing="the build")
