@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
 from buildkit import catalog
 from buildkit.catalog import Source
 from buildkit.errors import BuildFailed, CheckFailed, InputError
 from buildkit.pybuild.choice import PREFIX, LibraryChoice
+from buildkit.pybuild.clock import StepClock
 from buildkit.pybuild.host import HostInfo, probe_host, require_compiler, require_optimizer, require_tools
 from buildkit.pybuild.install import (
     build_record,
@@ -41,6 +41,9 @@ from buildkit.pybuild.plan import Component, Plan, Request, Step, make_plan
 from buildkit.pybuild.recipe import Action
 from buildkit.pybuild.record import BuildRecord, Modules
 from buildkit.pybuild.runner import LocalRunner, tail
+
+if TYPE_CHECKING:
+    from buildkit.pybuild.verify import VerifyReport
 
 __all__ = ["Actions", "BuildResult", "FetchOptions", "build_component", "build_python", "dry_run",
            "optimization_evidence", "plan_and_fetch", "plan_for", "with_jobs"]
@@ -232,30 +235,35 @@ def _extract(archive: Path, dest: str) -> None:
     shutil.rmtree(Path(parent) / (os.path.basename(dest) + ".extract"), ignore_errors=True)
 
 
-def build_component(comp: Component, archive: Path, runner: LocalRunner, number: int, total: int) -> float:
+def build_component(comp: Component, archive: Path, runner: LocalRunner, number: int, total: int,
+                    clock: StepClock | None = None) -> float:
     """Unpack ``comp``'s tarball and run its steps into a fresh prefix; a private library is then marked
-    complete (later builds reuse it). Returns the seconds its steps took."""
+    complete (later builds reuse it). Returns the seconds its steps took; the unpacking is ``clock``'s
+    ``extract``."""
     shutil.rmtree(comp.prefix, ignore_errors=True)  # an earlier incomplete or --clean build
-    _extract(archive, comp.srcdir)
+    with (StepClock() if clock is None else clock).step("extract"):
+        _extract(archive, comp.srcdir)
     took = runner.run_component(comp, number, total)
     if comp.package != "cpython":
         mark_complete(comp.prefix, comp.source.sha256)
     return took
 
 
-def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner) -> dict[str, float]:
-    """Build each component (a private library already built is reused); the seconds each one took."""
+def _run_components(plan: Plan, req: Request, files: dict[str, Path], runner: LocalRunner,
+                    clock: StepClock) -> dict[str, float]:
+    """Build each component (a private library already built is reused); the seconds each one's steps took
+    (its unpacking is ``clock``'s)."""
     took: dict[str, float] = {}
     total = len(plan.components)
     for number, comp in enumerate(plan.components, 1):
         if comp.package != "cpython" and not req.clean and library_complete(comp.prefix):
             runner.say(f"==> [{number}/{total}] {comp.package} {comp.version}: reusing {comp.prefix}")
             continue
-        took[comp.package] = round(build_component(comp, files[comp.package], runner, number, total), 1)
+        took[comp.package] = round(build_component(comp, files[comp.package], runner, number, total, clock), 1)
     return took
 
 
-def _verify(plan: Plan, req: Request):
+def _verify(plan: Plan, req: Request) -> VerifyReport:
     from buildkit.pybuild.verify import verify
 
     tc = req.toolchain
@@ -270,32 +278,78 @@ def _request_id(record: BuildRecord) -> str:
     return record.request_id or record.build_id
 
 
-def _unchanged(plan: Plan, req: Request, current: str, record: BuildRecord, started: float) -> BuildResult:
+def _unchanged(plan: Plan, req: Request, current: str, record: BuildRecord, clock: StepClock) -> BuildResult:
     """The prefix already runs this build (made by this command, with or without --clean): verified again."""
     record = verify_again(req.prefix, current, record,
                           fix="rebuild it into a new folder: the same command with --clean")
     plan = replace(plan, build_id=current_id(current), install_dir=current)  # a --clean build's own folder
-    return BuildResult(plan, True, None, record, time.monotonic() - started, record.modules)
+    return BuildResult(plan, True, None, record, clock.elapsed(), record.modules)
 
 
-def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
-                 say: Callable[[str], None] | None = None) -> BuildResult:
-    started = time.monotonic()
-    say = say or (lambda s: None)
+def _first_plan(req: Request, say: Callable[[str], None]) -> tuple[HostInfo, Plan]:
+    """The host and the plan made before fetching anything, once the prefix and the tools every such build
+    needs are there."""
     check_prefix(req.prefix)
     host = probe_host()
-    first = plan_for(req, host)[0]  # before fetching anything: the tools every such build needs
+    first = plan_for(req, host)[0]
     require_tools(["cc", "make"] + (["perl", "perl-ipc-cmd"] if first.openssl.how == "private" else [])
                   + (["gcc"] if req.portable else []))
     require_compiler(first.components[-1].version, host.compiler, say)
     if req.optimize:
         require_optimizer(host.compiler)
-    plan, files = plan_for(req, host, fetch, say, planned=first)
+    return host, first
+
+
+def _unsalted_id(plan: Plan, req: Request) -> str:
+    """The build id of the same command without --clean (a --clean build's ``request_id``)."""
+    if not req.salt:
+        return plan.build_id
+    unsalted = replace(req, clean=False, salt="")
+    return make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
+
+
+def _require_verified(report: VerifyReport, prefix: str, install_dir: str) -> None:
+    """A failed verification stops the build before the switch, in one line naming the failed checks."""
+    if report.ok:
+        return
+    failed = ", ".join(c.name for c in report.failed)
+    floor_failed = [c for c in report.failed if c.name == "glibc floor"]
+    if floor_failed:  # the file and the symbol, in the one line
+        failed += f" ({floor_failed[0].detail})"
+    raise CheckFailed(f"verification failed: {failed}; {prefix} was left as it was",
+                      fix=f"the new build is kept for inspection in {install_dir}")
+
+
+def _install(req: Request, plan: Plan, record: BuildRecord, report: VerifyReport, current: str | None, keep: bool,
+             clock: StepClock) -> BuildRecord:
+    """The step ``switch``: the record written into the build, and once the build passed its verification the
+    prefix pointed at it, what no build uses removed, and the work tree unless ``keep``. The record is then
+    written once more with that step's time and the whole build's (the link points at it already)."""
+    with clock.step("switch"):
+        record.save(plan.install_dir)
+        _require_verified(report, req.prefix, plan.install_dir)
+        switch(req.prefix, plan.install_dir)
+        collect_garbage(plan.state_dir, plan.install_dir, current)
+        if not keep:
+            shutil.rmtree(plan.work_dir, ignore_errors=True)
+    record = replace(record, seconds=round(clock.elapsed(), 1), step_seconds=clock.seconds())
+    record.save(plan.install_dir)
+    return record
+
+
+def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
+                 say: Callable[[str], None] | None = None) -> BuildResult:
+    clock = StepClock()
+    say = say or (lambda s: None)
+    with clock.step("plan"):
+        host, first = _first_plan(req, say)
+    with clock.step("fetch"):
+        plan, files = plan_for(req, host, fetch, say, planned=first)
     current = current_install(req.prefix)
     record = read_record(current) if current else None
     if (current is not None and not req.clean and record is not None and record.verified
             and plan.build_id in (current_id(current), _request_id(record))):  # the same build: verified again
-        return _unchanged(plan, req, current, record, started)
+        return _unchanged(plan, req, current, record, clock)
 
     if any(c.package == "sqlite" and c.source.kind == "full" for c in plan.components):
         require_tools(["tclsh"])
@@ -307,34 +361,20 @@ def build_python(req: Request, fetch: FetchOptions, *, keep: bool = False,
     actions = Actions(plan)
     runner = LocalRunner(plan.log_dir, say, actions.table())
     with prefix_left_as_it_was(req.prefix, plan.log_dir, plan.state_dir):
-        component_seconds = _run_components(plan, req, files, runner)
+        component_seconds = _run_components(plan, req, files, runner, clock)
 
     say("==> verify (env -i, no LD_LIBRARY_PATH)")
-    report = _verify(plan, req)
-    seconds = time.monotonic() - started
-    request_id = plan.build_id  # a --clean build: the id of the same command without --clean
-    if req.salt:
-        unsalted = replace(req, clean=False, salt="")
-        request_id = make_plan(unsalted, plan.host, {c.package: c.source for c in plan.components}).build_id
-    # component_seconds: built here, not reused (e.g. {"cpython": 1490.2}); relocated: --portable's scripts and
-    # configuration made to follow it; previous: what --rollback goes back to, not this folder when it was
-    # rebuilt in place (it kept no other)
-    record = build_record(plan, report, actions.summary, seconds, actions.optimization, request_id=request_id,
-                          component_seconds=component_seconds, relocatable=actions.relocated,
+    with clock.step("verify"):
+        report = _verify(plan, req)
+    # component_seconds: built here, not reused (e.g. {"cpython": 1490.2}); step_seconds: buildkit's own steps
+    # so far (pybuild.clock); relocated: --portable's scripts and configuration made to follow it; previous: what
+    # --rollback goes back to, not this folder when it was rebuilt in place (it kept no other)
+    record = build_record(plan, report, actions.summary, clock.elapsed(), actions.optimization,
+                          request_id=_unsalted_id(plan, req), component_seconds=component_seconds,
+                          step_seconds=clock.seconds(), relocatable=actions.relocated,
                           previous=current if current and current != plan.install_dir else "")
-    record.save(plan.install_dir)
-    if not report.ok:
-        failed = ", ".join(c.name for c in report.failed)
-        floor_failed = [c for c in report.failed if c.name == "glibc floor"]
-        if floor_failed:  # the file and the symbol, in the one line
-            failed += f" ({floor_failed[0].detail})"
-        raise CheckFailed(f"verification failed: {failed}; {req.prefix} was left as it was",
-                          fix=f"the new build is kept for inspection in {plan.install_dir}")
-    switch(req.prefix, plan.install_dir)
-    collect_garbage(plan.state_dir, plan.install_dir, current)
-    if not keep:
-        shutil.rmtree(plan.work_dir, ignore_errors=True)
-    return BuildResult(plan, False, report, record, seconds, actions.summary)
+    record = _install(req, plan, record, report, current, keep, clock)
+    return BuildResult(plan, False, report, record, record.seconds, actions.summary)
 
 
 def dry_run(req: Request, fetch: FetchOptions | None = None) -> Plan:

@@ -227,7 +227,7 @@ def _step_record(step: Step) -> StepRecord:
 
 def build_record(plan: Plan, verification: VerifyReport | None, summary: Modules, seconds: float,
                  optimization: Mapping[str, Any] | None = None, *, request_id: str = "",
-                 component_seconds: Mapping[str, float] | None = None,
+                 component_seconds: Mapping[str, float] | None = None, step_seconds: Mapping[str, float] | None = None,
                  relocatable: Mapping[str, Any] | None = None, previous: str = "") -> BuildRecord:
     """The record of a build of ``plan``."""
     tc = plan.request.toolchain
@@ -245,7 +245,7 @@ def build_record(plan: Plan, verification: VerifyReport | None, summary: Modules
         modules=summary,
         verification=Verification.from_json(verification.to_json()) if verification is not None else None,
         verified=bool(verification is not None and verification.ok), seconds=round(seconds, 1),
-        request_id=request_id, component_seconds=dict(component_seconds or {}),
+        request_id=request_id, component_seconds=dict(component_seconds or {}), step_seconds=dict(step_seconds or {}),
         relocatable=Relocatable.from_json(relocatable) if relocatable is not None else None, previous=previous,
     )
 

@@ -21,7 +21,10 @@ they were written over time, a missing key taking the value that meant the same:
 then ``request_id`` (""), then ``portable`` (null); a verification before ``ca_stores`` and ``binaries`` has
 neither (null), a ``relocated`` before ``config`` has none (kept so). Reading a schema-1 record gives a
 schema-2 one; a newer schema, an unknown key, a missing one (schema 2) or a value of the wrong type is a
-:class:`RecordError` naming the file and the key.
+:class:`RecordError` naming the file and the key. One key came within schema 2 and may be missing from a
+schema-2 record too: ``step_seconds`` ({}), the seconds of buildkit's own steps outside the compilers
+(:mod:`buildkit.pybuild.clock`: ``plan``, ``fetch``, ``extract``, ``verify``, ``switch``), which ``buildkit python``
+writes beside ``component_seconds``; an ``--update-deps`` record has none ({}: its steps are not timed).
 """
 
 from __future__ import annotations
@@ -481,6 +484,7 @@ class BuildRecord:
     seconds: float = 0.0
     request_id: str = ""  # the build id of the same command without --clean ("" before schema 2 kept one)
     component_seconds: Mapping[str, float] = field(default_factory=dict)  # built here, not reused
+    step_seconds: Mapping[str, float] = field(default_factory=dict)  # buildkit's own steps (pybuild.clock.STEPS)
     relocatable: Relocatable | None = None
     previous: str = ""  # what --rollback goes back to
     update: Update | None = None
@@ -539,6 +543,7 @@ class BuildRecord:
             verified=o.flag("verified", opt and verification is None), seconds=o.number("seconds", opt),
             request_id=o.text("request_id", opt),
             component_seconds=o.numbers("component_seconds", opt),
+            step_seconds=o.numbers("step_seconds", optional=True),  # came within schema 2
             relocatable=Relocatable.read(relocatable) if relocatable else None, previous=o.text("previous", opt),
             update=Update.read(update) if update else None,
             relocated=Relocated.read(relocated) if relocated else None,
@@ -563,7 +568,7 @@ class BuildRecord:
             out["verified"] = self.verified
         if self.build_id:
             out.update({"seconds": self.seconds, "request_id": self.request_id,
-                        "component_seconds": dict(self.component_seconds)})
+                        "component_seconds": dict(self.component_seconds), "step_seconds": dict(self.step_seconds)})
             if self.relocatable is not None:
                 out["relocatable"] = self.relocatable.to_json()
             out["previous"] = self.previous

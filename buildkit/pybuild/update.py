@@ -498,7 +498,8 @@ def update_record(plan: UpdatePlan, report: VerifyReport, changed: Mapping[str, 
     return replace(
         base, buildkit=__version__, created=now(), build_id=plan.build_id, python=plan.python, previous=plan.current,
         verification=Verification.from_json(report.to_json()), verified=bool(report.ok and before == after),
-        seconds=round(seconds, 1), openssl=lib("openssl"), sqlite=lib("sqlite"),
+        seconds=round(seconds, 1), step_seconds={},  # the base build's steps are not this update's (not timed)
+        openssl=lib("openssl"), sqlite=lib("sqlite"),
         sources=tuple(s for s in base.sources if s.package not in updated) + tuple(
             source_record(c) for c in plan.components),
         update=Update(

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, GOOD_CPYTHON, GOOD_OPENSSL, GOOD_SQLITE
 
+from buildkit.pybuild.clock import STEPS
+
 pytestmark = pytest.mark.integration
 
 CPYTHON, OPENSSL, SQLITE = GOOD_CPYTHON, GOOD_OPENSSL, GOOD_SQLITE  # the session build `good` (tests/conftest.py)
@@ -125,6 +127,19 @@ def test_provenance_record(good):
     assert configure["env"]["LDFLAGS"].startswith("-Wl,--disable-new-dtags -Wl,-rpath,")
     prefix = Path(record["prefix"])
     assert prefix.is_symlink() and prefix.resolve() == install
+
+
+def test_record_times_buildkits_own_steps(good):
+    """step_seconds: each of buildkit's own steps outside the compilers, all inside the record's total beside the
+    components' configure..install (each figure rounded: 0.1 s each for the total and the three components)."""
+    steps = good.get("step_seconds") or {}
+    assert set(steps) == set(STEPS), (f"{steps}: the session's prefix {good['prefix']} was built before buildkit "
+                                      "timed its steps? remove it, and the session builds it again")
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in steps.values()), steps
+    outside = good["seconds"] - sum(good["component_seconds"].values())
+    assert sum(steps.values()) < outside + 0.1 * (1 + len(good["component_seconds"])), (steps, good["seconds"],
+                                                                                         good["component_seconds"])
+    assert steps["extract"] > 0 and steps["verify"] > 0, steps  # three tarballs unpacked, the interpreter verified
 
 
 def test_same_command_again_is_a_noop(good, sources):

@@ -30,7 +30,9 @@ NEEDED = {"openssl": ("libcrypto.so.3", "libssl.so.3"), "sqlite": ("libsqlite3.s
 #: the keys of a record of buildkit python, in the order it has always written them (--json prints them so)
 BUILD_KEYS = ["schema", "buildkit", "created", "build_id", "prefix", "python", "host", "openssl", "sqlite", "sources",
               "steps", "optimize", "portable", "optimization", "modules", "verification", "verified", "seconds",
-              "request_id", "component_seconds", "previous"]
+              "request_id", "component_seconds", "step_seconds", "previous"]
+#: buildkit's own steps of a build, as build_python records them (pybuild.clock)
+STEP_SECONDS = {"plan": 0.412, "fetch": 2.06, "extract": 3.71, "verify": 1.52, "switch": 0.83}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,8 @@ def _built(report: VerifyReport, tmp_path: Path, portable: bool = False) -> Buil
         relocatable = None
         optimization = {"pgo": True, "lto": True, "profile_files": 412, "profile_tests": "44/44"}
     return build_record(plan, report, Modules(("_tkinter",), (), ("_curses",)), 1523.44, optimization,
-                        request_id=plan.build_id, component_seconds={"cpython": 1490.2}, relocatable=relocatable,
-                        previous=f"{PREFIX}.buildkit/builds/3.13.5-older")
+                        request_id=plan.build_id, component_seconds={"cpython": 1490.2}, step_seconds=STEP_SECONDS,
+                        relocatable=relocatable, previous=f"{PREFIX}.buildkit/builds/3.13.5-older")
 
 
 def _read_back(path: str | Path) -> tuple[BuildRecord, dict]:
@@ -93,6 +95,7 @@ def test_build_python_writes_schema_2_in_its_key_order(report, tmp_path, portabl
     assert got == record and sorted(os.listdir(tmp_path))[0] == "BUILDKIT.json"  # no temporary file left
     assert list(data) == BUILD_KEYS[:-1] + (["relocatable"] if portable else []) + ["previous"]
     assert data["schema"] == SCHEMA and data["verification"] == report.to_json() and data["verified"] == report.ok
+    assert data["step_seconds"] == STEP_SECONDS and got.step_seconds == STEP_SECONDS
     plan = make_plan(Request("3.13.5", PREFIX, toolchain=Toolchain(spec_for("2.17"), "/tc", "2.17")), MODERN) \
         if portable else make_plan(Request("3.13.5", PREFIX, optimize=True), CENTOS7)
     assert data["steps"] == plan.to_json()["components"] and data["portable"] == plan.to_json()["portable"]
@@ -111,6 +114,7 @@ def test_update_deps_writes_the_installed_record_with_the_new_library(report, tm
     record = update_record(plan, report, changed, "3.13.5 (main)", "3.13.5 (main)", 61.0)
     got, data = _read_back(record.save(str(tmp_path)))
     assert got == record and list(data) == BUILD_KEYS + ["update"]
+    assert got.step_seconds == {} and got.component_seconds == base.component_seconds  # not the base build's steps
     assert got.build_id == plan.build_id and got.previous == plan.current and got.request_id == base.request_id
     assert got.openssl is not None and got.openssl.version == "3.5.7" and got.sqlite == base.sqlite
     assert [s.version for s in got.sources if s.package == "openssl"] == ["3.5.7"]
@@ -139,6 +143,7 @@ def test_probe_merges_into_a_record_of_buildkit(probed, report, tmp_path):
     probe_script.write_record(path, probed[0]["report"])  # what --record does after its checks
     record, _ = _read_back(path)
     assert record.steps == built.steps and record.verification is not None and record.verification.executable is None
+    assert record.step_seconds == built.step_seconds  # kept as they were, like every key it does not write
 
 
 def test_relocate_records_what_it_did_in_the_copy(probed, report, tmp_path):
@@ -162,7 +167,7 @@ def test_relocate_records_what_it_did_in_the_copy(probed, report, tmp_path):
     shutil.unpack_archive(tmp_path / "out" / "portable.tar.gz", tmp_path / "unpacked")
     record, _ = _read_back(tmp_path / "unpacked" / "portable" / "BUILDKIT.json")
     assert record.relocated is not None and record.relocated.portable and record.relocated.excluded == ("lib",)
-    assert record.portable is not None and record.relocatable is not None
+    assert record.portable is not None and record.relocatable is not None and record.step_seconds == STEP_SECONDS
 
 
 @pytest.mark.skipif(shutil.which("cc") is None or shutil.which("make") is None, reason="cc and make are needed")
@@ -195,12 +200,12 @@ def test_first_records_read_with_what_came_later_filled_in(report, tmp_path):
     """The first shape (the first commit): no optimize, portable, optimization, request_id, component_seconds,
     previous; a verification without ca_stores and binaries."""
     data = _old(_built(report, tmp_path), "optimize", "portable", "optimization", "request_id", "component_seconds",
-                "previous")
+                "step_seconds", "previous")
     del data["verification"]["ca_stores"], data["verification"]["binaries"]
     record = BuildRecord.from_json(data)
     assert (record.optimize, record.portable, record.optimization, record.request_id, record.previous) == (
         False, None, None, "", "")
-    assert record.component_seconds == {} and record.verification is not None
+    assert record.component_seconds == {} and record.step_seconds == {} and record.verification is not None
     assert (record.verification.ca_stores, record.verification.binaries) == (None, None)
     upgraded = record.to_json()
     assert list(upgraded) == BUILD_KEYS and BuildRecord.from_json(upgraded) == record
@@ -226,6 +231,19 @@ def test_old_update_and_relocated_records(report, tmp_path, probed):
     assert record.to_json() == {"schema": SCHEMA, **script}
 
 
+def test_schema_2_records_written_before_step_seconds(report, tmp_path):
+    """step_seconds came within schema 2: a schema-2 record without it reads (as {}), and is written back with
+    it, empty; every other key is still required there."""
+    data = _built(report, tmp_path).to_json()
+    del data["step_seconds"]
+    record = BuildRecord.from_json(data)
+    assert record.step_seconds == {} and record.component_seconds == {"cpython": 1490.2}
+    assert record.to_json() == {**data, "step_seconds": {}} and list(record.to_json()) == BUILD_KEYS
+    del data["component_seconds"]
+    with pytest.raises(RecordError, match="component_seconds is missing"):
+        BuildRecord.from_json(data)
+
+
 def test_partial_records_read_as_schema_1():
     """Tests and hand-made files hold a few keys: schema 1 fills in the rest."""
     record = BuildRecord.from_json({"build_id": "3.13.5-0123456789", "verified": True})
@@ -246,6 +264,7 @@ def test_partial_records_read_as_schema_1():
     ('{"steps": [{"package": "cpython", "steps": [{"phase": "build", "argv": ["make"], "env": {"CC": 1}}]}]}',
      "steps[0].steps[0].env.CC is a number, not a string"),
     ('{"schema": 2, "build_id": "x"}', "host is missing"),
+    ('{"step_seconds": {"plan": "0.4"}}', "step_seconds.plan is a string, not a number"),
 ])
 def test_a_bad_record_is_one_line_naming_the_file_and_the_fix(tmp_path, text, message):
     (tmp_path / "BUILDKIT.json").write_text(text)

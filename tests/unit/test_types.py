@@ -1,7 +1,8 @@
 """mypy over buildkit (issue 19 item 8): --strict for kmod/, sources/, catalog/, the build record
 (pybuild/record.py and its reader jsonread.py, issue 19 item 1), the install (pybuild/install.py, issue 19
-item 3), --with-openssl/--with-sqlite's parsed value (pybuild/choice.py, issue 19 item 2) and the modules they
-import that are strict already (errors.py, _input.py, _term.py, the packages' __init__.py); plain for the rest.
+item 3), --with-openssl/--with-sqlite's parsed value (pybuild/choice.py, issue 19 item 2), the build's step clock
+(pybuild/clock.py, issue 20) and the modules they import that are strict already (errors.py, _input.py, _term.py,
+the packages' __init__.py); plain for the rest.
 
 Every option is on the command lines below. The strict run follows imports silently (``--follow-imports=silent``,
 mypy's way to check part of a code base): install.py imports modules that are not strict yet (plan.py; verify.py,
@@ -28,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STRICT = ("buildkit/kmod", "buildkit/sources", "buildkit/catalog", "buildkit/jsonread.py",
           "buildkit/pybuild/record.py", "buildkit/pybuild/install.py", "buildkit/pybuild/layout.py",
-          "buildkit/pybuild/choice.py",
+          "buildkit/pybuild/choice.py", "buildkit/pybuild/clock.py",
           "buildkit/pybuild/__init__.py", "buildkit/__init__.py", "buildkit/errors.py", "buildkit/_input.py",
           "buildkit/_term.py")
 PLAIN = ("buildkit", "recipes", "containers")
