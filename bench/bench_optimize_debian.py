@@ -3,41 +3,38 @@
 
 The buildkit leg is built here (private OpenSSL 3.0.20 and SQLite 3.40.1, the full regrtest profile run, as
 ``--optimize`` does by default) unless a verified build of the same command is already at ``--dir``
-(buildkit's no-op, said). Then pyperformance's 16 pure-Python benchmarks (pyperf ``--fast``), in a venv of
-each interpreter, alternating Debian and buildkit benchmark by benchmark, ``--rounds`` times; per benchmark
-the median of the rounds, and the geometric mean of Debian time / buildkit time (target >= 1.0x: buildkit's
-no slower than Debian's).
+(buildkit's no-op, said). Then pyperf_legs.py's workload: pyperformance's pure-Python benchmarks in a venv
+of each interpreter, ``--rounds`` rounds (default 3) of every benchmark on Debian's, then on buildkit's
+(pyperf's normal mode unless ``--fast``); per benchmark each leg's median and spread across rounds and the
+ratio Debian time / buildkit time by medians, their geometric mean (target >= 1.0x: buildkit's no slower
+than Debian's) and the geometric mean of each round by itself.
 
-Usage: python3 bench/bench_optimize_debian.py [--dir DIR] [--rounds N] [--benchmarks a,b,...]
+Usage: python3 bench/bench_optimize_debian.py [--dir DIR] [--rounds N] [--fast] [--benchmarks a,b,...]
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
-import math
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from bench_optimize import BENCHMARKS, LOCK, PYPERFORMANCE, run_benchmark, venv, wheels_in
-from common import FIXTURES, buildkit_cmd
+from common import FIXTURES, buildkit_json, compile_lock
+from pyperf_legs import Leg, add_workload_arguments, announce, report, run_rounds, workload
 
 DEBIAN = "/usr/bin/python3.11"
 CPYTHON, OPENSSL, SQLITE = "3.11.2", "3.0.20", "3.40.1"
 TARGET = 1.0
+# README's last run: OpenSSL and SQLite ~225 s, CPython --optimize ~1007 s. For the estimate at the start only.
+BUILD_SECONDS = 1230.0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/bk-bench-optimize-debian"))
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    add_workload_arguments(parser, rounds=3)
     args = parser.parse_args()
-    names = [n for n in args.benchmarks.split(",") if n]
+    work = workload(args)
     base = args.dir.resolve()
     base.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([DEBIAN, "-c", "import sys, sysconfig; print(sys.version.split()[0]); "
@@ -45,42 +42,23 @@ def main() -> int:
     if version.returncode != 0:
         sys.exit(f"bench: no {DEBIAN} here (Debian 12's python3.11 package)")
     debian_version, debian_args = version.stdout.splitlines()[:2]
-    lock = open(LOCK, "a")
-    print(f"bench: waiting for {LOCK}", file=sys.stderr, flush=True)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    cmd = [*buildkit_cmd(), "python", CPYTHON, "--optimize", f"--with-openssl={OPENSSL}", f"--with-sqlite={SQLITE}",
-           "--prefix", str(base / "optimized"), "--source-dir", str(FIXTURES / "sources"), "--cache",
-           str(base / "cache"), "--json"]
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - started
-    if run.returncode != 0:
-        sys.exit(f"bench: the build failed (exit {run.returncode})")
-    record = json.loads(run.stdout)
-    built = (record.get("component_seconds") or {}).get("cpython")
-    how = (f"built in this run, CPython's part {built:.0f} s" if wall > 60 and built
-           else f"a verified earlier build, reused ({wall:.0f} s)")
-    wheels = wheels_in(base / "wheels")
-    pythons = {"debian": venv(DEBIAN, base / "venv-debian", wheels),
-               "buildkit": venv(record["python"], base / "venv-buildkit", wheels)}
-    means: dict[str, dict[str, list[float]]] = {"debian": {n: [] for n in names}, "buildkit": {n: [] for n in names}}
-    for _ in range(args.rounds):
-        for name in names:
-            for label in ("debian", "buildkit"):
-                means[label][name].append(run_benchmark(pythons[label], name, base / f"{label}-{name}.json"))
-            d, b = statistics.median(means["debian"][name]), statistics.median(means["buildkit"][name])
-            print(f"  {name:<16} debian {d * 1e3:9.3f} ms   buildkit {b * 1e3:9.3f} ms   {d / b:5.2f}x", flush=True)
-    lock.close()
-    ratios = [statistics.median(means["debian"][n]) / statistics.median(means["buildkit"][n]) for n in names]
-    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"\nDebian's {DEBIAN} {debian_version} (configured: {debian_args[:160]}...) against buildkit python "
-          f"{CPYTHON} --optimize (OpenSSL {OPENSSL}, SQLite {SQLITE}; {how}); "
-          f"pyperformance {PYPERFORMANCE}, {len(names)} benchmarks, pyperf --fast, {args.rounds} round(s)")
-    print(f"buildkit's speed / Debian's, geometric mean: {geomean:.3f}x (min {min(ratios):.2f}x "
-          f"{names[ratios.index(min(ratios))]}, max {max(ratios):.2f}x {names[ratios.index(max(ratios))]}); "
-          f"target >= {TARGET:.2f}x: {'ok' if geomean >= TARGET else 'MISSED'}")
-    return 0 if geomean >= TARGET else 1
+    what = {"debian": f"Debian 12's {DEBIAN} {debian_version} (PGO + LTO by Debian; configured: "
+                      f"{debian_args[:160]}...)",
+            "buildkit": f"buildkit python {CPYTHON} --optimize (private OpenSSL {OPENSSL}, SQLite {SQLITE})"}
+    announce(what, work, BUILD_SECONDS, "none if a verified build is already at --dir")
+    with compile_lock():
+        record, wall = buildkit_json(["python", CPYTHON, "--optimize", f"--with-openssl={OPENSSL}",
+                                      f"--with-sqlite={SQLITE}", "--prefix", str(base / "optimized"), "--source-dir",
+                                      str(FIXTURES / "sources"), "--cache", str(base / "cache")])
+        built = (record.get("component_seconds") or {}).get("cpython")
+        how = (f"built in this run, CPython's part {built:.0f} s" if wall > 60 and built
+               else f"a verified earlier build, reused ({wall:.0f} s)")
+        legs = (Leg("debian", DEBIAN, what["debian"]), Leg("buildkit", record["python"], f"{what['buildkit']}; {how}"))
+        times = run_rounds(legs, work, base)
+    summary = report(times, legs, work)
+    print(f"buildkit's speed / Debian's {summary.geomean:.3f}x (geometric mean by medians); target >= {TARGET:.2f}x: "
+          f"{'ok' if summary.geomean >= TARGET else 'MISSED'}")
+    return 0 if summary.geomean >= TARGET else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import resource
 import shutil
@@ -9,10 +12,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("BUILDKIT_FIXTURES", "/var/tmp/bk-fixtures"))
+COMPILE_LOCK = "/var/tmp/bk-compile.lock"
 
 
 def kernel() -> tuple[Path, str]:
@@ -61,6 +66,27 @@ def peak_rss_mb(cmd: list[str], **kw) -> float:
     return int(out.stdout) / 1024
 
 
+def buildkit_json(args: list[str]) -> tuple[dict, float]:
+    """One ``buildkit ARGS --json`` run, echoed as ``+ cmd`` on stderr: its JSON record and its wall seconds."""
+    cmd = [*buildkit_cmd(), *args, "--json"]
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if run.returncode != 0:
+        sys.exit(f"bench: buildkit failed (exit {run.returncode}): {' '.join(cmd)}")
+    return json.loads(run.stdout), time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def compile_lock() -> Iterator[None]:
+    """Hold /var/tmp/bk-compile.lock (shared with anyone compiling on this machine) for the block: a bench's
+    builds are compilations, and no one else's compilation may disturb its timings."""
+    with open(COMPILE_LOCK, "a") as lock:
+        print(f"bench: waiting for {COMPILE_LOCK}", file=sys.stderr, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
@@ -68,5 +94,5 @@ def need(tool: str) -> str:
     return path
 
 
-__all__ = ["ROOT", "FIXTURES", "kernel", "buildkit_cmd", "interleaved", "spread", "peak_rss_mb", "need",
-           "resource"]
+__all__ = ["ROOT", "FIXTURES", "COMPILE_LOCK", "kernel", "buildkit_cmd", "buildkit_json", "compile_lock",
+           "interleaved", "spread", "peak_rss_mb", "need", "resource"]
